@@ -1,0 +1,1 @@
+"""Subscale Pixel Networks with Multidimensional Upscaling: model, data, sampling and export."""

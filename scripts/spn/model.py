@@ -1,0 +1,194 @@
+"""The Subscale Pixel Network: subscale slicing, conditioning network and slice decoder.
+
+One `SPN` module is one stage of Multidimensional Upscaling. It models a plane of `bits` bits of
+an N x N x C image, cut into S*S slices, and generates the slices `first_slice .. S*S - 1`
+(earlier slices are given). An optional auxiliary plane (the higher bits, for a depth upscaler)
+is stacked into the conditioning input.
+
+The slice decoder is split so that one sampling step is cheap:
+  * `upper(...)`: a vertical stack over the rows above (plus the context embedding), computed
+    once per row;
+  * `pixel_logits(...)`: a horizontal causal stack over the current row and a per-channel head,
+    computed once per sub-pixel on a single row of w positions.
+Scoring runs the same functions over the whole slice at once (teacher forcing).
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def to_slices(x, S):
+    """[B, C, N, N] -> [B, S*S, C, N/S, N/S]; slice k = i*S + j is x[..., i::S, j::S]."""
+    B, C, N, M = x.shape
+    h, w = N // S, M // S
+    return x.reshape(B, C, h, S, w, S).permute(0, 3, 5, 1, 2, 4).reshape(B, S * S, C, h, w)
+
+
+def from_slices(s, S):
+    """Inverse of to_slices."""
+    B, SS, C, h, w = s.shape
+    return s.reshape(B, S, S, C, h, w).permute(0, 3, 4, 1, 5, 2).reshape(B, C, h * S, w * S)
+
+
+def split_depth(x, low_bits):
+    """8-bit values -> (high plane, low plane)."""
+    return x >> low_bits, x & ((1 << low_bits) - 1)
+
+
+def sample_from_logits(logits, uniform, temperature):
+    """Inverse-CDF sampling, so that a fixed uniform number fixes the sample.
+
+    logits [B, C, K], uniform [B, C] in [0, 1), temperature [B] -> int64 [B, C]."""
+    K = logits.shape[-1]
+    probs = torch.softmax(logits / temperature.view(-1, 1, 1), dim=-1)
+    cdf = torch.cumsum(probs, dim=-1)
+    idx = (cdf < uniform.unsqueeze(-1)).to(torch.int64).sum(-1)
+    return torch.clamp(idx, max=K - 1)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.c1 = nn.Conv2d(d, d, 3, padding=1)
+        self.c2 = nn.Conv2d(d, d, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.c2(F.relu(self.c1(F.relu(x))))
+
+
+class SPN(nn.Module):
+    def __init__(self, image_size=28, channels=1, subscale=2, bits=8, first_slice=0, aux_bits=0,
+                 width=64, cond_blocks=3, upper_layers=3, row_layers=3, row_kernel=3,
+                 last_slice=None):
+        super().__init__()
+        assert image_size % subscale == 0, "the subscale factor must divide the image size"
+        self.N, self.C, self.S, self.bits = image_size, channels, subscale, bits
+        self.K = 1 << bits
+        self.aux_bits = aux_bits
+        self.first_slice = first_slice
+        self.last_slice = subscale * subscale if last_slice is None else last_slice
+        self.h = image_size // subscale
+        self.d = width
+        self.row_kernel = row_kernel
+        SS, C, d, h = subscale * subscale, channels, width, self.h
+        in_ch = SS * C + SS + (SS * C if aux_bits else 0)
+        # conditioning network: slices so far (+ aux plane) + one-hot meta-position -> context
+        self.cond_in = nn.Conv2d(in_ch, d, 3, padding=1)
+        self.cond_pos = nn.Parameter(torch.zeros(1, d, h, h))
+        self.cond_blocks = nn.ModuleList([ResBlock(d) for _ in range(cond_blocks)])
+        self.cond_out = nn.Conv2d(d, d, 1)
+        # slice decoder
+        self.embed = nn.Embedding(C * self.K, d)          # value of channel c -> vector
+        self.upper_convs = nn.ModuleList([nn.Conv2d(d, d, (2, 3)) for _ in range(upper_layers)])
+        self.row_convs = nn.ModuleList([nn.Conv2d(d, d, (1, row_kernel)) for _ in range(row_layers)])
+        self.row_mix = nn.ModuleList([nn.Conv2d(d, d, 1) for _ in range(row_layers)])
+        self.chan_embed = nn.Embedding(C * self.K, d)     # earlier channels of the same pixel
+        self.chan_bias = nn.Parameter(torch.zeros(C, d))
+        self.head1 = nn.Linear(d, d)
+        self.head2 = nn.Linear(d, self.K)
+
+    # ---- conditioning network -------------------------------------------------------------
+    def conditioning(self, slices, target, aux=None):
+        """slices int64 [B, SS, C, h, w] (values at or after `target` are ignored),
+        target int64 [B], aux int64 [B, SS, C, h, w] or None -> context [B, d, h, w]."""
+        B, SS, C, h, w = slices.shape
+        idx = torch.arange(SS, device=slices.device).view(1, SS)
+        known = (idx < target.view(-1, 1)).to(torch.float32)                  # [B, SS]
+        x = (slices.to(torch.float32) * (2.0 / (self.K - 1)) - 1.0) * known.view(B, SS, 1, 1, 1)
+        onehot = (idx == target.view(-1, 1)).to(torch.float32).view(B, SS, 1, 1).expand(B, SS, h, w)
+        parts = [x.reshape(B, SS * C, h, w), onehot]
+        if self.aux_bits:
+            a = aux.to(torch.float32) * (2.0 / ((1 << self.aux_bits) - 1)) - 1.0
+            parts.append(a.reshape(B, SS * C, h, w))
+        z = self.cond_in(torch.cat(parts, dim=1)) + self.cond_pos
+        for blk in self.cond_blocks:
+            z = blk(z)
+        return self.cond_out(F.relu(z))
+
+    # ---- slice decoder --------------------------------------------------------------------
+    def embed_values(self, y):
+        """y int64 [B, C, H, W] -> [B, d, H, W] (sum of per-channel value embeddings)."""
+        offs = (torch.arange(self.C, device=y.device) * self.K).view(1, -1, 1, 1)
+        e = self.embed(y + offs)                        # [B, C, H, W, d]
+        return e.sum(1).permute(0, 3, 1, 2)
+
+    def upper(self, y, context):
+        """Rows strictly above each position, plus the context: [B, d, h, w]."""
+        e = self.embed_values(y)
+        u = F.pad(e, (0, 0, 1, 0))[:, :, :-1, :] + context    # shift down one row
+        for conv in self.upper_convs:
+            u = u + conv(F.pad(F.relu(u), (1, 1, 1, 0)))        # looks at rows r-1 and r only
+        return u
+
+    def row_features(self, y_rows, upper):
+        """Horizontal causal stack. y_rows int64 [B, C, R, w], upper [B, d, R, w] -> [B, d, R, w]."""
+        e = self.embed_values(y_rows)
+        g = F.pad(e, (1, 0, 0, 0))[:, :, :, :-1] + upper        # shift right one column
+        k = self.row_kernel
+        for conv, mix in zip(self.row_convs, self.row_mix):
+            g = g + mix(F.relu(conv(F.pad(F.relu(g), (k - 1, 0, 0, 0)))))
+        return g
+
+    def head(self, g, y_pix):
+        """g [..., d] features of a pixel, y_pix int64 [..., C] its values -> logits [..., C, K].
+        Channel c sees only channels < c of the same pixel."""
+        C = self.C
+        offs = torch.arange(C, device=y_pix.device) * self.K
+        ce = self.chan_embed(y_pix + offs)                          # [..., C, d]
+        # exclusive prefix sum over channels: channel c gets sum_{j<c} ce_j (shifted, so that
+        # channel c's own value cannot leak in through rounding)
+        prefix = F.pad(torch.cumsum(ce, dim=-2), (0, 0, 1, 0))[..., :-1, :]
+        z = g.unsqueeze(-2) + prefix + self.chan_bias
+        return self.head2(F.relu(self.head1(F.relu(z))))
+
+    def slice_logits(self, y, context):
+        """Teacher-forced logits of a whole target slice. y [B, C, h, w] -> [B, h, w, C, K]."""
+        g = self.row_features(y, self.upper(y, context))
+        return self.head(g.permute(0, 2, 3, 1), y.permute(0, 2, 3, 1))
+
+    # ---- training / scoring ---------------------------------------------------------------
+    def slice_nll(self, slices, target, aux=None):
+        """NLL in nats of each sub-pixel of the target slice: [B, C, h, w]."""
+        B = slices.shape[0]
+        context = self.conditioning(slices, target, aux)
+        y = slices[torch.arange(B, device=slices.device), target]          # [B, C, h, w]
+        logits = self.slice_logits(y, context)                              # [B, h, w, C, K]
+        logp = F.log_softmax(logits, dim=-1)
+        nll = -logp.gather(-1, y.permute(0, 2, 3, 1).unsqueeze(-1)).squeeze(-1)
+        return nll.permute(0, 3, 1, 2)
+
+    # ---- sampling steps (exported as graphs) ----------------------------------------------
+    def upper_row(self, y, context, row):
+        """The vertical context of one row per batch element: [B, d, w]."""
+        u = self.upper(y, context)
+        B, d, h, w = u.shape
+        idx = row.view(B, 1, 1, 1).expand(B, d, 1, w)
+        return torch.gather(u, 2, idx).squeeze(2)
+
+    def pixel_step(self, row_values, upper_row, col, uniform, temperature):
+        """One sub-pixel step. row_values int64 [B, C, w] (the row so far, unknown = 0),
+        upper_row [B, d, w], col int64 [B], uniform [B, C], temperature [B]
+        -> (samples int64 [B, C], logits [B, C, K]) for the pixel at `col`, every channel;
+        channel c's sample is valid once channels < c are filled in."""
+        g = self.row_features(row_values.unsqueeze(2), upper_row.unsqueeze(2)).squeeze(2)  # [B,d,w]
+        B, d, w = g.shape
+        gi = torch.gather(g, 2, col.view(B, 1, 1).expand(B, d, 1)).squeeze(2)            # [B, d]
+        C = row_values.shape[1]
+        yi = torch.gather(row_values, 2, col.view(B, 1, 1).expand(B, C, 1)).squeeze(2)   # [B, C]
+        logits = self.head(gi, yi)
+        return sample_from_logits(logits, uniform, temperature), logits
+
+
+def spn_from_config(cfg):
+    keys = ["image_size", "channels", "subscale", "bits", "first_slice", "last_slice", "aux_bits",
+            "width", "cond_blocks", "upper_layers", "row_layers", "row_kernel"]
+    return SPN(**{k: cfg[k] for k in keys if k in cfg})
+
+
+def parameter_count(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+LN2 = math.log(2.0)
