@@ -1,0 +1,50 @@
+// Coded errors of the runtime; the HTTP layer maps `code` to a status.
+
+export class RuntimeError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** The queue is full: refuse at once (HTTP 429). */
+export class OverloadedError extends RuntimeError {
+  constructor(readonly retryAfterSeconds = 1) {
+    super('overloaded', 'Model is overloaded');
+  }
+}
+
+/** No such model (HTTP 404). */
+export class UnknownModelError extends RuntimeError {
+  constructor(readonly model: string) {
+    super('unknown_model', `unknown model '${model}'`);
+  }
+}
+
+/** The request does not fit the model (size, channels, stage name, slice count) (HTTP 422). */
+export class InvalidInputError extends RuntimeError {
+  constructor(message: string) {
+    super('invalid_input', message);
+  }
+}
+
+/** The caller aborted the request. */
+export class CancelledError extends RuntimeError {
+  constructor() {
+    super('cancelled', 'request cancelled');
+  }
+}
+
+/** A worker failed while running this request (HTTP 500 / in-band error). */
+export class WorkerFailedError extends RuntimeError {
+  constructor(message: string) {
+    super('worker_failed', message);
+  }
+}
+
+/** A model could not be loaded: names the file and what is wrong. Stops start-up. */
+export class ModelLoadError extends RuntimeError {
+  constructor(message: string) {
+    super('model_load', message);
+  }
+}
