@@ -96,12 +96,12 @@ class SPN(nn.Module):
         B, SS, C, h, w = slices.shape
         idx = torch.arange(SS, device=slices.device).view(1, SS)
         known = (idx < target.view(-1, 1)).to(torch.float32)                  # [B, SS]
-        x = (slices.to(torch.float32) * (2.0 / (self.K - 1)) - 1.0) * known.view(B, SS, 1, 1, 1)
-        onehot = (idx == target.view(-1, 1)).to(torch.float32).view(B, SS, 1, 1).expand(B, SS, h, w)
-        parts = [x.reshape(B, SS * C, h, w), onehot]
+        x = (slices.to(torch.float32) * (2.0 / (self.K - 1)) - 1.0) * known.view(-1, SS, 1, 1, 1)
+        onehot = (idx == target.view(-1, 1)).to(torch.float32).view(-1, SS, 1, 1).expand(-1, SS, h, w)
+        parts = [x.reshape(-1, SS * C, h, w), onehot]
         if self.aux_bits:
             a = aux.to(torch.float32) * (2.0 / ((1 << self.aux_bits) - 1)) - 1.0
-            parts.append(a.reshape(B, SS * C, h, w))
+            parts.append(a.reshape(-1, SS * C, h, w))
         z = self.cond_in(torch.cat(parts, dim=1)) + self.cond_pos
         for blk in self.cond_blocks:
             z = blk(z)
@@ -151,9 +151,9 @@ class SPN(nn.Module):
     # ---- training / scoring ---------------------------------------------------------------
     def slice_nll(self, slices, target, aux=None):
         """NLL in nats of each sub-pixel of the target slice: [B, C, h, w]."""
-        B = slices.shape[0]
+        B, SS, C, h, w = slices.shape
         context = self.conditioning(slices, target, aux)
-        y = slices[torch.arange(B, device=slices.device), target]          # [B, C, h, w]
+        y = torch.gather(slices, 1, target.view(-1, 1, 1, 1, 1).expand(-1, 1, C, h, w)).squeeze(1)
         logits = self.slice_logits(y, context)                              # [B, h, w, C, K]
         logp = F.log_softmax(logits, dim=-1)
         nll = -logp.gather(-1, y.permute(0, 2, 3, 1).unsqueeze(-1)).squeeze(-1)
@@ -164,7 +164,7 @@ class SPN(nn.Module):
         """The vertical context of one row per batch element: [B, d, w]."""
         u = self.upper(y, context)
         B, d, h, w = u.shape
-        idx = row.view(B, 1, 1, 1).expand(B, d, 1, w)
+        idx = row.view(-1, 1, 1, 1).expand(-1, d, 1, w)
         return torch.gather(u, 2, idx).squeeze(2)
 
     def pixel_step(self, row_values, upper_row, col, uniform, temperature):
@@ -174,9 +174,9 @@ class SPN(nn.Module):
         channel c's sample is valid once channels < c are filled in."""
         g = self.row_features(row_values.unsqueeze(2), upper_row.unsqueeze(2)).squeeze(2)  # [B,d,w]
         B, d, w = g.shape
-        gi = torch.gather(g, 2, col.view(B, 1, 1).expand(B, d, 1)).squeeze(2)            # [B, d]
+        gi = torch.gather(g, 2, col.view(-1, 1, 1).expand(-1, d, 1)).squeeze(2)            # [B, d]
         C = row_values.shape[1]
-        yi = torch.gather(row_values, 2, col.view(B, 1, 1).expand(B, C, 1)).squeeze(2)   # [B, C]
+        yi = torch.gather(row_values, 2, col.view(-1, 1, 1).expand(-1, C, 1)).squeeze(2)   # [B, C]
         logits = self.head(gi, yi)
         return sample_from_logits(logits, uniform, temperature), logits
 

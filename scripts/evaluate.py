@@ -1,0 +1,61 @@
+#!/usr/bin/python3
+"""Exact test-set NLL of a trained model: every slice of every stage, bits per dimension over the
+H*W*C real pixels, in total and per stage with the same denominator. Writes runs/<model>/eval.json.
+
+  /usr/bin/python3 scripts/evaluate.py --config mu-fmnist
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from spn.data import datasets  # noqa: E402
+from spn.model import spn_from_config  # noqa: E402
+from spn.stages import load_config, stage_model_config  # noqa: E402
+from train import stage_nll_bits  # noqa: E402
+
+
+def load_stage(cfg, stage, runs, device="cpu"):
+    ck = torch.load(os.path.join(runs, cfg["name"], stage["name"], "best.pt"), map_location=device)
+    m = spn_from_config(stage_model_config(cfg, stage)).to(device)
+    m.load_state_dict(ck["model"])
+    return m.eval()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--runs", default="runs")
+    ap.add_argument("--limit", type=int, default=0, help="score only the first N test images (0: all)")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = load_config(args.config)
+    _, _, test = datasets(cfg["channels"], limit=cfg["train"].get("limit"))
+    if args.limit:
+        test = test[: args.limit]
+    dims = test.shape[0] * cfg["image_size"] ** 2 * cfg["channels"]
+    out = {"images": test.shape[0], "denominator": "H*W*C per image", "stages": {}}
+    total = 0.0
+    t0 = time.time()
+    for st in cfg["stages"]:
+        bits, per_slice = stage_nll_bits(load_stage(cfg, st, args.runs), cfg, st, test)
+        total += bits
+        out["stages"][st["name"]] = {
+            "bits_per_dim": bits / dims,
+            "per_slice_bits_per_dim": [b / dims for b in per_slice.tolist()]}
+        print(f"{st['name']:>6}: {bits / dims:.4f} bits/dim", flush=True)
+    out["bits_per_dim"] = total / dims
+    out["seconds"] = round(time.time() - t0, 1)
+    print(f" total: {total / dims:.4f} bits/dim over {test.shape[0]} test images")
+    with open(os.path.join(args.runs, cfg["name"], "eval.json"), "w") as f:
+        json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+#!/usr/bin/python3
+"""Export a trained model to ONNX, with its manifest, parity fixtures and a grid of samples.
+
+For each stage it writes four graphs (opset 17, dynamic batch, int32 pixel values):
+  conditioning.onnx   slices so far (+ aux plane), target slice -> context       once per slice
+  decoder_row.onnx    target slice so far, context, row -> upper context of row  once per row
+  decoder_pixel.onnx  row so far, upper context, column, uniforms, temperature
+                      -> sampled sub-pixels and their NLL under the model         once per sub-pixel
+  score.onnx          all slices (+ aux), target slice -> NLL of every sub-pixel  once per slice
+The manifest (models/<name>/manifest.json) is everything the runtime needs.
+
+  /usr/bin/python3 scripts/export.py --config mu-fmnist
+"""
+import argparse
+import hashlib
+import inspect
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import onnx
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from evaluate import load_stage  # noqa: E402
+from spn.data import datasets  # noqa: E402
+from spn.model import LN2, from_slices, parameter_count, to_slices  # noqa: E402
+from spn.sampler import sample_pipeline, sample_stage  # noqa: E402
+from spn.stages import load_config, stage_planes  # noqa: E402
+
+SCHEMA_VERSION = 1
+OPSET = 17
+FIXTURE_TEMPERATURES = [1.0, 0.7]
+
+
+class Conditioning(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, slices, target, aux=None):
+        return self.m.conditioning(slices.long(), target.long(), None if aux is None else aux.long())
+
+
+class DecoderRow(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, slice_values, context, row):
+        return self.m.upper_row(slice_values.long(), context, row.long())
+
+
+class DecoderPixel(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, row_values, upper, col, uniform, temperature):
+        s, logits = self.m.pixel_step(row_values.long(), upper, col.long(), uniform, temperature)
+        nll = -torch.log_softmax(logits, dim=-1).gather(-1, s.unsqueeze(-1)).squeeze(-1)
+        return s.to(torch.int32), nll
+
+
+class Score(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, slices, target, aux=None):
+        return self.m.slice_nll(slices.long(), target.long(), None if aux is None else aux.long())
+
+
+def onnx_export(module, args, path, inputs, outputs):
+    kwargs = dict(input_names=inputs, output_names=outputs, opset_version=OPSET, do_constant_folding=True,
+                  dynamic_axes={n: {0: "batch"} for n in inputs + outputs})
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        kwargs["dynamo"] = False  # torch >= 2.9 defaults to the dynamo exporter; keep one path
+    torch.onnx.export(module, args, path, **kwargs)
+
+
+DTYPES = {1: "float32", 6: "int32", 7: "int64"}
+
+
+def graph_info(path, rel):
+    g = onnx.load(path).graph
+    inits = {i.name for i in g.initializer}
+
+    def io(v):
+        t = v.type.tensor_type
+        return {"name": v.name, "dtype": DTYPES[t.elem_type],
+                "shape": [d.dim_param if d.dim_param else d.dim_value for d in t.shape.dim]}
+    with open(path, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    return {"file": rel, "sha256": sha, "bytes": os.path.getsize(path),
+            "inputs": [io(v) for v in g.input if v.name not in inits], "outputs": [io(v) for v in g.output]}
+
+
+def export_stage(cfg, st, m, out_dir):
+    S, C, N = cfg["subscale"], cfg["channels"], cfg["image_size"]
+    SS, h, d = S * S, N // S, m.d
+    B = 2
+    slices = torch.zeros(B, SS, C, h, h, dtype=torch.int32)
+    target = torch.full((B,), st["first_slice"], dtype=torch.int32)
+    aux = torch.zeros(B, SS, C, h, h, dtype=torch.int32) if st["aux_bits"] else None
+    stage_dir = os.path.join(out_dir, st["name"])
+    os.makedirs(stage_dir, exist_ok=True)
+    graphs = {}
+
+    def do(name, module, args, inputs, outputs):
+        path = os.path.join(stage_dir, name + ".onnx")
+        onnx_export(module, args, path, inputs, outputs)
+        graphs[name] = graph_info(path, f"{st['name']}/{name}.onnx")
+
+    cin = ["slices", "target"] + (["aux"] if aux is not None else [])
+    cargs = (slices, target) + ((aux,) if aux is not None else ())
+    do("conditioning", Conditioning(m), cargs, cin, ["context"])
+    do("decoder_row", DecoderRow(m), (torch.zeros(B, C, h, h, dtype=torch.int32), torch.zeros(B, d, h, h),
+                                      torch.zeros(B, dtype=torch.int32)), ["slice", "context", "row"], ["upper"])
+    do("decoder_pixel", DecoderPixel(m), (torch.zeros(B, C, h, dtype=torch.int32), torch.zeros(B, d, h),
+                                          torch.zeros(B, dtype=torch.int32), torch.rand(B, C), torch.ones(B)),
+       ["row_values", "upper", "col", "uniform", "temperature"], ["sample", "nll"])
+    do("score", Score(m), cargs, cin, ["nll"])
+    return graphs
+
+
+def fixture_images(cfg, n):
+    _, _, test = datasets(cfg["channels"], limit=cfg["train"].get("limit"))
+    return test[:n]
+
+
+def nll_fixtures(cfg, models, images):
+    """Per-stage, per-slice NLL (nats) of each image, from the PyTorch model."""
+    cases = []
+    dims = cfg["image_size"] ** 2 * cfg["channels"]
+    with torch.no_grad():
+        for i in range(images.shape[0]):
+            img = images[i:i + 1]
+            stages, total = [], 0.0
+            for st in cfg["stages"]:
+                slices, aux = stage_planes(cfg, st, img)
+                per_slice = []
+                for t in range(st["first_slice"], st["last_slice"]):
+                    nll = models[st["name"]].slice_nll(slices, torch.tensor([t]), aux).double().sum().item()
+                    per_slice.append({"slice": t, "nats": nll})
+                s_nats = sum(p["nats"] for p in per_slice)
+                total += s_nats
+                stages.append({"stage": st["name"], "nats": s_nats, "slices": per_slice})
+            cases.append({"image": img[0].permute(1, 2, 0).reshape(-1).tolist(), "stages": stages,
+                          "nats": total, "bits_per_dim": total / LN2 / dims})
+    return cases
+
+
+def sampling_fixtures(cfg, models, images, seed=7):
+    """Fixed uniforms -> the pixels PyTorch samples: each stage alone (conditioned on the true
+    earlier bits of the fixture images) and the whole pipeline from scratch."""
+    S, C, N = cfg["subscale"], cfg["channels"], cfg["image_size"]
+    SS, h = S * S, N // S
+    B = images.shape[0]
+    rng = np.random.default_rng(seed)
+    uniforms = {st["name"]: torch.from_numpy(rng.random((B, SS, h, h, C), dtype=np.float32)) for st in cfg["stages"]}
+    out = {"uniforms": {k: v.reshape(-1).tolist() for k, v in uniforms.items()},
+           "uniform_layout": "[sample, slice, row, col, channel]", "temperatures": []}
+    for T in FIXTURE_TEMPERATURES:
+        temp = torch.full((B,), T)
+        per_stage = {}
+        for st in cfg["stages"]:
+            slices, aux = stage_planes(cfg, st, images)
+            # slices the stage generates are zeroed so nothing of the true image leaks in
+            slices[:, st["first_slice"]:] = 0
+            got, nll = sample_stage(models[st["name"]], slices, aux, uniforms[st["name"]], temp)
+            plane = from_slices(got, S)                         # [B, C, N, N]
+            per_stage[st["name"]] = {"plane": plane.permute(0, 2, 3, 1).reshape(B, -1).tolist(),
+                                     "nats": nll.tolist()}
+        images_out, nll = sample_pipeline(cfg, models, uniforms, temp)
+        out["temperatures"].append({
+            "temperature": T, "stages": per_stage,
+            "pipeline": {"images": images_out.permute(0, 2, 3, 1).reshape(B, -1).tolist(), "nats": nll.tolist()}})
+    return out
+
+
+def sample_grid(cfg, models, path, n=64, temperature=1.0, seed=0):
+    from PIL import Image
+    S, C, N = cfg["subscale"], cfg["channels"], cfg["image_size"]
+    g = torch.Generator().manual_seed(seed)
+    uniforms = {st["name"]: torch.rand(n, S * S, N // S, N // S, C, generator=g) for st in cfg["stages"]}
+    images, _ = sample_pipeline(cfg, models, uniforms, torch.full((n,), temperature))
+    side = int(math.ceil(math.sqrt(n)))
+    grid = np.zeros((side * (N + 2), side * (N + 2), C), dtype=np.uint8)
+    for i in range(n):
+        r, c = divmod(i, side)
+        grid[r * (N + 2) + 1:r * (N + 2) + 1 + N, c * (N + 2) + 1:c * (N + 2) + 1 + N] = images[i].permute(1, 2, 0).numpy()
+    img = Image.fromarray(grid[:, :, 0] if C == 1 else grid).resize((grid.shape[1] * 3, grid.shape[0] * 3), Image.NEAREST)
+    img.save(path)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--runs", default="runs")
+    ap.add_argument("--models", default="models", help="output folder (models/<name>/ is written)")
+    ap.add_argument("--fixture-images", type=int, default=3)
+    ap.add_argument("--grid", default="", help="write a grid of 64 samples to this PNG")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    cfg = load_config(args.config)
+    out_dir = os.path.join(args.models, cfg["name"])
+    os.makedirs(out_dir, exist_ok=True)
+    models = {st["name"]: load_stage(cfg, st, args.runs) for st in cfg["stages"]}
+    eval_path = os.path.join(args.runs, cfg["name"], "eval.json")
+    ev = json.load(open(eval_path)) if os.path.exists(eval_path) else None
+
+    stages = []
+    for st in cfg["stages"]:
+        m = models[st["name"]]
+        tr_path = os.path.join(args.runs, cfg["name"], st["name"], "train.json")
+        tr = json.load(open(tr_path)) if os.path.exists(tr_path) else {}
+        stages.append({
+            "name": st["name"], "role": st["role"], "bits": st["bits"], "shift": st["shift"],
+            "firstSlice": st["first_slice"], "lastSlice": st["last_slice"],
+            "aux": ({"shift": st["shift"] + st["bits"], "bits": st["aux_bits"]} if st["aux_bits"] else None),
+            "feeds": ("slices before firstSlice come from the previous stage of the same bits; "
+                      + ("the aux plane is the image's higher bits" if st["aux_bits"] else "no aux plane")),
+            "width": m.d, "classes": m.K, "parameters": parameter_count(m),
+            "net": st.get("net", {}),
+            "graphs": export_stage(cfg, st, m, out_dir),
+            "training": {k: tr.get(k) for k in ("steps", "train_seconds", "best_val_bits_per_dim", "batch", "hardware", "torch")},
+            "testBitsPerDim": ev["stages"][st["name"]]["bits_per_dim"] if ev else None,
+        })
+        print(f"exported {cfg['name']}/{st['name']}", flush=True)
+
+    S = cfg["subscale"]
+    manifest = {
+        "schemaVersion": SCHEMA_VERSION,
+        "name": cfg["name"],
+        "description": cfg["description"],
+        "image": {"height": cfg["image_size"], "width": cfg["image_size"], "channels": cfg["channels"],
+                  "channelOrder": cfg["channel_order"], "bitDepth": cfg["bit_depth"], "layout": "HWC"},
+        "subscaleFactor": S,
+        "sliceOrder": [[i, j] for i in range(S) for j in range(S)],
+        "stages": stages,
+        "sampling": {"method": "inverse CDF of softmax(logits / temperature) with one uniform per sub-pixel",
+                     "uniformOrder": "stage, slice, row, column; one decoder_pixel run per channel, each with the pixel's C uniforms"},
+        "evaluation": ({"testImages": ev["images"], "testBitsPerDim": ev["bits_per_dim"],
+                        "denominator": "H*W*C real pixels"} if ev else None),
+        "training": {"data": cfg["data"], "config": cfg, "images": "Fashion-MNIST 60k train (5k held out for validation), 10k test"},
+        "fixtures": "fixtures.json",
+        "parameters": sum(s["parameters"] for s in stages),
+    }
+    imgs = fixture_images(cfg, args.fixture_images)
+    fixtures = {"nll": nll_fixtures(cfg, models, imgs), "sampling": sampling_fixtures(cfg, models, imgs)}
+    with open(os.path.join(out_dir, "fixtures.json"), "w") as f:
+        json.dump(fixtures, f)
+    with open(os.path.join(out_dir, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+    if args.grid:
+        sample_grid(cfg, models, args.grid)
+    print(f"wrote {out_dir}")
+
+
+if __name__ == "__main__":
+    main()

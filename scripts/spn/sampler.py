@@ -1,0 +1,59 @@
+"""The PyTorch reference sampler: cached (context once per slice, upper context once per row),
+batched, under torch.no_grad. It consumes uniform random numbers in a fixed order, so the same
+numbers give the same pixels in the TypeScript runtime:
+
+  for each stage: for each slice t in [first, last): for each row r: for each column c:
+      one decoder step per channel ch, all with uniform[stage][b, t, r, c, :]
+"""
+import torch
+
+from .model import from_slices, to_slices
+
+
+@torch.no_grad()
+def sample_stage(model, slices, aux, uniform, temperature, start=0):
+    """slices int64 [B, SS, C, h, w] (slices before model.first_slice given), aux or None,
+    uniform float32 [B, SS, h, w, C], temperature float32 [B]; slices before `start` are kept too.
+    Returns (slices, nll in nats of the generated sub-pixels [B])."""
+    slices = slices.clone()
+    B, SS, C, h, w = slices.shape
+    nll = torch.zeros(B, dtype=torch.float64)
+    for t in range(max(model.first_slice, start), model.last_slice):
+        target = torch.full((B,), t, dtype=torch.int64)
+        context = model.conditioning(slices, target, aux)
+        y = torch.zeros(B, C, h, w, dtype=torch.int64)
+        for r in range(h):
+            upper = model.upper_row(y, context, torch.full((B,), r, dtype=torch.int64))
+            row = torch.zeros(B, C, w, dtype=torch.int64)
+            for c in range(w):
+                col = torch.full((B,), c, dtype=torch.int64)
+                for ch in range(C):
+                    s, logits = model.pixel_step(row, upper, col, uniform[:, t, r, c, :], temperature)
+                    row[:, ch, c] = s[:, ch]
+                    logp = torch.log_softmax(logits[:, ch], dim=-1)
+                    nll -= logp.gather(1, s[:, ch:ch + 1]).squeeze(1).double()
+            y[:, :, r, :] = row
+        slices[:, t] = y
+    return slices, nll
+
+
+@torch.no_grad()
+def sample_pipeline(cfg, models, uniforms, temperature, stop_after=None, given=None):
+    """Runs the stages in order. models: {stage name: SPN}; uniforms: {stage name: tensor};
+    given: uint8 images [B, C, N, N] whose bits seed a conditional run (None: from scratch).
+    Returns uint8 images [B, C, N, N] (bits of skipped stages are 0) and nll in nats [B]."""
+    S, C, N = cfg["subscale"], cfg["channels"], cfg["image_size"]
+    B = temperature.shape[0]
+    image = torch.zeros(B, C, N, N, dtype=torch.int64) if given is None else given.to(torch.int64)
+    nll = torch.zeros(B, dtype=torch.float64)
+    for st in cfg["stages"]:
+        m = models[st["name"]]
+        plane = to_slices((image >> st["shift"]) & ((1 << st["bits"]) - 1), S)
+        aux = to_slices(image >> (st["shift"] + st["bits"]), S) if st["aux_bits"] else None
+        plane, n = sample_stage(m, plane, aux, uniforms[st["name"]], temperature)
+        nll += n
+        mask = ((1 << st["bits"]) - 1) << st["shift"]
+        image = (image & ~mask) | (from_slices(plane, S) << st["shift"])
+        if st["name"] == stop_after:
+            break
+    return image.to(torch.uint8), nll
