@@ -1,0 +1,380 @@
+// The continuous-batching engine. It runs inside a worker thread that owns the ONNX sessions.
+//
+// Every image being sampled or scored is a *lane* with its own state (stage, slice, row, column,
+// channel, buffers). Each tick groups the lanes by (model, stage, graph) and runs one batched
+// graph per group; a lane that arrives while others run joins at the next tick, so requests share
+// runs at the granularity of a sub-pixel step. Lanes of cancelled requests are dropped before the
+// next run. All per-request state (random numbers, buffers) lives in the lane.
+import ort from 'onnxruntime-node';
+import type { Manifest } from './manifest.js';
+import { uniformAt } from './rng.js';
+import type { ModelSessions } from './sessions.js';
+import { bitPlane, sliceOffset, toSlices } from './subscale.js';
+import type { GraphKind } from './types.js';
+
+export interface EngineModel {
+  manifest: Manifest;
+  sessions: ModelSessions;
+}
+
+export interface SampleLaneSpec {
+  request: number;
+  index: number;
+  /** initial 8-bit image (HWC) holding the given bits, others 0 */
+  image: Uint8Array;
+  /** first slice to generate per stage (>= lastSlice: the stage is skipped) */
+  starts: number[];
+  /** last stage to run */
+  stopAfter: number;
+  temperature: number;
+  /** seeded uniforms (key from rng.sampleKey), or explicit ones per stage [slice][row][col][channel] */
+  key?: number;
+  uniforms?: Float32Array[];
+}
+
+export interface EngineEvents {
+  slice(request: number, index: number, stage: number, slice: number, values: Uint8Array, image: Uint8Array): void;
+  stage(request: number, index: number, stage: number): void;
+  sampleDone(request: number, index: number, image: Uint8Array, nats: number): void;
+  scoreDone(request: number, result: ScoreResult): void;
+  failed(request: number, message: string): void;
+  run(model: string, stage: string, graph: GraphKind, seconds: number, batch: number): void;
+}
+
+export interface ScoreResult {
+  /** nats per stage per slice (slices outside the stage's range are 0) */
+  slices: number[][];
+  /** bits per pixel, H x W, summed over channels and stages */
+  perPixel: Float32Array | null;
+}
+
+type Phase = 'conditioning' | 'decoder_row' | 'decoder_pixel' | 'score';
+
+interface Lane {
+  request: number;
+  model: EngineModel;
+  stage: number;
+  phase: Phase;
+  image: Uint8Array;
+  plane: Int32Array;
+  aux: Int32Array | null;
+  t: number;
+  // sampling
+  sample?: { spec: SampleLaneSpec; r: number; c: number; ch: number; context: Float32Array; upper: Float32Array; row: Int32Array; nats: number };
+  // scoring
+  score?: { result: ScoreResult };
+}
+
+const MAX_BATCH = 64;
+
+function geometry(m: Manifest) {
+  const { height, width, channels } = m.image;
+  const S = m.subscaleFactor;
+  return { height, width, channels, subscale: S, h: height / S, w: width / S, SS: S * S };
+}
+
+export class Engine {
+  private lanes: Lane[] = [];
+  private cancelled = new Set<number>();
+  private running = false;
+  lastBatch = 0;
+
+  constructor(private readonly events: EngineEvents) {}
+
+  get size(): number {
+    return this.lanes.length;
+  }
+
+  addSample(model: EngineModel, spec: SampleLaneSpec): void {
+    const lane: Lane = {
+      request: spec.request, model, stage: -1, phase: 'conditioning', image: spec.image,
+      plane: new Int32Array(0), aux: null, t: 0,
+      sample: { spec, r: 0, c: 0, ch: 0, context: new Float32Array(0), upper: new Float32Array(0), row: new Int32Array(0), nats: 0 },
+    };
+    if (this.nextSampleStage(lane)) this.lanes.push(lane);
+    else this.events.sampleDone(spec.request, spec.index, lane.image, 0);
+    this.kick();
+  }
+
+  addScore(model: EngineModel, request: number, image: Uint8Array, perPixel: boolean): void {
+    const g = geometry(model.manifest);
+    const lane: Lane = {
+      request, model, stage: 0, phase: 'score', image, plane: new Int32Array(0), aux: null, t: 0,
+      score: { result: { slices: model.manifest.stages.map(() => new Array(g.SS).fill(0)), perPixel: perPixel ? new Float32Array(g.height * g.width) : null } },
+    };
+    this.enterStage(lane, 0);
+    lane.t = model.manifest.stages[0].firstSlice;
+    this.lanes.push(lane);
+    this.kick();
+  }
+
+  cancel(request: number): void {
+    this.cancelled.add(request);
+    this.lanes = this.lanes.filter((l) => l.request !== request);
+  }
+
+  private kick(): void {
+    if (!this.running) {
+      this.running = true;
+      void this.loop().finally(() => { this.running = false; });
+    }
+  }
+
+  private async loop(): Promise<void> {
+    while (this.lanes.length) {
+      const groups = new Map<string, Lane[]>();
+      for (const l of this.lanes) {
+        const k = `${l.model.manifest.name}\u0000${l.stage}\u0000${l.phase}`;
+        const g = groups.get(k);
+        if (g) g.push(l); else groups.set(k, [l]);
+      }
+      for (const group of groups.values()) {
+        for (let i = 0; i < group.length; i += MAX_BATCH) {
+          const batch = group.slice(i, i + MAX_BATCH).filter((l) => !this.cancelled.has(l.request));
+          if (batch.length) await this.runBatch(batch);
+        }
+      }
+      this.cancelled.clear();
+    }
+  }
+
+  private drop(lanes: Lane[]): void {
+    const gone = new Set(lanes);
+    this.lanes = this.lanes.filter((l) => !gone.has(l));
+  }
+
+  private async runBatch(batch: Lane[]): Promise<void> {
+    const { model, stage, phase } = batch[0];
+    const st = model.manifest.stages[stage];
+    const session = model.sessions.stages[stage][phase];
+    let out: ort.InferenceSession.OnnxValueMapType;
+    const t0 = performance.now();
+    try {
+      out = await session.run(this.feeds(batch));
+    } catch (err) {
+      const requests = new Set(batch.map((l) => l.request));
+      this.lanes = this.lanes.filter((l) => !requests.has(l.request));
+      for (const r of requests) this.events.failed(r, `${phase} run failed: ${(err as Error).message}`);
+      return;
+    }
+    this.lastBatch = batch.length;
+    this.events.run(model.manifest.name, st.name, phase, (performance.now() - t0) / 1000, batch.length);
+    // a lane cancelled while its run was in flight is simply not advanced
+    const live = batch.filter((l) => !this.cancelled.has(l.request));
+    if (phase === 'conditioning') this.afterConditioning(live, out.context.data as Float32Array);
+    else if (phase === 'decoder_row') this.afterRow(live, out.upper.data as Float32Array);
+    else if (phase === 'decoder_pixel') this.afterPixel(live, out.sample.data as Int32Array, out.nll.data as Float32Array);
+    else this.afterScore(live, out.nll.data as Float32Array);
+    for (const t of Object.values(out)) t.dispose();
+  }
+
+  private feeds(batch: Lane[]): Record<string, ort.Tensor> {
+    const { model, stage, phase } = batch[0];
+    const m = model.manifest;
+    const g = geometry(m);
+    const d = m.stages[stage].width;
+    const B = batch.length;
+    const C = g.channels;
+    const planeLen = g.SS * C * g.h * g.w;
+    const sliceLen = C * g.h * g.w;
+    if (phase === 'conditioning' || phase === 'score') {
+      const slices = new Int32Array(B * planeLen);
+      const target = new Int32Array(B);
+      const aux = m.stages[stage].aux ? new Int32Array(B * planeLen) : null;
+      batch.forEach((l, i) => {
+        slices.set(l.plane, i * planeLen);
+        target[i] = l.t;
+        if (aux && l.aux) aux.set(l.aux, i * planeLen);
+      });
+      const shape = [B, g.SS, C, g.h, g.w];
+      const f: Record<string, ort.Tensor> = {
+        slices: new ort.Tensor('int32', slices, shape),
+        target: new ort.Tensor('int32', target, [B]),
+      };
+      if (aux) f.aux = new ort.Tensor('int32', aux, shape);
+      return f;
+    }
+    if (phase === 'decoder_row') {
+      const slice = new Int32Array(B * sliceLen);
+      const context = new Float32Array(B * d * g.h * g.w);
+      const row = new Int32Array(B);
+      batch.forEach((l, i) => {
+        slice.set(l.plane.subarray(l.t * sliceLen, (l.t + 1) * sliceLen), i * sliceLen);
+        context.set(l.sample!.context, i * d * g.h * g.w);
+        row[i] = l.sample!.r;
+      });
+      return {
+        slice: new ort.Tensor('int32', slice, [B, C, g.h, g.w]),
+        context: new ort.Tensor('float32', context, [B, d, g.h, g.w]),
+        row: new ort.Tensor('int32', row, [B]),
+      };
+    }
+    const rowValues = new Int32Array(B * C * g.w);
+    const upper = new Float32Array(B * d * g.w);
+    const col = new Int32Array(B);
+    const uniform = new Float32Array(B * C);
+    const temperature = new Float32Array(B);
+    batch.forEach((l, i) => {
+      const s = l.sample!;
+      rowValues.set(s.row, i * C * g.w);
+      upper.set(s.upper, i * d * g.w);
+      col[i] = s.c;
+      temperature[i] = s.spec.temperature;
+      const base = ((l.t * g.h + s.r) * g.w + s.c) * C;
+      for (let ch = 0; ch < C; ch++) {
+        uniform[i * C + ch] = s.spec.uniforms ? s.spec.uniforms[stage][base + ch] : uniformAt(s.spec.key!, stage, base + ch);
+      }
+    });
+    return {
+      row_values: new ort.Tensor('int32', rowValues, [B, C, g.w]),
+      upper: new ort.Tensor('float32', upper, [B, d, g.w]),
+      col: new ort.Tensor('int32', col, [B]),
+      uniform: new ort.Tensor('float32', uniform, [B, C]),
+      temperature: new ort.Tensor('float32', temperature, [B]),
+    };
+  }
+
+  /** Planes of the stage from the lane's image: this stage's bits and the aux (higher) bits. */
+  private enterStage(lane: Lane, stage: number): void {
+    const m = lane.model.manifest;
+    const st = m.stages[stage];
+    const g = geometry(m);
+    lane.stage = stage;
+    lane.plane = toSlices(bitPlane(lane.image, st.shift, st.bits), g);
+    lane.aux = st.aux ? toSlices(bitPlane(lane.image, st.aux.shift, st.aux.bits), g) : null;
+  }
+
+  /** Moves a sampling lane to its next stage that has slices to generate; false when done. */
+  private nextSampleStage(lane: Lane): boolean {
+    const s = lane.sample!;
+    const m = lane.model.manifest;
+    for (let k = lane.stage + 1; k <= s.spec.stopAfter; k++) {
+      const st = m.stages[k];
+      const start = Math.max(st.firstSlice, s.spec.starts[k]);
+      if (start >= st.lastSlice) continue;
+      this.enterStage(lane, k);
+      const g = geometry(m);
+      const sliceLen = g.channels * g.h * g.w;
+      lane.plane.fill(0, start * sliceLen);   // generated slices start empty
+      lane.t = start;
+      lane.phase = 'conditioning';
+      return true;
+    }
+    return false;
+  }
+
+  private afterConditioning(lanes: Lane[], context: Float32Array): void {
+    if (!lanes.length) return;
+    const n = context.length / lanes.length;
+    lanes.forEach((l, i) => {
+      const s = l.sample!;
+      s.context = context.slice(i * n, (i + 1) * n);
+      s.r = 0;
+      l.phase = 'decoder_row';
+    });
+  }
+
+  private afterRow(lanes: Lane[], upper: Float32Array): void {
+    if (!lanes.length) return;
+    const n = upper.length / lanes.length;
+    lanes.forEach((l, i) => {
+      const s = l.sample!;
+      const g = geometry(l.model.manifest);
+      s.upper = upper.slice(i * n, (i + 1) * n);
+      s.row = new Int32Array(g.channels * g.w);
+      s.c = 0;
+      s.ch = 0;
+      l.phase = 'decoder_pixel';
+    });
+  }
+
+  private afterPixel(lanes: Lane[], sample: Int32Array, nll: Float32Array): void {
+    const finished: Lane[] = [];
+    lanes.forEach((l, i) => {
+      const s = l.sample!;
+      const g = geometry(l.model.manifest);
+      const C = g.channels;
+      s.row[s.ch * g.w + s.c] = sample[i * C + s.ch];
+      s.nats += nll[i * C + s.ch];
+      if (++s.ch < C) return;
+      s.ch = 0;
+      if (++s.c < g.w) return;
+      // row complete: into the slice
+      const sliceBase = l.t * C * g.h * g.w;
+      for (let ch = 0; ch < C; ch++) {
+        l.plane.set(s.row.subarray(ch * g.w, (ch + 1) * g.w), sliceBase + (ch * g.h + s.r) * g.w);
+      }
+      if (++s.r < g.h) {
+        l.phase = 'decoder_row';
+        return;
+      }
+      this.sliceDone(l);
+      const st = l.model.manifest.stages[l.stage];
+      if (++l.t < st.lastSlice) {
+        l.phase = 'conditioning';
+        return;
+      }
+      this.events.stage(l.request, s.spec.index, l.stage);
+      if (!this.nextSampleStage(l)) {
+        finished.push(l);
+        this.events.sampleDone(l.request, s.spec.index, l.image, s.nats);
+      }
+    });
+    if (finished.length) this.drop(finished);
+  }
+
+  /** Writes the finished slice into the lane's image and reports it. */
+  private sliceDone(l: Lane): void {
+    const m = l.model.manifest;
+    const g = geometry(m);
+    const st = m.stages[l.stage];
+    const C = g.channels;
+    const [i, j] = sliceOffset(l.t, g.subscale);
+    const values = new Uint8Array(g.h * g.w * C);
+    const mask = ((1 << st.bits) - 1) << st.shift;
+    const sliceBase = l.t * C * g.h * g.w;
+    for (let ch = 0; ch < C; ch++) {
+      for (let r = 0; r < g.h; r++) {
+        for (let q = 0; q < g.w; q++) {
+          const v = l.plane[sliceBase + (ch * g.h + r) * g.w + q];
+          values[(r * g.w + q) * C + ch] = v;
+          const p = ((r * g.subscale + i) * g.width + (q * g.subscale + j)) * C + ch;
+          l.image[p] = (l.image[p] & ~mask) | (v << st.shift);
+        }
+      }
+    }
+    this.events.slice(l.request, l.sample!.spec.index, l.stage, l.t, values, l.image.slice());
+  }
+
+  private afterScore(lanes: Lane[], nll: Float32Array): void {
+    const finished: Lane[] = [];
+    lanes.forEach((l, i) => {
+      const m = l.model.manifest;
+      const g = geometry(m);
+      const res = l.score!.result;
+      const n = g.channels * g.h * g.w;
+      const [oi, oj] = sliceOffset(l.t, g.subscale);
+      let sum = 0;
+      for (let ch = 0; ch < g.channels; ch++) {
+        for (let r = 0; r < g.h; r++) {
+          for (let q = 0; q < g.w; q++) {
+            const v = nll[i * n + (ch * g.h + r) * g.w + q];
+            sum += v;
+            if (res.perPixel) res.perPixel[(r * g.subscale + oi) * g.width + q * g.subscale + oj] += v / Math.LN2;
+          }
+        }
+      }
+      res.slices[l.stage][l.t] = sum;
+      if (++l.t < m.stages[l.stage].lastSlice) return;
+      if (l.stage + 1 < m.stages.length) {
+        this.enterStage(l, l.stage + 1);
+        l.t = m.stages[l.stage].firstSlice;
+        return;
+      }
+      finished.push(l);
+      this.events.scoreDone(l.request, res);
+    });
+    if (finished.length) this.drop(finished);
+  }
+}
+

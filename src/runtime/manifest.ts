@@ -1,0 +1,161 @@
+// Models are loaded from their manifests alone: models/<name>/manifest.json names every graph,
+// its sha256 and its declared inputs and outputs. Anything missing, corrupt or mismatched stops
+// start-up with an error naming the file and what is wrong.
+import { createHash } from 'node:crypto';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { ModelLoadError } from './errors.js';
+import type { GraphKind, ModelSummary } from './types.js';
+
+export const SCHEMA_VERSION = 1;
+export const GRAPH_KINDS: GraphKind[] = ['conditioning', 'decoder_row', 'decoder_pixel', 'score'];
+
+const TensorInfo = Type.Object({
+  name: Type.String(),
+  dtype: Type.Union([Type.Literal('float32'), Type.Literal('int32'), Type.Literal('int64')]),
+  shape: Type.Array(Type.Union([Type.String(), Type.Integer()])),
+});
+
+const GraphInfo = Type.Object({
+  file: Type.String(),
+  sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+  inputs: Type.Array(TensorInfo),
+  outputs: Type.Array(TensorInfo),
+});
+
+const Stage = Type.Object({
+  name: Type.String(),
+  role: Type.String(),
+  bits: Type.Integer({ minimum: 1, maximum: 16 }),
+  shift: Type.Integer({ minimum: 0 }),
+  firstSlice: Type.Integer({ minimum: 0 }),
+  lastSlice: Type.Integer({ minimum: 1 }),
+  aux: Type.Union([Type.Null(), Type.Object({ shift: Type.Integer(), bits: Type.Integer() })]),
+  width: Type.Integer({ minimum: 1 }),
+  classes: Type.Integer({ minimum: 2 }),
+  parameters: Type.Integer(),
+  testBitsPerDim: Type.Union([Type.Number(), Type.Null()]),
+  graphs: Type.Object({
+    conditioning: GraphInfo,
+    decoder_row: GraphInfo,
+    decoder_pixel: GraphInfo,
+    score: GraphInfo,
+  }),
+});
+
+export const ManifestSchema = Type.Object({
+  schemaVersion: Type.Literal(SCHEMA_VERSION),
+  name: Type.String({ pattern: '^[a-zA-Z0-9._-]+$' }),
+  description: Type.String(),
+  image: Type.Object({
+    height: Type.Integer({ minimum: 1 }),
+    width: Type.Integer({ minimum: 1 }),
+    channels: Type.Integer({ minimum: 1, maximum: 4 }),
+    channelOrder: Type.Array(Type.String()),
+    bitDepth: Type.Integer({ minimum: 1, maximum: 8 }),
+  }),
+  subscaleFactor: Type.Integer({ minimum: 1 }),
+  stages: Type.Array(Stage, { minItems: 1 }),
+  evaluation: Type.Union([Type.Null(), Type.Object({ testBitsPerDim: Type.Number() })]),
+  parameters: Type.Integer(),
+  fixtures: Type.Optional(Type.String()),
+});
+
+export type Manifest = Static<typeof ManifestSchema>;
+export type StageManifest = Manifest['stages'][number];
+
+/** A manifest with its graph paths resolved. */
+export interface LoadedModel {
+  dir: string;
+  manifest: Manifest;
+  paths: Record<string, Record<GraphKind, string>>;
+}
+
+function fail(file: string, what: string): never {
+  throw new ModelLoadError(`${file}: ${what}`);
+}
+
+function checkConsistency(file: string, m: Manifest): void {
+  const { height, width, channels, channelOrder, bitDepth } = m.image;
+  const S = m.subscaleFactor;
+  if (height % S || width % S) fail(file, `subscale factor ${S} does not divide ${height}x${width}`);
+  if (channelOrder.length !== channels) fail(file, `channelOrder has ${channelOrder.length} names for ${channels} channels`);
+  let covered = 0;
+  for (const st of m.stages) {
+    if (st.lastSlice > S * S || st.firstSlice >= st.lastSlice) fail(file, `stage '${st.name}': bad slice range [${st.firstSlice}, ${st.lastSlice})`);
+    if (st.classes !== 1 << st.bits) fail(file, `stage '${st.name}': ${st.classes} classes for ${st.bits} bits`);
+    if (st.shift + st.bits > bitDepth) fail(file, `stage '${st.name}': bits beyond the ${bitDepth}-bit depth`);
+    if (st.aux && st.aux.shift !== st.shift + st.bits) fail(file, `stage '${st.name}': aux plane must be the bits above the stage`);
+    if (st.lastSlice === S * S) covered |= ((1 << st.bits) - 1) << st.shift;
+  }
+  if (covered !== (1 << bitDepth) - 1) fail(file, 'the stages do not generate every bit of the last slice');
+}
+
+async function sha256(path: string): Promise<string> {
+  return createHash('sha256').update(await readFile(path)).digest('hex');
+}
+
+export async function loadModel(dir: string): Promise<LoadedModel> {
+  const file = join(dir, 'manifest.json');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    fail(file, `cannot read manifest (${(err as Error).message})`);
+  }
+  if (!Value.Check(ManifestSchema, raw)) {
+    const e = [...Value.Errors(ManifestSchema, raw)][0];
+    fail(file, `invalid manifest at '${e?.path || '/'}': ${e?.message}`);
+  }
+  const manifest = raw as Manifest;
+  checkConsistency(file, manifest);
+  const paths: LoadedModel['paths'] = {};
+  for (const st of manifest.stages) {
+    const p = {} as Record<GraphKind, string>;
+    for (const kind of GRAPH_KINDS) {
+      const g = st.graphs[kind];
+      const path = resolve(dir, g.file);
+      const info = await stat(path).catch(() => null);
+      if (!info?.isFile()) fail(path, `missing graph file (stage '${st.name}', ${kind})`);
+      const digest = await sha256(path);
+      if (digest !== g.sha256) fail(path, `sha256 mismatch: manifest says ${g.sha256}, file is ${digest} (corrupt or replaced)`);
+      p[kind] = path;
+    }
+    paths[st.name] = p;
+  }
+  return { dir, manifest, paths };
+}
+
+/** Every folder under modelsDir that holds a manifest.json. */
+export async function loadModels(modelsDir: string): Promise<LoadedModel[]> {
+  const entries = await readdir(modelsDir, { withFileTypes: true }).catch((err: Error) => {
+    throw new ModelLoadError(`${modelsDir}: cannot list models (${err.message})`);
+  });
+  const dirs: string[] = [];
+  for (const e of entries) {
+    if (!e.isDirectory()) continue;
+    const d = join(modelsDir, e.name);
+    if (await stat(join(d, 'manifest.json')).catch(() => null)) dirs.push(d);
+  }
+  if (dirs.length === 0) throw new ModelLoadError(`${modelsDir}: no models (no */manifest.json)`);
+  return Promise.all(dirs.sort().map(loadModel));
+}
+
+export function summarize(m: Manifest, provider: ModelSummary['provider'], providerNote?: string): ModelSummary {
+  return {
+    name: m.name,
+    description: m.description,
+    image: { ...m.image },
+    subscaleFactor: m.subscaleFactor,
+    stages: m.stages.map((s) => ({
+      name: s.name, role: s.role, bits: s.bits, shift: s.shift,
+      firstSlice: s.firstSlice, lastSlice: s.lastSlice, testBitsPerDim: s.testBitsPerDim,
+    })),
+    testBitsPerDim: m.evaluation?.testBitsPerDim ?? null,
+    parameters: m.parameters,
+    provider,
+    ...(providerNote ? { providerNote } : {}),
+  };
+}

@@ -1,0 +1,116 @@
+// Worker threads that own the ONNX sessions. A worker that dies is replaced; only the requests it
+// was running fail, with a clear error.
+import { Worker } from 'node:worker_threads';
+import { ModelLoadError, WorkerFailedError } from './errors.js';
+import type { LoadedModel } from './manifest.js';
+import type { FromWorker, ToWorker } from './protocol.js';
+import type { ExecutionProvider, ProviderChoice, RuntimeOptions } from './types.js';
+
+const WORKER_URL = new URL('./worker.js', import.meta.url);
+
+export type Providers = Record<string, { provider: ExecutionProvider; note?: string }>;
+
+interface Handler {
+  message(msg: FromWorker): void;
+  fail(err: Error): void;
+}
+
+export class PoolWorker {
+  readonly requests = new Map<number, Handler>();
+  ready = false;
+
+  constructor(readonly worker: Worker) {}
+
+  post(msg: ToWorker, transfer: ArrayBuffer[] = []): void {
+    this.worker.postMessage(msg, transfer);
+  }
+}
+
+export class WorkerPool {
+  readonly workers: PoolWorker[] = [];
+  providers: Providers = {};
+  private closing = false;
+
+  constructor(
+    private readonly models: LoadedModel[],
+    private readonly opts: Pick<RuntimeOptions, 'workers' | 'threads' | 'logger'> & { provider: ProviderChoice },
+    private readonly onRuns: (runs: Extract<FromWorker, { type: 'runs' }>['runs']) => void,
+  ) {}
+
+  async start(): Promise<void> {
+    const started = await Promise.allSettled(Array.from({ length: this.opts.workers }, () => this.spawn()));
+    const failed = started.find((s) => s.status === 'rejected');
+    if (failed) {
+      await this.close();
+      throw (failed as PromiseRejectedResult).reason;
+    }
+  }
+
+  /** The ready worker with the fewest requests. */
+  pick(): PoolWorker {
+    let best: PoolWorker | undefined;
+    for (const w of this.workers) if (w.ready && (!best || w.requests.size < best.requests.size)) best = w;
+    if (!best) throw new WorkerFailedError('no inference worker is ready');
+    return best;
+  }
+
+  register(w: PoolWorker, request: number, handler: Handler): void {
+    w.requests.set(request, handler);
+  }
+
+  unregister(w: PoolWorker, request: number): void {
+    w.requests.delete(request);
+  }
+
+  private spawn(): Promise<PoolWorker> {
+    const worker = new Worker(WORKER_URL);
+    const pw = new PoolWorker(worker);
+    this.workers.push(pw);
+    return new Promise((resolve, reject) => {
+      worker.on('message', (msg: FromWorker) => {
+        switch (msg.type) {
+          case 'ready':
+            pw.ready = true;
+            this.providers = msg.providers;
+            resolve(pw);
+            return;
+          case 'init-failed':
+            reject(new ModelLoadError(msg.message));
+            void worker.terminate();
+            return;
+          case 'log':
+            this.opts.logger?.[msg.level]({ worker: worker.threadId }, msg.message);
+            return;
+          case 'runs':
+            this.onRuns(msg.runs);
+            return;
+          default:
+            pw.requests.get(msg.request)?.message(msg);
+        }
+      });
+      worker.on('error', (err) => {
+        this.opts.logger?.error({ err, worker: worker.threadId }, 'inference worker crashed');
+      });
+      worker.on('exit', (code) => {
+        pw.ready = false;
+        const i = this.workers.indexOf(pw);
+        if (i >= 0) this.workers.splice(i, 1);
+        const err = new WorkerFailedError(`inference worker ${worker.threadId} exited (code ${code}) while running this request`);
+        for (const h of pw.requests.values()) h.fail(err);
+        pw.requests.clear();
+        reject(err);
+        if (!this.closing) {
+          this.opts.logger?.warn({ worker: worker.threadId, code }, 'replacing inference worker');
+          this.spawn().catch((e: Error) => this.opts.logger?.error({ err: e }, 'replacement worker failed to start'));
+        }
+      });
+      pw.post({ type: 'init', models: this.models, provider: this.opts.provider, threads: this.opts.threads });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all(this.workers.map((w) => w.worker.terminate()));
+    this.workers.length = 0;
+  }
+}

@@ -1,0 +1,52 @@
+// Messages between the main thread (pool) and a worker thread (engine).
+import type { LoadedModel } from './manifest.js';
+import type { ExecutionProvider, GraphKind, ProviderChoice } from './types.js';
+import type { ScoreResult } from './engine.js';
+
+export interface InitMessage {
+  type: 'init';
+  models: LoadedModel[];
+  provider: ProviderChoice;
+  threads: number;
+}
+
+export interface SampleMessage {
+  type: 'sample';
+  request: number;
+  model: string;
+  lanes: {
+    index: number;
+    image: Uint8Array;
+    starts: number[];
+    stopAfter: number;
+    temperature: number;
+    key?: number;
+    uniforms?: Float32Array[];
+  }[];
+}
+
+export interface ScoreMessage {
+  type: 'score';
+  request: number;
+  model: string;
+  image: Uint8Array;
+  perPixel: boolean;
+}
+
+export interface CancelMessage {
+  type: 'cancel';
+  request: number;
+}
+
+export type ToWorker = InitMessage | SampleMessage | ScoreMessage | CancelMessage;
+
+export type FromWorker =
+  | { type: 'ready'; providers: Record<string, { provider: ExecutionProvider; note?: string }> }
+  | { type: 'init-failed'; message: string }
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }
+  | { type: 'slice'; request: number; index: number; stage: number; slice: number; values: Uint8Array; image: Uint8Array }
+  | { type: 'stage'; request: number; index: number; stage: number }
+  | { type: 'sample-done'; request: number; index: number; image: Uint8Array; nats: number }
+  | { type: 'score-done'; request: number; result: ScoreResult }
+  | { type: 'failed'; request: number; message: string }
+  | { type: 'runs'; runs: { model: string; stage: string; graph: GraphKind; seconds: number; batch: number }[] };

@@ -1,0 +1,91 @@
+// ONNX sessions of one model, on the execution provider the configuration asks for. onnxruntime-node
+// has no automatic fallback: with `auto`, a CUDA failure is caught here, logged with its cause,
+// and the model continues on CPU; with `cuda` it is an error.
+import ort from 'onnxruntime-node';
+import { ModelLoadError } from './errors.js';
+import { GRAPH_KINDS, type LoadedModel } from './manifest.js';
+import type { ExecutionProvider, GraphKind, ProviderChoice } from './types.js';
+
+export type StageSessions = Record<GraphKind, ort.InferenceSession>;
+
+export interface ModelSessions {
+  provider: ExecutionProvider;
+  providerNote?: string;
+  stages: StageSessions[];
+}
+
+function options(provider: ExecutionProvider, threads: number): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: provider === 'cuda' ? [{ name: 'cuda', deviceId: 0 }] : ['cpu'],
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+  };
+}
+
+function checkDeclared(path: string, s: ort.InferenceSession, declared: { inputs: { name: string }[]; outputs: { name: string }[] }): void {
+  const want = (l: { name: string }[]) => l.map((t) => t.name).join(', ');
+  if (s.inputNames.join(', ') !== want(declared.inputs)) {
+    throw new ModelLoadError(`${path}: inputs are [${s.inputNames.join(', ')}], manifest declares [${want(declared.inputs)}]`);
+  }
+  if (s.outputNames.join(', ') !== want(declared.outputs)) {
+    throw new ModelLoadError(`${path}: outputs are [${s.outputNames.join(', ')}], manifest declares [${want(declared.outputs)}]`);
+  }
+}
+
+async function open(path: string, provider: ExecutionProvider, threads: number): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(path, options(provider, threads));
+  } catch (err) {
+    if (provider === 'cuda') throw err;
+    throw new ModelLoadError(`${path}: cannot load graph (${(err as Error).message})`);
+  }
+}
+
+/** One run of every graph at batch 1 on zeros: the first run of a session is slow. */
+async function warmUp(path: string, s: ort.InferenceSession, declared: { inputs: { name: string; dtype: string; shape: (string | number)[] }[] }): Promise<void> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const t of declared.inputs) {
+    const shape = t.shape.map((d) => (typeof d === 'number' ? d : 1));
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (t.dtype === 'float32') feeds[t.name] = new ort.Tensor('float32', new Float32Array(n).fill(t.name === 'temperature' ? 1 : 0), shape);
+    else if (t.dtype === 'int32') feeds[t.name] = new ort.Tensor('int32', new Int32Array(n), shape);
+    else throw new ModelLoadError(`${path}: input '${t.name}' has dtype ${t.dtype}; the runtime feeds float32 and int32`);
+  }
+  const out = await s.run(feeds);
+  for (const v of Object.values(out)) v.dispose();
+}
+
+async function openAll(model: LoadedModel, provider: ExecutionProvider, threads: number): Promise<StageSessions[]> {
+  const stages: StageSessions[] = [];
+  for (const st of model.manifest.stages) {
+    const s = {} as StageSessions;
+    for (const kind of GRAPH_KINDS) {
+      const path = model.paths[st.name][kind];
+      s[kind] = await open(path, provider, threads);
+      checkDeclared(path, s[kind], st.graphs[kind]);
+      await warmUp(path, s[kind], st.graphs[kind]);
+    }
+    stages.push(s);
+  }
+  return stages;
+}
+
+export async function createSessions(model: LoadedModel, choice: ProviderChoice, threads: number,
+  warn: (msg: string) => void): Promise<ModelSessions> {
+  if (choice === 'cpu') return { provider: 'cpu', stages: await openAll(model, 'cpu', threads) };
+  try {
+    return { provider: 'cuda', stages: await openAll(model, 'cuda', threads) };
+  } catch (err) {
+    if (choice === 'cuda' || err instanceof ModelLoadError) {
+      throw err instanceof ModelLoadError ? err : new ModelLoadError(`${model.dir}: CUDA execution provider failed: ${(err as Error).message}`);
+    }
+    const note = `CUDA execution provider unavailable, running on CPU: ${(err as Error).message.split('\n')[0]}`;
+    warn(`${model.manifest.name}: ${note}`);
+    return { provider: 'cpu', providerNote: note, stages: await openAll(model, 'cpu', threads) };
+  }
+}
+
+export async function releaseSessions(s: ModelSessions): Promise<void> {
+  for (const st of s.stages) for (const kind of GRAPH_KINDS) await st[kind].release();
+}

@@ -1,0 +1,64 @@
+// Worker thread entry: owns the ONNX sessions and the batching engine; the main thread never
+// calls run(). Graph timings are sent back in small bundles rather than one message per run.
+import { parentPort } from 'node:worker_threads';
+import { Engine, type EngineModel } from './engine.js';
+import type { FromWorker, ToWorker } from './protocol.js';
+import { createSessions } from './sessions.js';
+
+const port = parentPort!;
+const post = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
+const models = new Map<string, EngineModel>();
+let pendingRuns: Extract<FromWorker, { type: 'runs' }>['runs'] = [];
+let flushTimer: NodeJS.Timeout | null = null;
+
+function flushRuns(): void {
+  flushTimer = null;
+  if (pendingRuns.length) post({ type: 'runs', runs: pendingRuns });
+  pendingRuns = [];
+}
+
+const engine = new Engine({
+  slice: (request, index, stage, slice, values, image) =>
+    post({ type: 'slice', request, index, stage, slice, values, image }, [values.buffer as ArrayBuffer, image.buffer as ArrayBuffer]),
+  stage: (request, index, stage) => post({ type: 'stage', request, index, stage }),
+  sampleDone: (request, index, image, nats) => post({ type: 'sample-done', request, index, image, nats }),
+  scoreDone: (request, result) => post({ type: 'score-done', request, result }),
+  failed: (request, message) => post({ type: 'failed', request, message }),
+  run: (model, stage, graph, seconds, batch) => {
+    pendingRuns.push({ model, stage, graph, seconds, batch });
+    if (pendingRuns.length >= 1000) flushRuns();
+    else flushTimer ??= setTimeout(flushRuns, 100);
+  },
+});
+
+port.on('message', (msg: ToWorker) => {
+  switch (msg.type) {
+    case 'init':
+      void (async () => {
+        try {
+          const providers: Record<string, { provider: 'cuda' | 'cpu'; note?: string }> = {};
+          for (const m of msg.models) {
+            const sessions = await createSessions(m, msg.provider, msg.threads,
+              (message) => post({ type: 'log', level: 'warn', message }));
+            models.set(m.manifest.name, { manifest: m.manifest, sessions });
+            providers[m.manifest.name] = { provider: sessions.provider, note: sessions.providerNote };
+          }
+          post({ type: 'ready', providers });
+        } catch (err) {
+          post({ type: 'init-failed', message: (err as Error).message });
+        }
+      })();
+      break;
+    case 'sample': {
+      const model = models.get(msg.model)!;
+      for (const lane of msg.lanes) engine.addSample(model, { request: msg.request, ...lane });
+      break;
+    }
+    case 'score':
+      engine.addScore(models.get(msg.model)!, msg.request, msg.image, msg.perPixel);
+      break;
+    case 'cancel':
+      engine.cancel(msg.request);
+      break;
+  }
+});
