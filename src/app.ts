@@ -1,0 +1,53 @@
+// Builds the whole application, for the server and for every test alike.
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Config } from './config.js';
+import metrics from './plugins/metrics.js';
+import lifecycle from './plugins/lifecycle.js';
+import runtime, { type RuntimeDeps } from './plugins/runtime.js';
+import errorHandler from './plugins/error-handler.js';
+import swagger from './plugins/swagger.js';
+import healthRoutes from './routes/health.js';
+import modelRoutes from './routes/models.js';
+import metricsRoutes from './routes/metrics.js';
+import sampleRoutes from './routes/sample.js';
+import likelihoodRoutes from './routes/likelihood.js';
+import { schemaErrorFormatter } from './http/validation-message.js';
+
+export interface AppDeps extends RuntimeDeps {
+  /** a pino logger or Fastify logger options; default: JSON logs at LOG_LEVEL */
+  logger?: FastifyServerOptions['logger'];
+}
+
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: deps.logger ?? { level: config.LOG_LEVEL },
+    bodyLimit: config.BODY_LIMIT,
+    // Keep a caller's request id (from a proxy) so logs line up across hops; make one otherwise.
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    // Unknown fields are refused (400 naming them), not silently dropped.
+    ajv: { customOptions: { removeAdditional: false } },
+    schemaErrorFormatter,
+  });
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  await app.register(metrics);
+  await app.register(lifecycle);
+  await app.register(errorHandler);
+  await app.register(swagger, { version });
+  await app.register(runtime, { config, runtime: deps.runtime, createRuntime: deps.createRuntime });
+
+  await app.register(healthRoutes);
+  await app.register(metricsRoutes);
+  await app.register(modelRoutes);
+  await app.register(sampleRoutes, { config });
+  await app.register(likelihoodRoutes, { config });
+  return app;
+}

@@ -1,0 +1,40 @@
+// The service's whole configuration: one validated schema of environment variables.
+// This is the only module that reads process.env; everything else receives a Config.
+import envSchema from 'env-schema';
+import { Type, type Static } from '@sinclair/typebox';
+
+const MiB = 1024 * 1024;
+
+export const ConfigSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'TCP port to listen on (0: any free port)' }),
+  HOST: Type.String({ default: '0.0.0.0', description: 'address to bind' }),
+  MODELS_DIR: Type.String({ default: 'models', description: 'folder holding one sub-folder per exported model' }),
+  DEFAULT_MODEL: Type.String({ default: 'mu-fmnist', description: 'model used when a request names none' }),
+  EXECUTION_PROVIDER: Type.Union([Type.Literal('auto'), Type.Literal('cuda'), Type.Literal('cpu')], {
+    default: 'auto',
+    description: 'ONNX Runtime execution provider; auto tries CUDA and falls back to CPU, and says so',
+  }),
+  WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'inference worker threads' }),
+  THREADS: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'intra-op threads per worker session' }),
+  MAX_RUNNING: Type.Integer({ minimum: 1, default: 32, description: 'requests that run at once, sharing batched runs' }),
+  MAX_QUEUE: Type.Integer({ minimum: 0, default: 64, description: 'requests waiting beyond those running; more are answered 429' }),
+  BODY_LIMIT: Type.Integer({ minimum: 1024, default: 4 * MiB, description: 'largest request body, bytes (413 above)' }),
+  MAX_IMAGE_PIXELS: Type.Integer({
+    minimum: 1,
+    default: 4096 * 4096,
+    description: 'largest declared width*height of an uploaded image; larger is refused before decoding (decompression bombs)',
+  }),
+  SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 10_000, description: 'time running streams get to finish after SIGTERM' }),
+  SSE_KEEPALIVE_MS: Type.Integer({ minimum: 100, default: 5_000, description: 'interval of keep-alive comments on an idle event stream' }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info', description: 'pino log level' },
+  ),
+});
+
+export type Config = Static<typeof ConfigSchema>;
+
+/** Validates and completes the environment (or a plain object, in tests); throws naming the bad variable. */
+export function loadConfig(env: Record<string, string | number | undefined> = process.env): Config {
+  return envSchema<Config>({ schema: ConfigSchema, data: env, env: false, dotenv: false });
+}

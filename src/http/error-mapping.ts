@@ -1,0 +1,91 @@
+// One mapping from any error to a status code and an `{error, error_type}` body, shared by the
+// error handler (before the first byte) and the event stream (in-band `error` events after it).
+import { CancelledError, InvalidInputError, OverloadedError, RuntimeError, UnknownModelError } from '../runtime/errors.js';
+import { ClientGoneAbort, ShutdownAbort } from './errors.js';
+
+/** Closed set of `error_type` values; also the values of the failures metric's `reason` after `failureReason`. */
+export type ErrorType =
+  | 'validation'
+  | 'bad_request'
+  | 'unsupported_media_type'
+  | 'payload_too_large'
+  | 'not_acceptable'
+  | 'bad_image'
+  | 'image_too_large'
+  | 'image_mismatch'
+  | 'invalid_input'
+  | 'unknown_model'
+  | 'not_found'
+  | 'overloaded'
+  | 'cancelled'
+  | 'shutdown'
+  | 'not_ready'
+  | 'internal';
+
+export type FailureReason = 'overloaded' | 'cancelled' | 'bad_input' | 'unavailable' | 'internal';
+
+export interface MappedError {
+  statusCode: number;
+  body: { error: string; error_type: ErrorType };
+  retryAfterSeconds?: number;
+}
+
+const byFastifyCode: Record<string, [number, ErrorType]> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'unsupported_media_type'],
+  FST_INVALID_MULTIPART_CONTENT_TYPE: [415, 'unsupported_media_type'],
+  FST_ERR_CTP_BODY_TOO_LARGE: [413, 'payload_too_large'],
+  FST_REQ_FILE_TOO_LARGE: [413, 'payload_too_large'],
+  FST_PARTS_LIMIT: [413, 'payload_too_large'],
+  FST_FILES_LIMIT: [413, 'payload_too_large'],
+  FST_FIELDS_LIMIT: [413, 'payload_too_large'],
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'bad_request'],
+  FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'bad_request'],
+  FST_ERR_CTP_INVALID_JSON_BODY: [400, 'bad_request'],
+  SPN_BAD_IMAGE: [400, 'bad_image'],
+  SPN_BAD_REQUEST: [400, 'bad_request'],
+  SPN_IMAGE_TOO_LARGE: [413, 'image_too_large'],
+  SPN_IMAGE_MISMATCH: [422, 'image_mismatch'],
+  SPN_UNPROCESSABLE: [422, 'invalid_input'],
+  SPN_NOT_READY: [503, 'not_ready'],
+  SPN_SHUTTING_DOWN: [503, 'shutdown'],
+  SPN_NOT_ACCEPTABLE: [406, 'not_acceptable'],
+};
+
+export function mapError(err: unknown): MappedError {
+  if (err instanceof OverloadedError) {
+    return { statusCode: 429, body: { error: 'Model is overloaded', error_type: 'overloaded' }, retryAfterSeconds: Math.max(1, Math.ceil(err.retryAfterSeconds)) };
+  }
+  if (err instanceof UnknownModelError) return { statusCode: 404, body: { error: err.message, error_type: 'unknown_model' } };
+  if (err instanceof InvalidInputError) return { statusCode: 422, body: { error: err.message, error_type: 'invalid_input' } };
+  // 499 (nginx's "client closed request"): nobody reads it, but logs and metrics should not call it a 5xx.
+  if (err instanceof CancelledError || err instanceof ClientGoneAbort) return { statusCode: 499, body: { error: 'request cancelled', error_type: 'cancelled' } };
+  if (err instanceof ShutdownAbort) return { statusCode: 503, body: { error: 'server is shutting down', error_type: 'shutdown' } };
+  if (err instanceof RuntimeError) return { statusCode: 500, body: { error: 'internal error while running the model', error_type: 'internal' } };
+
+  const e = err as { code?: string; statusCode?: number; message?: string; validation?: unknown };
+  if (e && e.validation) return { statusCode: 400, body: { error: String(e.message), error_type: 'validation' } };
+  const known = e?.code ? byFastifyCode[e.code] : undefined;
+  if (known) return { statusCode: known[0], body: { error: String(e.message), error_type: known[1] } };
+  // Other client errors raised by Fastify or a plugin keep their status; their message is safe to show.
+  if (e && typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return { statusCode: e.statusCode, body: { error: String(e.message), error_type: e.statusCode === 404 ? 'not_found' : 'bad_request' } };
+  }
+  // Anything else is our fault: do not leak its message to the client (it is logged).
+  return { statusCode: 500, body: { error: 'Internal Server Error', error_type: 'internal' } };
+}
+
+export function failureReason(type: ErrorType): FailureReason {
+  switch (type) {
+    case 'overloaded':
+      return 'overloaded';
+    case 'cancelled':
+      return 'cancelled';
+    case 'shutdown':
+    case 'not_ready':
+      return 'unavailable';
+    case 'internal':
+      return 'internal';
+    default:
+      return 'bad_input';
+  }
+}

@@ -1,0 +1,25 @@
+// The one error handler: every error before the first byte of an answer becomes
+// `{error, error_type}` with the status from http/error-mapping.ts.
+import fp from 'fastify-plugin';
+import { failureReason, mapError } from '../http/error-mapping.js';
+
+export default fp(
+  async (app) => {
+    app.setErrorHandler(async (err, request, reply) => {
+      const mapped = mapError(err);
+      if (mapped.statusCode >= 500) request.log.error({ err }, 'request failed');
+      else request.log.info({ status: mapped.statusCode, error: mapped.body.error, error_type: mapped.body.error_type }, 'request refused');
+      const route = request.routeOptions.url;
+      if (request.routeOptions.config?.modelWork && route) {
+        app.metrics.requestFailures.inc({ route, reason: failureReason(mapped.body.error_type) });
+      }
+      if (mapped.retryAfterSeconds !== undefined) reply.header('retry-after', String(mapped.retryAfterSeconds));
+      return reply.code(mapped.statusCode).type('application/json; charset=utf-8').send(mapped.body);
+    });
+
+    app.setNotFoundHandler(async (request, reply) => {
+      return reply.code(404).send({ error: `no route ${request.method} ${request.url.split('?')[0]}`, error_type: 'not_found' });
+    });
+  },
+  { name: 'error-handler', fastify: '5.x', dependencies: ['metrics'] },
+);

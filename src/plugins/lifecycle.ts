@@ -1,0 +1,129 @@
+// Readiness and graceful shutdown. Tracks every request that is doing model work, so that on
+// shutdown the service can stop taking work, let that work finish within a grace period, and then
+// abort what is left (streams end with an in-band error event).
+import fp from 'fastify-plugin';
+import { ShutdownAbort, ShuttingDownError } from '../http/errors.js';
+
+export type ReadyState = 'ready' | 'loading' | 'failed' | 'shutting_down';
+
+export class Lifecycle {
+  private loadState: 'loading' | 'loaded' | 'failed' = 'loading';
+  private loadDetail?: string;
+  private shuttingDown = false;
+  private readonly work = new Set<AbortController>();
+  private idleWaiters: Array<() => void> = [];
+  /** set by the runtime plugin */
+  runtimeReady: () => boolean = () => true;
+
+  get state(): ReadyState {
+    if (this.shuttingDown) return 'shutting_down';
+    if (this.loadState === 'failed') return 'failed';
+    if (this.loadState === 'loading' || !this.runtimeReady()) return 'loading';
+    return 'ready';
+  }
+
+  get detail(): string | undefined {
+    return this.loadDetail;
+  }
+
+  get isShuttingDown(): boolean {
+    return this.shuttingDown;
+  }
+
+  get inFlight(): number {
+    return this.work.size;
+  }
+
+  loaded(): void {
+    this.loadState = 'loaded';
+  }
+
+  failed(detail: string): void {
+    this.loadState = 'failed';
+    this.loadDetail = detail;
+  }
+
+  /** Registers a request's work; call the returned function when it has ended, however it ended. */
+  track(ac: AbortController): () => void {
+    if (this.shuttingDown) throw new ShuttingDownError();
+    this.work.add(ac);
+    return () => {
+      this.work.delete(ac);
+      if (this.work.size === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+    };
+  }
+
+  beginShutdown(): void {
+    this.shuttingDown = true;
+  }
+
+  /**
+   * Waits up to graceMs for tracked work to end by itself, then aborts the rest and waits
+   * (up to abortWaitMs) for it to wind down. Answers how many requests were aborted.
+   */
+  async drain(graceMs: number, abortWaitMs = 5_000): Promise<{ aborted: number }> {
+    this.beginShutdown();
+    if (!(await this.idleWithin(graceMs))) {
+      const left = [...this.work];
+      for (const ac of left) ac.abort(new ShutdownAbort());
+      await this.idleWithin(abortWaitMs);
+      return { aborted: left.length };
+    }
+    return { aborted: 0 };
+  }
+
+  private idleWithin(ms: number): Promise<boolean> {
+    if (this.work.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.idleWaiters = this.idleWaiters.filter((w) => w !== wake);
+        resolve(false);
+      }, ms);
+      const wake = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.idleWaiters.push(wake);
+    });
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    lifecycle: Lifecycle;
+    /** Stop accepting, turn not-ready, drain work for up to graceMs, then close the app. */
+    shutdown(graceMs: number): Promise<{ aborted: number }>;
+  }
+}
+
+export default fp(
+  async (app) => {
+    const lifecycle = new Lifecycle();
+    app.decorate('lifecycle', lifecycle);
+
+    // Requests that reach us on kept-alive connections while draining: refuse new model work,
+    // keep answering probes and scrapes, and ask the client to reconnect elsewhere.
+    app.addHook('onRequest', async (request, reply) => {
+      if (!lifecycle.isShuttingDown) return;
+      reply.header('connection', 'close');
+      if (request.routeOptions.config?.modelWork) throw new ShuttingDownError();
+    });
+
+    app.decorate('shutdown', async (graceMs: number) => {
+      lifecycle.beginShutdown();
+      // Stop accepting connections now; Fastify's close() below would only do it after the drain.
+      if (app.server.listening) app.server.close();
+      const result = await lifecycle.drain(graceMs);
+      await app.close();
+      return result;
+    });
+  },
+  { name: 'lifecycle', fastify: '5.x' },
+);
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** the route runs the model: refused while shutting down, failures counted by reason */
+    modelWork?: boolean;
+  }
+}

@@ -1,0 +1,56 @@
+// The OpenAPI document, generated from the routes' TypeBox schemas, and Swagger UI at /docs.
+import fp from 'fastify-plugin';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { ErrorBody } from '../schemas/common.js';
+import { ModelSummary } from '../schemas/models.js';
+import { SampleResult, SliceEventData, StageEventData } from '../schemas/sample.js';
+import { LikelihoodResult } from '../schemas/likelihood.js';
+
+type Json = { [k: string]: unknown };
+
+/**
+ * Binary bodies are declared `{format: 'binary'}` without a type so that validation lets a Buffer
+ * through (ajv applies `format` to strings only); the document gets the `type: string` that
+ * OpenAPI and Swagger UI expect for a file.
+ */
+function typeBinary(node: unknown): void {
+  if (!node || typeof node !== 'object') return;
+  const o = node as Json;
+  if (o.format === 'binary' && o.type === undefined) o.type = 'string';
+  for (const v of Object.values(o)) typeBinary(v);
+}
+
+export default fp(
+  async (app, { version }: { version: string }) => {
+    // Shared schemas: referenced by $id from routes, listed under components.schemas.
+    for (const s of [ErrorBody, ModelSummary, SampleResult, SliceEventData, StageEventData, LikelihoodResult]) app.addSchema(s);
+
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.0.3',
+        info: {
+          title: 'spn-serve',
+          version,
+          description:
+            'Sampling and scoring with Subscale Pixel Networks and Multidimensional Upscaling (Menick & Kalchbrenner 2018). Errors are `{error, error_type}`.',
+        },
+        tags: [
+          { name: 'generation', description: 'sample images, streamed slice by slice' },
+          { name: 'scoring', description: 'likelihood of an image under a model' },
+          { name: 'models', description: 'the loaded models' },
+          { name: 'operations', description: 'health and metrics' },
+        ],
+      },
+      // Keep the $id names (ErrorBody, ...) instead of def-0, def-1 in the document.
+      refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
+      transformObject: (doc) => {
+        const spec = 'openapiObject' in doc ? doc.openapiObject : doc.swaggerObject;
+        typeBinary(spec);
+        return spec as never;
+      },
+    });
+    await app.register(swaggerUi, { routePrefix: '/docs' });
+  },
+  { name: 'swagger', fastify: '5.x' },
+);

@@ -1,0 +1,111 @@
+// POST /likelihood: the NLL of one image under a model, total, per stage and per slice, and on
+// request per pixel as a heat map. The image comes as a raw image body, a multipart upload, or JSON.
+import type { FastifyInstance } from 'fastify';
+import multipart from '@fastify/multipart';
+import { Type } from '@sinclair/typebox';
+import type { Config } from '../config.js';
+import { UnknownModelError } from '../runtime/errors.js';
+import { errors } from '../schemas/common.js';
+import {
+  BinaryImage, LikelihoodJsonBody, LikelihoodMultipart, LikelihoodQuery, LikelihoodResult,
+  type LikelihoodQuery as Query, type LikelihoodResult as Result,
+} from '../schemas/likelihood.js';
+import { fromBase64 } from '../http/condition.js';
+import { decodeImage, type ConvertOptions } from '../http/decode-image.js';
+import { BadRequestError, ClientGoneAbort } from '../http/errors.js';
+import { heatMap } from '../http/heatmap.js';
+import { encodePng } from '../http/png.js';
+
+const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/webp'] as const;
+
+type MultipartBody = { image?: unknown; model?: string; perPixel?: boolean; resize?: boolean; grayscale?: boolean; rgb?: boolean };
+type Body = Buffer | LikelihoodJsonBody | MultipartBody;
+
+/** One shape for the three ways in: JSON options win over the query string. */
+function readRequest(mediaType: string | undefined, body: Body, query: Query): { bytes: Buffer; model?: string; perPixel: boolean; convert: ConvertOptions } {
+  const fromQuery = { resize: query.resize, grayscale: query.grayscale, rgb: query.rgb };
+  if (Buffer.isBuffer(body)) return { bytes: body, model: query.model, perPixel: !!query.perPixel, convert: fromQuery };
+  if (mediaType === 'multipart/form-data') {
+    const b = body as MultipartBody;
+    if (!Buffer.isBuffer(b.image)) throw new BadRequestError('body/image must be a file upload');
+    return {
+      bytes: b.image,
+      model: b.model ?? query.model,
+      perPixel: !!(b.perPixel ?? query.perPixel),
+      convert: { resize: b.resize ?? query.resize, grayscale: b.grayscale ?? query.grayscale, rgb: b.rgb ?? query.rgb },
+    };
+  }
+  const b = body as LikelihoodJsonBody;
+  return {
+    bytes: fromBase64(b.image, 'body/image'),
+    model: b.model ?? query.model,
+    perPixel: !!(b.perPixel ?? query.perPixel),
+    convert: { ...fromQuery, ...b.convert },
+  };
+}
+
+export default async function likelihoodRoutes(app: FastifyInstance, { config }: { config: Config }) {
+  // Encapsulated here: other routes answer 415 to image and multipart bodies.
+  app.addContentTypeParser([...IMAGE_TYPES], { parseAs: 'buffer', bodyLimit: config.BODY_LIMIT }, (_req, body, done) => done(null, body));
+  await app.register(multipart, {
+    attachFieldsToBody: 'keyValues',
+    limits: { fileSize: config.BODY_LIMIT, files: 1, fields: 8, fieldSize: 1024, parts: 9 },
+  });
+
+  app.post<{ Body: Body; Querystring: Query }>('/likelihood', {
+    config: { modelWork: true },
+    bodyLimit: config.BODY_LIMIT,
+    schema: {
+      tags: ['scoring'],
+      summary: 'likelihood of an image: bits/dim, NLL in nats and bits, per stage and per slice',
+      description:
+        "The image must have the model's size and channels; otherwise the answer is 422, unless conversion is asked for (resize, grayscale, rgb). Nothing is converted silently: `input.conversions` lists what was done.",
+      querystring: LikelihoodQuery,
+      body: {
+        content: {
+          'application/json': { schema: LikelihoodJsonBody },
+          'multipart/form-data': { schema: LikelihoodMultipart },
+          ...Object.fromEntries(IMAGE_TYPES.map((t) => [t, { schema: BinaryImage }])),
+        },
+      },
+      response: { 200: Type.Ref(LikelihoodResult), ...errors(400, 404, 413, 415, 422, 429, 500, 503) },
+    },
+  }, async (request, reply) => {
+    const runtime = app.runtime;
+    const req = readRequest(request.mediaType, request.body, request.query);
+    const modelName = req.model ?? app.defaultModel();
+    const model = runtime.model(modelName);
+    if (!model) throw new UnknownModelError(modelName);
+    const decoded = await decodeImage(req.bytes, { name: model.name, ...model.image }, req.convert, config.MAX_IMAGE_PIXELS);
+
+    const ac = new AbortController();
+    const untrack = app.lifecycle.track(ac);
+    const onClose = () => {
+      if (!reply.raw.writableFinished) ac.abort(new ClientGoneAbort());
+    };
+    reply.raw.on('close', onClose);
+    try {
+      const r = await runtime.likelihood({ model: model.name, image: decoded.image, perPixel: req.perPixel, signal: ac.signal });
+      app.metrics.queueTime.observe({ model: model.name, kind: 'likelihood' }, r.timings.queueMs / 1000);
+      const result: Result = {
+        model: r.model,
+        bitsPerDim: r.bitsPerDim,
+        nats: r.nats,
+        bits: r.bits,
+        stages: r.stages,
+        input: { ...decoded.source, conversions: decoded.conversions },
+        timings: r.timings,
+      };
+      if (req.perPixel && r.perPixelBits) {
+        const { image, minBits, maxBits } = heatMap(r.perPixelBits, model.image.height, model.image.width);
+        result.perPixel = { png: (await encodePng(image)).toString('base64'), width: image.width, height: image.height, minBits, maxBits };
+      }
+      return result;
+    } catch (err) {
+      throw ac.signal.aborted ? ac.signal.reason : err;
+    } finally {
+      reply.raw.off('close', onClose);
+      untrack();
+    }
+  });
+}

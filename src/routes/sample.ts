@@ -1,0 +1,166 @@
+// POST /sample: draw images, answered as an event stream (slice by slice), JSON, or one PNG.
+import { randomInt } from 'node:crypto';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import type { Config } from '../config.js';
+import { UnknownModelError } from '../runtime/errors.js';
+import type { SampleEvent } from '../runtime/types.js';
+import { errors } from '../schemas/common.js';
+import { EVENT_STREAM_DESCRIPTION, MAX_SEED, SampleBody, SampleResult, SliceEventData, StageEventData } from '../schemas/sample.js';
+import { toCondition } from '../http/condition.js';
+import { ClientGoneAbort, NotAcceptableError } from '../http/errors.js';
+import { failureReason, mapError } from '../http/error-mapping.js';
+import { negotiate } from '../http/negotiate.js';
+import { encodePng, grid } from '../http/png.js';
+import { SampleOutput } from '../http/sample-output.js';
+import { EventStream } from '../http/sse.js';
+
+const OFFERS = ['application/json', 'text/event-stream', 'image/png'] as const;
+
+type Outcome = { ok: true; value: IteratorResult<SampleEvent> } | { ok: false; error: unknown };
+
+/**
+ * The runtime refuses at once (overloaded, bad input) on the generator's first step, before any
+ * await that waits for a place; one macrotask is enough to tell that apart from waiting in the queue.
+ * Refusals then get a real status code instead of an in-band error.
+ */
+async function settledSoon(p: Promise<IteratorResult<SampleEvent>>): Promise<Outcome | undefined> {
+  const outcome = p.then((value): Outcome => ({ ok: true, value }), (error): Outcome => ({ ok: false, error }));
+  return Promise.race([outcome, new Promise<undefined>((resolve) => setImmediate(() => resolve(undefined)))]);
+}
+
+export default async function sampleRoutes(app: FastifyInstance, { config }: { config: Config }) {
+  app.post<{ Body: SampleBody }>('/sample', {
+    config: { modelWork: true },
+    schema: {
+      tags: ['generation'],
+      summary: 'sample images',
+      description: `Answers JSON (default), a PNG (\`Accept: image/png\`; a grid when count > 1; seed in \`X-Seed\`), or an event stream. ${EVENT_STREAM_DESCRIPTION}`,
+      body: SampleBody,
+      response: {
+        200: {
+          description: 'the samples',
+          content: {
+            'application/json': { schema: Type.Ref(SampleResult) },
+            'text/event-stream': { schema: Type.String({ description: EVENT_STREAM_DESCRIPTION }) },
+            'image/png': { schema: Type.String({ format: 'binary' }) },
+          },
+        },
+        ...errors(400, 404, 406, 413, 415, 422, 429, 500, 503),
+      },
+    },
+  }, async (request, reply) => {
+    const accept = negotiate(request.headers.accept, OFFERS);
+    if (!accept) throw new NotAcceptableError(`cannot answer ${request.headers.accept}; offers: ${OFFERS.join(', ')}`);
+    const runtime = app.runtime;
+    const body = request.body;
+    const modelName = body.model ?? app.defaultModel();
+    const model = runtime.model(modelName);
+    if (!model) throw new UnknownModelError(modelName);
+    const condition = body.condition ? await toCondition(body.condition, model, config.MAX_IMAGE_PIXELS) : undefined;
+    const seed = body.seed ?? randomInt(0, MAX_SEED + 1);
+
+    const ac = new AbortController();
+    const untrack = app.lifecycle.track(ac);
+    // 'close' before the answer is finished: the client hung up. Stop its generation.
+    const onClose = () => {
+      if (!reply.raw.writableFinished) ac.abort(new ClientGoneAbort());
+    };
+    reply.raw.on('close', onClose);
+    const finish = () => {
+      reply.raw.off('close', onClose);
+      untrack();
+    };
+
+    const events = runtime.sample({
+      model: model.name, count: body.count, seed, temperature: body.temperature, stopAfter: body.stopAfter, condition, signal: ac.signal,
+    });
+    const out = new SampleOutput(model, body, app.metrics);
+
+    if (accept === 'text/event-stream') {
+      const first = events.next();
+      const early = await settledSoon(first);
+      if (early && !early.ok) {
+        finish();
+        throw early.error;
+      }
+      return stream(reply, events, early?.value ?? first, out, ac, finish);
+    }
+
+    try {
+      let done: SampleResult | undefined;
+      let images;
+      for await (const ev of events) {
+        if (ev.type === 'slice') await out.slice(ev, false);
+        else if (ev.type === 'done') {
+          done = await out.done(ev);
+          images = ev.images;
+        }
+      }
+      if (!done || !images) throw new Error('sampling ended without a result');
+      if (accept === 'image/png') {
+        return reply
+          .type('image/png')
+          .header('x-seed', String(done.seed))
+          .header('x-bits-per-dim', done.images.map((i) => i.bitsPerDim.toFixed(6)).join(','))
+          .send(await encodePng(images.length > 1 ? grid(images) : images[0]));
+      }
+      return reply.type('application/json; charset=utf-8').send(done);
+    } catch (err) {
+      // The abort's reason says why better than the runtime's CancelledError does.
+      throw ac.signal.aborted ? ac.signal.reason : err;
+    } finally {
+      finish();
+    }
+  });
+
+  /** Writes events as they come; anything that fails after the first byte ends the stream in-band. */
+  function stream(
+    reply: FastifyReply,
+    events: AsyncGenerator<SampleEvent>,
+    first: IteratorResult<SampleEvent> | Promise<IteratorResult<SampleEvent>>,
+    out: SampleOutput,
+    ac: AbortController,
+    finish: () => void,
+  ): FastifyReply {
+    const sse = new EventStream(config.SSE_KEEPALIVE_MS);
+    const serialize = {
+      slice: reply.compileSerializationSchema(SliceEventData),
+      stage: reply.compileSerializationSchema(StageEventData),
+      done: reply.compileSerializationSchema(SampleResult),
+    };
+    reply
+      .code(200)
+      .header('content-type', 'text/event-stream; charset=utf-8')
+      .header('cache-control', 'no-cache, no-transform')
+      .header('x-accel-buffering', 'no')
+      .send(sse.body);
+
+    void (async () => {
+      let completed = false;
+      try {
+        let r = await first;
+        while (!r.done) {
+          const ev = r.value;
+          if (ev.type === 'slice') await sse.send('slice', serialize.slice((await out.slice(ev, true))!));
+          else if (ev.type === 'stage') await sse.send('stage', serialize.stage({ sample: ev.sample, stage: ev.stage, elapsedMs: ev.elapsedMs }));
+          else await sse.send('done', serialize.done(await out.done(ev)));
+          r = await events.next();
+        }
+        completed = true;
+      } catch (err) {
+        const cause = ac.signal.aborted ? ac.signal.reason : err;
+        const mapped = mapError(cause);
+        app.metrics.requestFailures.inc({ route: '/sample', reason: failureReason(mapped.body.error_type) });
+        if (mapped.statusCode >= 500) reply.log.error({ err: cause }, 'stream failed');
+        else reply.log.info({ error_type: mapped.body.error_type }, 'stream ended early');
+        if (sse.open) await sse.send('error', JSON.stringify(mapped.body)).catch(() => {});
+      } finally {
+        sse.end();
+        finish();
+        if (!completed) void events.return(undefined).catch(() => {});
+      }
+    })();
+    return reply;
+  }
+}

@@ -1,0 +1,81 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { Base64Png, ModelName } from './common.js';
+
+const perPixel = Type.Boolean({ default: false, description: 'also answer the bits of each pixel as a PNG heat map' });
+const resize = Type.Boolean({ default: false, description: "convert an image of another size to the model's (scaled to cover, centre-cropped)" });
+const grayscale = Type.Boolean({ default: false, description: 'convert a colour image to grey for a one-channel model' });
+const rgb = Type.Boolean({ default: false, description: 'convert a grey image to RGB for a three-channel model' });
+
+export const LikelihoodJsonBody = Type.Object(
+  {
+    image: Type.String({ minLength: 1, description: 'a PNG, JPEG or WebP image, base64' }),
+    model: Type.Optional(ModelName),
+    perPixel: Type.Optional(perPixel),
+    convert: Type.Optional(Type.Object({ resize: Type.Optional(resize), grayscale: Type.Optional(grayscale), rgb: Type.Optional(rgb) }, { additionalProperties: false })),
+  },
+  { additionalProperties: false },
+);
+export type LikelihoodJsonBody = Static<typeof LikelihoodJsonBody>;
+
+/** Options for raw-image and multipart bodies (a JSON body carries its own, which win). */
+export const LikelihoodQuery = Type.Object(
+  {
+    model: Type.Optional(ModelName),
+    perPixel: Type.Optional(perPixel),
+    resize: Type.Optional(resize),
+    grayscale: Type.Optional(grayscale),
+    rgb: Type.Optional(rgb),
+  },
+  { additionalProperties: false },
+);
+export type LikelihoodQuery = Static<typeof LikelihoodQuery>;
+
+/** Documentation of the multipart form; it is read field by field, not validated as a whole. */
+export const LikelihoodMultipart = Type.Object({
+  image: Type.String({ format: 'binary', description: 'the image file (PNG, JPEG or WebP)' }),
+  model: Type.Optional(ModelName),
+  perPixel: Type.Optional(Type.Boolean()),
+  resize: Type.Optional(Type.Boolean()),
+  grayscale: Type.Optional(Type.Boolean()),
+  rgb: Type.Optional(Type.Boolean()),
+});
+
+/** Raw image bodies: the schema documents them; Buffers pass (format applies to strings only). */
+export const BinaryImage = Type.Unsafe<Buffer>({ format: 'binary', description: 'the image file' });
+
+export const LikelihoodResult = Type.Object(
+  {
+    model: Type.String(),
+    bitsPerDim: Type.Number({ description: 'NLL in bits over H*W*C' }),
+    nats: Type.Number(),
+    bits: Type.Number(),
+    stages: Type.Array(
+      Type.Object({
+        stage: Type.String(),
+        nats: Type.Number(),
+        bits: Type.Number(),
+        bitsPerDim: Type.Number({ description: "this stage's bits over the whole image's H*W*C (stages add up to the total)" }),
+        slices: Type.Array(Type.Object({ slice: Type.Integer(), offset: Type.Tuple([Type.Integer(), Type.Integer()]), bits: Type.Number() })),
+      }),
+    ),
+    perPixel: Type.Optional(
+      Type.Object({
+        png: { ...Base64Png, description: 'heat map of bits per pixel (summed over channels and stages): dark is cheap, bright is costly' },
+        width: Type.Integer(),
+        height: Type.Integer(),
+        minBits: Type.Number({ description: 'bits of the darkest colour' }),
+        maxBits: Type.Number({ description: 'bits of the brightest colour' }),
+      }),
+    ),
+    input: Type.Object({
+      format: Type.String(),
+      width: Type.Integer(),
+      height: Type.Integer(),
+      channels: Type.Integer(),
+      conversions: Type.Array(Type.String(), { description: 'what was done to the pixels, in order; empty when taken as they were' }),
+    }),
+    timings: Type.Object({ queueMs: Type.Number(), totalMs: Type.Number() }),
+  },
+  { $id: 'LikelihoodResult' },
+);
+export type LikelihoodResult = Static<typeof LikelihoodResult>;

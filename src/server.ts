@@ -1,0 +1,36 @@
+// Loads the configuration, builds the app, listens, and shuts down with grace on SIGTERM/SIGINT.
+import { loadConfig } from './config.js';
+import { buildApp } from './app.js';
+
+const config = loadConfig();
+const app = await buildApp(config);
+
+let stopping = false;
+async function stop(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  app.log.info({ signal, inFlight: app.lifecycle.inFlight, graceMs: config.SHUTDOWN_GRACE_MS }, 'shutting down');
+  // A last resort, should closing itself hang: exit anyway, and say it failed.
+  setTimeout(() => {
+    app.log.error('shutdown did not finish in time; exiting');
+    process.exit(1);
+  }, config.SHUTDOWN_GRACE_MS + 15_000).unref();
+  try {
+    const { aborted } = await app.shutdown(config.SHUTDOWN_GRACE_MS);
+    app.log.info({ aborted }, 'shut down');
+    process.exit(0);
+  } catch (err) {
+    app.log.error({ err }, 'shutdown failed');
+    process.exit(1);
+  }
+}
+process.once('SIGTERM', () => void stop('SIGTERM'));
+process.once('SIGINT', () => void stop('SIGINT'));
+
+await app.listen({ port: config.PORT, host: config.HOST });
+// Model loading runs in the background (readiness says when it is done); a model that cannot be
+// loaded stops the service, as it should never half-start.
+app.runtimeLoaded().catch((err: Error) => {
+  app.log.fatal({ err }, 'models failed to load; exiting');
+  process.exit(1);
+});
