@@ -30,9 +30,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     // Unknown fields are refused (400 naming them), not silently dropped.
-    ajv: { customOptions: { removeAdditional: false } },
+    // strictTypes off: binary bodies are `{format: 'binary'}` without a type on purpose (see plugins/swagger.ts).
+    ajv: { customOptions: { removeAdditional: false, strictTypes: false } },
     schemaErrorFormatter,
   });
+
+  // No route takes plain text; without its parser such bodies get 415 instead of reaching a handler.
+  app.removeContentTypeParser('text/plain');
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);

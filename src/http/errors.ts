@@ -16,6 +16,8 @@ export const BadRequestError = createError('SPN_BAD_REQUEST', '%s', 400);
 export const NotReadyError = createError('SPN_NOT_READY', '%s', 503);
 /** The server is draining for shutdown and takes no new work. */
 export const ShuttingDownError = createError('SPN_SHUTTING_DOWN', 'server is shutting down', 503);
+/** A body of a media type this route does not take. */
+export const UnsupportedMediaTypeError = createError('FST_ERR_CTP_INVALID_MEDIA_TYPE', 'Unsupported Media Type: %s', 415);
 /** None of the media types in Accept can be produced. */
 export const NotAcceptableError = createError('SPN_NOT_ACCEPTABLE', '%s', 406);
 

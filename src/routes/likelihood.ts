@@ -12,7 +12,7 @@ import {
 } from '../schemas/likelihood.js';
 import { fromBase64 } from '../http/condition.js';
 import { decodeImage, type ConvertOptions } from '../http/decode-image.js';
-import { BadRequestError, ClientGoneAbort } from '../http/errors.js';
+import { BadRequestError, ClientGoneAbort, UnsupportedMediaTypeError } from '../http/errors.js';
 import { heatMap } from '../http/heatmap.js';
 import { encodePng } from '../http/png.js';
 
@@ -24,7 +24,7 @@ type Body = Buffer | LikelihoodJsonBody | MultipartBody;
 /** One shape for the three ways in: JSON options win over the query string. */
 function readRequest(mediaType: string | undefined, body: Body, query: Query): { bytes: Buffer; model?: string; perPixel: boolean; convert: ConvertOptions } {
   const fromQuery = { resize: query.resize, grayscale: query.grayscale, rgb: query.rgb };
-  if (Buffer.isBuffer(body)) return { bytes: body, model: query.model, perPixel: !!query.perPixel, convert: fromQuery };
+  if ((IMAGE_TYPES as readonly string[]).includes(mediaType ?? '') && Buffer.isBuffer(body)) return { bytes: body, model: query.model, perPixel: !!query.perPixel, convert: fromQuery };
   if (mediaType === 'multipart/form-data') {
     const b = body as MultipartBody;
     if (!Buffer.isBuffer(b.image)) throw new BadRequestError('body/image must be a file upload');
@@ -35,6 +35,7 @@ function readRequest(mediaType: string | undefined, body: Body, query: Query): {
       convert: { resize: b.resize ?? query.resize, grayscale: b.grayscale ?? query.grayscale, rgb: b.rgb ?? query.rgb },
     };
   }
+  if (mediaType !== 'application/json') throw new UnsupportedMediaTypeError(mediaType ?? 'none');
   const b = body as LikelihoodJsonBody;
   return {
     bytes: fromBase64(b.image, 'body/image'),

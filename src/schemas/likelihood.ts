@@ -30,18 +30,18 @@ export const LikelihoodQuery = Type.Object(
 );
 export type LikelihoodQuery = Static<typeof LikelihoodQuery>;
 
-/** Documentation of the multipart form; it is read field by field, not validated as a whole. */
+/** Raw image bodies: the schema documents them; Buffers pass (format applies to strings only). */
+export const BinaryImage = Type.Unsafe<Buffer>({ format: 'binary', description: 'the image file (PNG, JPEG or WebP)' });
+
+/** The multipart form, as @fastify/multipart attaches it: the file as a Buffer, fields as strings (coerced). */
 export const LikelihoodMultipart = Type.Object({
-  image: Type.String({ format: 'binary', description: 'the image file (PNG, JPEG or WebP)' }),
+  image: BinaryImage,
   model: Type.Optional(ModelName),
   perPixel: Type.Optional(Type.Boolean()),
   resize: Type.Optional(Type.Boolean()),
   grayscale: Type.Optional(Type.Boolean()),
   rgb: Type.Optional(Type.Boolean()),
 });
-
-/** Raw image bodies: the schema documents them; Buffers pass (format applies to strings only). */
-export const BinaryImage = Type.Unsafe<Buffer>({ format: 'binary', description: 'the image file' });
 
 export const LikelihoodResult = Type.Object(
   {

@@ -1,0 +1,131 @@
+// Shared by the HTTP tests: a config pointing at the tiny test models, a real listening server,
+// an SSE parser for fetch bodies, and PNG decoding.
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import type { FastifyInstance } from 'fastify';
+import { loadConfig, type Config } from '../../src/config.js';
+import { buildApp, type AppDeps } from '../../src/app.js';
+
+/** The repository root, from dist/test/http/ (compiled) */
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const MODELS_DIR = `${ROOT}models`;
+
+export function testConfig(env: Record<string, string | number> = {}): Config {
+  return loadConfig({
+    MODELS_DIR,
+    DEFAULT_MODEL: 'tiny-c1',
+    EXECUTION_PROVIDER: 'cpu',
+    LOG_LEVEL: 'silent',
+    PORT: 0,
+    HOST: '127.0.0.1',
+    ...env,
+  });
+}
+
+/** An app with the real runtime on the tiny models, loaded and warmed up. */
+export async function readyApp(env: Record<string, string | number> = {}, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const app = await buildApp(testConfig(env), deps);
+  await app.ready();
+  await app.runtimeLoaded();
+  return app;
+}
+
+/** The same, listening on a free port; answers its base URL. */
+export async function listening(env: Record<string, string | number> = {}, deps: AppDeps = {}): Promise<{ app: FastifyInstance; url: string }> {
+  const app = await readyApp(env, deps);
+  const address = await app.listen({ port: 0, host: '127.0.0.1' });
+  return { app, url: address };
+}
+
+export interface SseEvent {
+  event: string;
+  data: string;
+}
+
+/** Reads an event stream, calling onEvent for each event; answers all events and the comments seen. */
+export async function readSse(
+  body: ReadableStream<Uint8Array>,
+  onEvent: (ev: SseEvent) => boolean | void = () => {},
+): Promise<{ events: SseEvent[]; comments: string[] }> {
+  const events: SseEvent[] = [];
+  const comments: string[] = [];
+  const decoder = new TextDecoder();
+  let buffer = '';
+  const reader = body.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut: number;
+    while ((cut = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let event = 'message';
+      const data: string[] = [];
+      for (const line of block.split('\n')) {
+        if (line.startsWith(':')) comments.push(line.slice(1).trim());
+        else if (line.startsWith('event: ')) event = line.slice(7);
+        else if (line.startsWith('data: ')) data.push(line.slice(6));
+      }
+      if (data.length) {
+        const ev = { event, data: data.join('\n') };
+        events.push(ev);
+        // onEvent answers true to stop reading (and hang up)
+        if (onEvent(ev) === true) {
+          await reader.cancel();
+          return { events, comments };
+        }
+      }
+    }
+  }
+  return { events, comments };
+}
+
+export function parseSse(text: string): SseEvent[] {
+  return text
+    .split('\n\n')
+    .map((block) => {
+      const lines = block.split('\n').filter((l) => !l.startsWith(':') && l);
+      const event = lines.find((l) => l.startsWith('event: '))?.slice(7);
+      const data = lines.filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+      return event ? { event, data } : undefined;
+    })
+    .filter((e): e is SseEvent => !!e);
+}
+
+export interface Decoded {
+  width: number;
+  height: number;
+  channels: number;
+  data: Buffer;
+  format: string;
+}
+
+/** Decodes a PNG (base64 or bytes), keeping a grey image at one channel. */
+export async function decodePng(png: string | Buffer): Promise<Decoded> {
+  const bytes = typeof png === 'string' ? Buffer.from(png, 'base64') : png;
+  const meta = await sharp(bytes).metadata();
+  const s = sharp(bytes);
+  const { data, info } = await ((meta.channels ?? 3) <= 2 ? s.toColourspace('b-w') : s).raw().toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, channels: info.channels, data, format: meta.format ?? '' };
+}
+
+export async function rawToPng(data: Uint8Array, width: number, height: number, channels: 1 | 3 | 4, format: 'png' | 'jpeg' | 'webp' = 'png'): Promise<Buffer> {
+  let s = sharp(Buffer.from(data), { raw: { width, height, channels } });
+  if (channels === 1) s = s.toColourspace('b-w');
+  return format === 'png' ? s.png().toBuffer() : format === 'jpeg' ? s.jpeg({ quality: 95 }).toBuffer() : s.webp({ lossless: true }).toBuffer();
+}
+
+/** Reads one sample (value only, no labels beyond those given) from Prometheus text. */
+export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const got = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[3]);
+  }
+  return undefined;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

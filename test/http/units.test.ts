@@ -1,0 +1,136 @@
+// Pure pieces of the HTTP layer: config, content negotiation, image decoding, PNG grid, heat map.
+import t from 'tap';
+import zlib from 'node:zlib';
+import { loadConfig } from '../../src/config.js';
+import { negotiate } from '../../src/http/negotiate.js';
+import { decodeImage, sniffFormat } from '../../src/http/decode-image.js';
+import { encodePng, grid, GRID_GAP, sliceForDisplay } from '../../src/http/png.js';
+import { heatMap } from '../../src/http/heatmap.js';
+import { decodePng, rawToPng } from './helpers.js';
+
+const model1 = { name: 'm1', height: 8, width: 8, channels: 1 };
+const model3 = { name: 'm3', height: 8, width: 8, channels: 3 };
+const ramp = (n: number, k = 1) => Uint8Array.from({ length: n }, (_, i) => (i * k) % 256);
+
+/** A real PNG whose header claims width x height (CRC fixed up), so only its header is big. */
+export async function bombPng(width: number, height: number): Promise<Buffer> {
+  const b = Buffer.from(await rawToPng(ramp(64), 8, 8, 1));
+  b.writeUInt32BE(width, 16);
+  b.writeUInt32BE(height, 20);
+  b.writeUInt32BE(zlib.crc32(b.subarray(12, 29)) >>> 0, 29);
+  return b;
+}
+
+t.test('config: defaults, coercion, and a bad variable named', async (t) => {
+  const c = loadConfig({});
+  t.equal(c.PORT, 8080);
+  t.equal(c.HOST, '0.0.0.0');
+  t.equal(c.EXECUTION_PROVIDER, 'auto');
+  t.equal(c.BODY_LIMIT, 4 * 1024 * 1024);
+  t.equal(c.MAX_QUEUE, 64);
+  t.equal(c.MAX_RUNNING, 32);
+  t.equal(c.SHUTDOWN_GRACE_MS, 10000);
+  t.equal(loadConfig({ PORT: '9000', WORKERS: '3' }).PORT, 9000);
+  t.throws(() => loadConfig({ EXECUTION_PROVIDER: 'tpu' }), /EXECUTION_PROVIDER/);
+  t.throws(() => loadConfig({ PORT: 'eighty' }), /PORT/);
+  t.throws(() => loadConfig({ WORKERS: '0' }), /WORKERS/);
+});
+
+t.test('negotiate: weights, wildcards, specificity', async (t) => {
+  const offers = ['application/json', 'text/event-stream', 'image/png'] as const;
+  t.equal(negotiate(undefined, offers), 'application/json');
+  t.equal(negotiate('*/*', offers), 'application/json');
+  t.equal(negotiate('text/event-stream', offers), 'text/event-stream');
+  t.equal(negotiate('image/*', offers), 'image/png');
+  t.equal(negotiate('application/json;q=0.5, image/png', offers), 'image/png');
+  t.equal(negotiate('application/json;q=0, */*', offers), 'text/event-stream');
+  t.equal(negotiate('text/html', offers), undefined);
+});
+
+t.test('sniffFormat reads magic bytes only', async (t) => {
+  t.equal(sniffFormat(await rawToPng(ramp(64), 8, 8, 1, 'png')), 'png');
+  t.equal(sniffFormat(await rawToPng(ramp(64), 8, 8, 1, 'jpeg')), 'jpeg');
+  t.equal(sniffFormat(await rawToPng(ramp(192), 8, 8, 3, 'webp')), 'webp');
+  t.equal(sniffFormat(Buffer.from('GIF89a......')), undefined);
+});
+
+t.test('decodeImage: exact pixels of a fitting PNG, no conversions', async (t) => {
+  const px = ramp(64, 3);
+  const d = await decodeImage(await rawToPng(px, 8, 8, 1), model1, {}, 1e6);
+  t.same([...d.image.data], [...px]);
+  t.same(d.conversions, []);
+  t.same(d.source, { format: 'png', width: 8, height: 8, channels: 1 });
+});
+
+t.test('decodeImage refuses non-images, truncated images and bombs', async (t) => {
+  await t.rejects(decodeImage(Buffer.from('definitely not an image'), model1, {}, 1e6), { statusCode: 400, code: 'SPN_BAD_IMAGE' });
+  const png = await rawToPng(ramp(64), 8, 8, 1);
+  await t.rejects(decodeImage(png.subarray(0, png.length - 20), model1, {}, 1e6), { statusCode: 400, code: 'SPN_BAD_IMAGE' });
+  const jpeg = await rawToPng(ramp(64), 8, 8, 1, 'jpeg');
+  await t.rejects(decodeImage(jpeg.subarray(0, jpeg.length / 2), model1, {}, 1e6), { statusCode: 400, message: /corrupt or truncated/ });
+  // 100000 x 100000 declared: refused from the header; decoding it would need 10 GB.
+  const bomb = await bombPng(100_000, 100_000);
+  t.ok(bomb.length < 200, 'the bomb itself is tiny');
+  await t.rejects(decodeImage(bomb, model1, {}, 4096 * 4096), { statusCode: 413, code: 'SPN_IMAGE_TOO_LARGE', message: /100000x100000/ });
+});
+
+t.test('decodeImage: mismatches are 422 naming what differs, unless conversion is asked for', async (t) => {
+  const rgb = await rawToPng(ramp(192, 7), 8, 8, 3);
+  await t.rejects(decodeImage(rgb, model1, {}, 1e6), { statusCode: 422, message: /3 channels \(RGB\) but the model takes 1 channel/ });
+  const grey = await decodeImage(rgb, model1, { grayscale: true }, 1e6);
+  t.equal(grey.image.channels, 1);
+  const src = ramp(192, 7);
+  t.equal(grey.image.data[5], Math.round(0.299 * src[15] + 0.587 * src[16] + 0.114 * src[17]));
+  t.same(grey.conversions, ['converted RGB to grey (Rec. 601 luma)']);
+
+  const big = await rawToPng(ramp(256), 16, 16, 1);
+  await t.rejects(decodeImage(big, model1, {}, 1e6), { statusCode: 422, message: /16x16 but the model takes 8x8/ });
+  const small = await decodeImage(big, model1, { resize: true }, 1e6);
+  t.same([small.image.width, small.image.height, small.image.channels], [8, 8, 1]);
+  t.match(small.conversions[0], /resized 16x16 to 8x8/);
+
+  const g = await rawToPng(ramp(64), 8, 8, 1);
+  await t.rejects(decodeImage(g, model3, {}, 1e6), { statusCode: 422, message: /convert\.rgb/ });
+  const asRgb = await decodeImage(g, model3, { rgb: true }, 1e6);
+  t.same([...asRgb.image.data.subarray(0, 6)], [0, 0, 0, 1, 1, 1]);
+});
+
+t.test('decodeImage: lossless container differences are read, and reported', async (t) => {
+  // WebP has no grey mode: a grey image comes back as three equal channels.
+  const px = ramp(64, 5);
+  const webp = await rawToPng(px, 8, 8, 1, 'webp');
+  const d = await decodeImage(webp, model1, {}, 1e6);
+  t.same([...d.image.data], [...px]);
+  t.match(d.conversions[0], /three channels are equal/);
+  // an opaque alpha channel is dropped; a transparent pixel is refused
+  const rgba = new Uint8Array(64 * 4).fill(255);
+  const opaque = await decodeImage(await rawToPng(rgba, 8, 8, 4), model3, {}, 1e6);
+  t.equal(opaque.image.channels, 3);
+  t.match(opaque.conversions[0], /alpha/);
+  rgba[7] = 0;
+  await t.rejects(decodeImage(await rawToPng(rgba, 8, 8, 4), model3, {}, 1e6), { statusCode: 422, message: /transparent/ });
+});
+
+t.test('PNG: encode round trip, slice stretch, grid layout', async (t) => {
+  const img = { height: 4, width: 5, channels: 1, data: ramp(20, 11) };
+  const back = await decodePng(await encodePng(img));
+  t.same([back.width, back.height, back.channels], [5, 4, 1]);
+  t.same([...back.data], [...img.data]);
+  t.same([...sliceForDisplay(Uint8Array.from([0, 3, 7]), 1, 3, 1, 3).data], [0, 109, 255]);
+  const images = [1, 2, 3].map((v) => ({ height: 2, width: 2, channels: 3, data: new Uint8Array(12).fill(v) }));
+  const g = grid(images);
+  t.same([g.width, g.height], [2 * 2 + GRID_GAP, 2 * 2 + GRID_GAP]);
+  t.equal(g.data[0], 1);
+  t.equal(g.data[(0 * g.width + 2 + GRID_GAP) * 3], 2);
+  t.equal(g.data[((2 + GRID_GAP) * g.width + 0) * 3], 3);
+  t.equal(g.data[((2 + GRID_GAP) * g.width + 2 + GRID_GAP) * 3], 0, 'the empty cell stays black');
+});
+
+t.test('heat map: ends of the ramp at min and max', async (t) => {
+  const h = heatMap(Float32Array.from([0, 1, 2, 4]), 2, 2);
+  t.equal(h.minBits, 0);
+  t.equal(h.maxBits, 4);
+  t.same([...h.image.data.subarray(0, 3)], [0, 0, 4]);
+  t.same([...h.image.data.subarray(9, 12)], [252, 255, 164]);
+  t.throws(() => heatMap(new Float32Array(3), 2, 2));
+});
