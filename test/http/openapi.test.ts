@@ -1,0 +1,28 @@
+// The committed OpenAPI document is what the app generates, and it declares every route's answers.
+import t from 'tap';
+import { readFile } from 'node:fs/promises';
+import { OPENAPI_PATH, openapiText } from '../../scripts/write-openapi.js';
+
+t.test('openapi/openapi.json matches the app (run `npm run openapi` after changing a route)', async (t) => {
+  const generated = await openapiText();
+  const committed = await readFile(OPENAPI_PATH, 'utf8');
+  t.equal(committed, generated);
+});
+
+t.test('every route documents its body, query and answers', async (t) => {
+  const doc = JSON.parse(await openapiText());
+  const ops = (p: string, m: string) => doc.paths[p][m];
+  t.same(Object.keys(doc.paths).sort(), ['/health/live', '/health/ready', '/likelihood', '/metrics', '/models', '/models/{name}', '/sample']);
+  const sample = ops('/sample', 'post');
+  t.same(Object.keys(sample.responses).sort(), ['200', '400', '404', '406', '413', '415', '422', '429', '500', '503']);
+  t.same(Object.keys(sample.responses['200'].content).sort(), ['application/json', 'image/png', 'text/event-stream']);
+  t.ok(sample.requestBody.content['application/json'].schema.properties.count);
+  const lik = ops('/likelihood', 'post');
+  t.same(Object.keys(lik.requestBody.content).sort(), ['application/json', 'image/jpeg', 'image/png', 'image/webp', 'multipart/form-data']);
+  t.same(lik.requestBody.content['image/png'].schema.type, 'string', 'binary bodies are typed for Swagger UI');
+  t.same(lik.requestBody.content['multipart/form-data'].schema.properties.image, { format: 'binary', description: 'the image file (PNG, JPEG or WebP)', type: 'string' });
+  t.same(lik.parameters.map((p: { name: string }) => p.name).sort(), ['grayscale', 'model', 'perPixel', 'resize', 'rgb']);
+  t.same(Object.keys(lik.responses).sort(), ['200', '400', '404', '413', '415', '422', '429', '500', '503']);
+  t.same(Object.keys(ops('/health/ready', 'get').responses).sort(), ['200', '503']);
+  for (const name of ['ErrorBody', 'SampleResult', 'SliceEvent', 'StageEvent', 'LikelihoodResult', 'ModelSummary']) t.ok(doc.components.schemas[name], name);
+});
