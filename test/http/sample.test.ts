@@ -1,0 +1,174 @@
+// POST /sample through app.inject() against the real runtime: JSON, PNG and event-stream answers,
+// seeds, stages, conditioning, and the 429 of a full queue.
+import t from 'tap';
+import type { FastifyInstance } from 'fastify';
+import { decodePng, parseSse, readyApp } from './helpers.js';
+
+const post = (app: FastifyInstance, body: unknown, accept = 'application/json') =>
+  app.inject({ method: 'POST', url: '/sample', headers: { 'content-type': 'application/json', accept }, payload: JSON.stringify(body) });
+
+t.test('sampling', async (t) => {
+  const app = await readyApp();
+  t.teardown(() => app.close());
+
+  t.test('JSON: images, echoed seed, bits/dim, timings; same seed same images', async (t) => {
+    const a = await post(app, { seed: 7, count: 2 });
+    t.equal(a.statusCode, 200);
+    const body = a.json();
+    t.equal(body.model, 'tiny-c1');
+    t.equal(body.seed, 7);
+    t.equal(body.count, 2);
+    t.equal(body.temperature, 1);
+    t.equal(body.stoppedAfter, 'depth');
+    t.equal(body.images.length, 2);
+    for (const img of body.images) {
+      const px = await decodePng(img.png);
+      t.same([px.width, px.height, px.channels, px.format], [28, 28, 1, 'png']);
+      t.ok(img.bitsPerDim > 0 && img.bitsPerDim < 8, `bits/dim ${img.bitsPerDim}`);
+    }
+    t.notSame(body.images[0].png, body.images[1].png, 'two samples differ');
+    t.ok(body.timings.totalMs >= body.timings.firstSliceMs && body.timings.firstSliceMs >= body.timings.queueMs);
+    const b = (await post(app, { seed: 7, count: 2 })).json();
+    t.same(b.images, body.images, 'the same seed draws the same images');
+    const c = (await post(app, { seed: 8, count: 2 })).json();
+    t.notSame(c.images[0].png, body.images[0].png);
+  });
+
+  t.test('no seed: one is drawn, echoed, and reproduces the images', async (t) => {
+    const a = (await post(app, {})).json();
+    t.ok(Number.isInteger(a.seed) && a.seed >= 0 && a.seed < 2 ** 32);
+    const b = (await post(app, { seed: a.seed })).json();
+    t.equal(b.images[0].png, a.images[0].png);
+  });
+
+  t.test('Accept: image/png answers one PNG, a grid when count > 1', async (t) => {
+    const one = await post(app, { seed: 3 }, 'image/png');
+    t.equal(one.statusCode, 200);
+    t.equal(one.headers['content-type'], 'image/png');
+    t.equal(one.headers['x-seed'], '3');
+    const png = await decodePng(one.rawPayload);
+    t.same([png.width, png.height, png.channels], [28, 28, 1]);
+    const asJson = (await post(app, { seed: 3 })).json();
+    t.same(png.data, (await decodePng(asJson.images[0].png)).data, 'the PNG is the JSON image');
+    t.equal(Number(one.headers['x-bits-per-dim']), Number(asJson.images[0].bitsPerDim.toFixed(6)));
+
+    const four = await post(app, { seed: 3, count: 4 }, 'image/png');
+    const g = await decodePng(four.rawPayload);
+    t.same([g.width, g.height], [58, 58], '2x2 grid of 28x28 with a 2-pixel gap');
+    const json4 = (await post(app, { seed: 3, count: 4 })).json();
+    const last = await decodePng(json4.images[3].png);
+    for (const [y, x] of [[0, 0], [13, 17], [27, 27]]) {
+      t.equal(g.data[(30 + y) * 58 + 30 + x], last.data[y * 28 + x], `cell 4 pixel ${y},${x}`);
+    }
+  });
+
+  t.test('stopAfter: only the small image is generated', async (t) => {
+    const body = (await post(app, { seed: 5, stopAfter: 'small' })).json();
+    t.equal(body.stoppedAfter, 'small');
+    const px = await decodePng(body.images[0].png);
+    let outside = 0;
+    let lowBits = 0;
+    let inside = 0;
+    for (let y = 0; y < 28; y++) {
+      for (let x = 0; x < 28; x++) {
+        const v = px.data[y * 28 + x];
+        if (y % 4 || x % 4) outside += v;
+        else {
+          lowBits += v & 0x1f;
+          inside += v;
+        }
+      }
+    }
+    t.equal(outside, 0, 'outside slice (0,0): not generated');
+    t.equal(lowBits, 0, 'only the 3 high bits of slice (0,0)');
+    t.ok(inside > 0, 'slice (0,0) was generated');
+  });
+
+  t.test('conditioning: complete keeps the first slices, add-depth keeps the high bits', async (t) => {
+    const given = (await post(app, { seed: 11 })).json().images[0].png;
+    const src = (await decodePng(given)).data;
+    const done = (await post(app, { seed: 12, condition: { mode: 'complete', image: given, slices: 4 } })).json();
+    const out = (await decodePng(done.images[0].png)).data;
+    let kept = 0;
+    let differs = 0;
+    for (let y = 0; y < 28; y++) {
+      for (let x = 0; x < 28; x++) {
+        const i = y * 28 + x;
+        if (y % 4 === 0) kept += Number(out[i] === src[i]);
+        else differs += Number(out[i] !== src[i]);
+      }
+    }
+    t.equal(kept, 7 * 28, 'slices 0..3 (row offset 0) are the given pixels');
+    t.ok(differs > 0, 'the rest is generated');
+
+    const deep = (await post(app, { seed: 13, condition: { mode: 'add-depth', image: given } })).json();
+    const d = (await decodePng(deep.images[0].png)).data;
+    let high = 0;
+    for (let i = 0; i < 784; i++) high += Number((d[i] & 0xe0) === (src[i] & 0xe0));
+    t.equal(high, 784, 'every pixel keeps its 3 high bits');
+
+    const wrong = await post(app, { model: 'tiny-c3', condition: { mode: 'add-depth', image: given } });
+    t.equal(wrong.statusCode, 422);
+    t.match(wrong.json(), { error_type: 'image_mismatch', error: /1 channel \(grey\) but the model takes 3 channels/ });
+    const tooMany = await post(app, { condition: { mode: 'complete', image: given, slices: 16 } });
+    t.equal(tooMany.statusCode, 422);
+    t.same(tooMany.json(), { error: 'slices must be between 1 and 15 for subscale factor 4', error_type: 'invalid_input' });
+  });
+
+  t.test('colour model: RGB PNGs', async (t) => {
+    const body = (await post(app, { model: 'tiny-c3', seed: 2 })).json();
+    const px = await decodePng(body.images[0].png);
+    t.same([px.width, px.height, px.channels], [28, 28, 3]);
+  });
+
+  t.test('event stream: slices in subscale order per stage, stage events, done equals JSON', async (t) => {
+    const res = await post(app, { seed: 21 }, 'text/event-stream');
+    t.equal(res.statusCode, 200);
+    t.equal(res.headers['content-type'], 'text/event-stream; charset=utf-8');
+    t.equal(res.headers['x-accel-buffering'], 'no');
+    t.match(res.headers['cache-control'], /no-cache/);
+    const events = parseSse(res.payload);
+    const slices = events.filter((e) => e.event === 'slice').map((e) => JSON.parse(e.data));
+    t.same(slices.map((s) => `${s.stage}:${s.slice}`), [
+      'small:0',
+      ...Array.from({ length: 15 }, (_, k) => `size:${k + 1}`),
+      ...Array.from({ length: 16 }, (_, k) => `depth:${k}`),
+    ]);
+    for (const s of slices) t.same(s.offset, [Math.floor(s.slice / 4), s.slice % 4]);
+    t.same(events.filter((e) => e.event === 'stage').map((e) => JSON.parse(e.data).stage), ['small', 'size', 'depth']);
+    t.equal(events.at(-1)!.event, 'done');
+    const done = JSON.parse(events.at(-1)!.data);
+    const json = (await post(app, { seed: 21 })).json();
+    t.same(done.images, json.images, 'streamed final images are the JSON ones');
+    t.equal(done.seed, 21);
+  });
+
+  t.test('in-band errors are not used for refusals that come before the first byte', async (t) => {
+    const res = await post(app, { stopAfter: 'nope' }, 'text/event-stream');
+    t.equal(res.statusCode, 422);
+    t.equal(res.json().error_type, 'invalid_input');
+  });
+});
+
+t.test('a full queue answers 429 with Retry-After at once; the request in flight is undisturbed', async (t) => {
+  const app = await readyApp({ MAX_RUNNING: 1, MAX_QUEUE: 0 });
+  t.teardown(() => app.close());
+  const first = post(app, { model: 'tiny-c3', count: 16, seed: 1 });
+  // wait until the first request holds the only place
+  while (app.runtime.stats().running < 1) await new Promise((r) => setTimeout(r, 5));
+  const t0 = Date.now();
+  for (const accept of ['application/json', 'text/event-stream', 'image/png']) {
+    const res = await post(app, { seed: 2 }, accept);
+    t.equal(res.statusCode, 429, accept);
+    t.equal(res.headers['retry-after'], '1');
+    t.same(res.json(), { error: 'Model is overloaded', error_type: 'overloaded' });
+  }
+  t.ok(Date.now() - t0 < 500, 'refused at once, not after waiting');
+  const ok = await first;
+  t.equal(ok.statusCode, 200);
+  t.equal(ok.json().images.length, 16);
+  t.equal((await post(app, { seed: 2 })).statusCode, 200, 'served once the place is free');
+  const metrics = (await app.inject('/metrics')).body;
+  t.match(metrics, /spn_request_failures_total\{route="\/sample",reason="overloaded"\} 3/);
+  t.match(metrics, /spn_runtime_failures_total\{reason="overloaded"\} 3/);
+});
