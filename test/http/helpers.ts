@@ -1,6 +1,7 @@
 // Shared by the HTTP tests: a config pointing at the tiny test models, a real listening server,
 // an SSE parser for fetch bodies, and PNG decoding.
 import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
 import sharp from 'sharp';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '../../src/config.js';
@@ -129,3 +130,12 @@ export function metricValue(text: string, name: string, labels: Record<string, s
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A real PNG whose header claims width x height (CRC fixed up), so only its header is big. */
+export async function bombPng(width: number, height: number): Promise<Buffer> {
+  const b = Buffer.from(await rawToPng(Uint8Array.from({ length: 64 }, (_, i) => i), 8, 8, 1));
+  b.writeUInt32BE(width, 16);
+  b.writeUInt32BE(height, 20);
+  b.writeUInt32BE(zlib.crc32(b.subarray(12, 29)) >>> 0, 29);
+  return b;
+}

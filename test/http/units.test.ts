@@ -1,25 +1,15 @@
 // Pure pieces of the HTTP layer: config, content negotiation, image decoding, PNG grid, heat map.
 import t from 'tap';
-import zlib from 'node:zlib';
 import { loadConfig } from '../../src/config.js';
 import { negotiate } from '../../src/http/negotiate.js';
 import { decodeImage, sniffFormat } from '../../src/http/decode-image.js';
 import { encodePng, grid, GRID_GAP, sliceForDisplay } from '../../src/http/png.js';
 import { heatMap } from '../../src/http/heatmap.js';
-import { decodePng, rawToPng } from './helpers.js';
+import { bombPng, decodePng, rawToPng } from './helpers.js';
 
 const model1 = { name: 'm1', height: 8, width: 8, channels: 1 };
 const model3 = { name: 'm3', height: 8, width: 8, channels: 3 };
 const ramp = (n: number, k = 1) => Uint8Array.from({ length: n }, (_, i) => (i * k) % 256);
-
-/** A real PNG whose header claims width x height (CRC fixed up), so only its header is big. */
-export async function bombPng(width: number, height: number): Promise<Buffer> {
-  const b = Buffer.from(await rawToPng(ramp(64), 8, 8, 1));
-  b.writeUInt32BE(width, 16);
-  b.writeUInt32BE(height, 20);
-  b.writeUInt32BE(zlib.crc32(b.subarray(12, 29)) >>> 0, 29);
-  return b;
-}
 
 t.test('config: defaults, coercion, and a bad variable named', async (t) => {
   const c = loadConfig({});
