@@ -76,7 +76,7 @@ function geometry(m: Manifest) {
 export class Engine {
   private lanes: Lane[] = [];
   private cancelled = new Set<number>();
-  private running = false;
+  private loopDone: Promise<void> | null = null;
   lastBatch = 0;
 
   constructor(private readonly events: EngineEvents) {}
@@ -114,10 +114,13 @@ export class Engine {
   }
 
   private kick(): void {
-    if (!this.running) {
-      this.running = true;
-      void this.loop().finally(() => { this.running = false; });
-    }
+    this.loopDone ??= this.loop().finally(() => { this.loopDone = null; });
+  }
+
+  /** Drops every lane and resolves once no run is in flight. */
+  async stop(): Promise<void> {
+    this.lanes = [];
+    await this.loopDone;
   }
 
   private async loop(): Promise<void> {
@@ -130,7 +133,7 @@ export class Engine {
       }
       for (const group of groups.values()) {
         for (let i = 0; i < group.length; i += MAX_BATCH) {
-          const batch = group.slice(i, i + MAX_BATCH).filter((l) => !this.cancelled.has(l.request));
+          const batch = group.slice(i, i + MAX_BATCH).filter((l) => !this.cancelled.has(l.request) && this.lanes.includes(l));
           if (batch.length) await this.runBatch(batch);
         }
       }

@@ -122,9 +122,9 @@ export class SpnRuntime implements Runtime {
   }
 
   /** Runs one request on a worker: messages flow into a channel until the caller is done. */
-  private open(signal?: AbortSignal) {
+  private async open(signal?: AbortSignal) {
     const id = ++this.nextId;
-    const worker: PoolWorker = this.pool.pick();
+    const worker: PoolWorker = await this.pool.pick();
     const chan = new Channel<FromWorker>();
     this.pool.register(worker, id, { message: (m) => chan.push(m), fail: (e) => chan.fail(e) });
     const onAbort = () => chan.fail(new CancelledError());
@@ -149,7 +149,7 @@ export class SpnRuntime implements Runtime {
   async *sample(req: SampleRequestWithUniforms): AsyncGenerator<SampleEvent> {
     const t0 = performance.now();
     let release: (() => void) | undefined;
-    let conn: ReturnType<SpnRuntime['open']> | undefined;
+    let conn: Awaited<ReturnType<SpnRuntime['open']>> | undefined;
     let finished = false;
     try {
       const m = this.manifest(req.model);
@@ -159,7 +159,7 @@ export class SpnRuntime implements Runtime {
       const plan = planSample(m, req.stopAfter, req.condition);
       release = await this.admit(req.signal);
       const queueMs = performance.now() - t0;
-      conn = this.open(req.signal);
+      conn = await this.open(req.signal);
       conn.worker.post({
         type: 'sample', request: conn.id, model: m.name,
         lanes: Array.from({ length: req.count }, (_, index) => ({
@@ -217,14 +217,14 @@ export class SpnRuntime implements Runtime {
   async likelihood(req: LikelihoodRequest): Promise<LikelihoodResult> {
     const t0 = performance.now();
     let release: (() => void) | undefined;
-    let conn: ReturnType<SpnRuntime['open']> | undefined;
+    let conn: Awaited<ReturnType<SpnRuntime['open']>> | undefined;
     let finished = false;
     try {
       const m = this.manifest(req.model);
       checkImage(m, req.image);
       release = await this.admit(req.signal);
       const queueMs = performance.now() - t0;
-      conn = this.open(req.signal);
+      conn = await this.open(req.signal);
       conn.worker.post({ type: 'score', request: conn.id, model: m.name, image: req.image.data.slice(), perPixel: !!req.perPixel });
       for await (const msg of conn.chan) {
         if (msg.type === 'failed') throw new WorkerFailedError(msg.message);

@@ -46,12 +46,21 @@ export class WorkerPool {
     }
   }
 
-  /** The ready worker with the fewest requests. */
-  pick(): PoolWorker {
-    let best: PoolWorker | undefined;
-    for (const w of this.workers) if (w.ready && (!best || w.requests.size < best.requests.size)) best = w;
-    if (!best) throw new WorkerFailedError('no inference worker is ready');
-    return best;
+  private readyWaiters: (() => void)[] = [];
+
+  /** The ready worker with the fewest requests; waits (up to timeoutMs) while a replacement starts. */
+  async pick(timeoutMs = 30000): Promise<PoolWorker> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      let best: PoolWorker | undefined;
+      for (const w of this.workers) if (w.ready && (!best || w.requests.size < best.requests.size)) best = w;
+      if (best) return best;
+      if (this.closing || Date.now() >= deadline) throw new WorkerFailedError('no inference worker is ready');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+        this.readyWaiters.push(() => { clearTimeout(timer); resolve(); });
+      });
+    }
   }
 
   register(w: PoolWorker, request: number, handler: Handler): void {
@@ -73,6 +82,7 @@ export class WorkerPool {
             pw.ready = true;
             this.providers = msg.providers;
             resolve(pw);
+            for (const wake of this.readyWaiters.splice(0)) wake();
             return;
           case 'init-failed':
             reject(new ModelLoadError(msg.message));
@@ -89,6 +99,7 @@ export class WorkerPool {
         }
       });
       worker.on('error', (err) => {
+        pw.ready = false;
         this.opts.logger?.error({ err, worker: worker.threadId }, 'inference worker crashed');
       });
       worker.on('exit', (code) => {
@@ -108,9 +119,13 @@ export class WorkerPool {
     });
   }
 
-  async close(): Promise<void> {
+  async close(graceMs = 5000): Promise<void> {
     this.closing = true;
-    await Promise.all(this.workers.map((w) => w.worker.terminate()));
+    await Promise.all(this.workers.map((w) => new Promise<void>((resolve) => {
+      const timer = setTimeout(() => void w.worker.terminate(), graceMs);
+      w.worker.once('exit', () => { clearTimeout(timer); resolve(); });
+      w.post({ type: 'close' });
+    })));
     this.workers.length = 0;
   }
 }

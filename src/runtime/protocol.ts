@@ -38,7 +38,17 @@ export interface CancelMessage {
   request: number;
 }
 
-export type ToWorker = InitMessage | SampleMessage | ScoreMessage | CancelMessage;
+/** Finish the run in flight, release the sessions and exit. */
+export interface CloseMessage {
+  type: 'close';
+}
+
+/** Test hook: an uncaught error in the worker, between runs, as a real crash would be. */
+export interface CrashMessage {
+  type: 'crash';
+}
+
+export type ToWorker = InitMessage | SampleMessage | ScoreMessage | CancelMessage | CloseMessage | CrashMessage;
 
 export type FromWorker =
   | { type: 'ready'; providers: Record<string, { provider: ExecutionProvider; note?: string }> }

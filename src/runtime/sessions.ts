@@ -20,6 +20,8 @@ function options(provider: ExecutionProvider, threads: number): ort.InferenceSes
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
+    // a failed CUDA load is reported once, by us, with its cause; not as native error spew
+    logSeverityLevel: provider === 'cuda' ? 4 : 2,
   };
 }
 

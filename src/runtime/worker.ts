@@ -3,7 +3,7 @@
 import { parentPort } from 'node:worker_threads';
 import { Engine, type EngineModel } from './engine.js';
 import type { FromWorker, ToWorker } from './protocol.js';
-import { createSessions } from './sessions.js';
+import { createSessions, releaseSessions } from './sessions.js';
 
 const port = parentPort!;
 const post = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
@@ -60,5 +60,16 @@ port.on('message', (msg: ToWorker) => {
     case 'cancel':
       engine.cancel(msg.request);
       break;
+    case 'close':
+      // terminate() during a native run aborts the whole process, so workers leave on their own
+      void (async () => {
+        await engine.stop();
+        flushRuns();
+        for (const m of models.values()) await releaseSessions(m.sessions);
+        port.close();
+      })();
+      break;
+    case 'crash':
+      throw new Error('inference worker crashed (test hook)');
   }
 });

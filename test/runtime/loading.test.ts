@@ -1,0 +1,65 @@
+// Models load from their manifests alone; anything missing, corrupt or mismatched stops start-up
+// with an error naming the file. The execution provider falls back only when asked to.
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { ModelLoadError } from '../../src/runtime/errors.js';
+import { MODELS_DIR } from './fixtures.js';
+import { quietLogger, runtime } from './helpers.js';
+
+function copyModel(t: { teardown(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'spn-models-'));
+  cpSync(join(MODELS_DIR, 'tiny-c1'), join(dir, 'tiny-c1'), { recursive: true });
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+t.test('a corrupt graph file stops start-up, naming the file', async (t) => {
+  const dir = copyModel(t);
+  const file = join(dir, 'tiny-c1', 'size', 'decoder_pixel.onnx');
+  const bytes = readFileSync(file);
+  bytes[bytes.length >> 1] ^= 0xff;
+  writeFileSync(file, bytes);
+  await t.rejects(runtime({ modelsDir: dir }), { name: 'ModelLoadError', message: /size\/decoder_pixel\.onnx: sha256 mismatch/ });
+});
+
+t.test('a missing graph file stops start-up, naming the file', async (t) => {
+  const dir = copyModel(t);
+  rmSync(join(dir, 'tiny-c1', 'depth', 'score.onnx'));
+  await t.rejects(runtime({ modelsDir: dir }), { message: /depth\/score\.onnx: missing graph file/ });
+});
+
+t.test('a graph whose inputs differ from the manifest stops start-up', async (t) => {
+  const dir = copyModel(t);
+  const mf = join(dir, 'tiny-c1', 'manifest.json');
+  const m = JSON.parse(readFileSync(mf, 'utf8'));
+  m.stages[0].graphs.decoder_row.inputs[2].name = 'row_index';
+  writeFileSync(mf, JSON.stringify(m));
+  await t.rejects(runtime({ modelsDir: dir }), { message: /small\/decoder_row\.onnx: inputs are \[slice, context, row\], manifest declares \[slice, context, row_index\]/ });
+});
+
+t.test('an invalid manifest names the field', async (t) => {
+  const dir = copyModel(t);
+  const mf = join(dir, 'tiny-c1', 'manifest.json');
+  const m = JSON.parse(readFileSync(mf, 'utf8'));
+  delete m.subscaleFactor;
+  writeFileSync(mf, JSON.stringify(m));
+  await t.rejects(runtime({ modelsDir: dir }), { message: /manifest\.json: invalid manifest at '\/subscaleFactor'/ });
+  await t.rejects(runtime({ modelsDir: join(dir, 'nothing') }), ModelLoadError);
+});
+
+t.test('provider: auto falls back to CPU with the cause; cuda fails without CUDA', async (t) => {
+  const warnings: string[] = [];
+  const rt = await runtime({ modelsDir: copyModel(t), provider: 'auto', logger: { ...quietLogger, warn: (_o: unknown, m?: string) => warnings.push(String(m ?? _o)) } });
+  const m = rt.model('tiny-c1')!;
+  await rt.close();
+  if (m.provider === 'cuda') {
+    t.pass('CUDA is available here: auto chose it');
+    return;
+  }
+  t.equal(m.provider, 'cpu');
+  t.match(m.providerNote, /CUDA execution provider unavailable, running on CPU: .+/);
+  t.ok(warnings.some((w) => /CUDA execution provider unavailable/.test(w)), 'the fallback is logged');
+  await t.rejects(runtime({ modelsDir: copyModel(t), provider: 'cuda' }), { message: /CUDA execution provider failed/ });
+});

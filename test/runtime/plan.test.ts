@@ -1,0 +1,47 @@
+// Conditional sampling plans: which slices each stage generates and which given bits are kept.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { InvalidInputError } from '../../src/runtime/errors.js';
+import type { Manifest } from '../../src/runtime/manifest.js';
+import { planSample } from '../../src/runtime/plan.js';
+import { MODELS_DIR } from './fixtures.js';
+
+const m: Manifest = JSON.parse(readFileSync(join(MODELS_DIR, 'tiny-c1', 'manifest.json'), 'utf8'));
+const S = m.subscaleFactor;
+const image = { height: 28, width: 28, channels: 1, data: new Uint8Array(784).fill(0b10110110) };
+const sliceOf = (p: number) => (Math.floor(p / 28) % S) * S + (p % 28) % S;
+
+t.test('unconditional: every stage from its first slice', async (t) => {
+  const p = planSample(m, undefined);
+  t.same(p.starts, m.stages.map((s) => s.firstSlice));
+  t.equal(p.stopAfter, m.stages.length - 1);
+  t.ok(p.image.every((v) => v === 0));
+});
+
+t.test('upscale keeps the small image (high bits of slice 0) and nothing else', async (t) => {
+  const p = planSample(m, undefined, { mode: 'upscale', image });
+  t.same(p.starts, [m.stages[0].lastSlice, m.stages[1].firstSlice, m.stages[2].firstSlice]);
+  p.image.forEach((v, i) => { if (v !== (sliceOf(i) === 0 ? 0b10100000 : 0)) t.fail(`pixel ${i}: ${v}`); });
+  t.pass('kept bits are right');
+});
+
+t.test('add-depth keeps all high bits and generates the low bits', async (t) => {
+  const p = planSample(m, undefined, { mode: 'add-depth', image });
+  t.same(p.starts, [m.stages[0].lastSlice, m.stages[1].lastSlice, 0]);
+  t.ok(p.image.every((v) => v === 0b10100000));
+});
+
+t.test('complete from the first k slices keeps every bit of those slices', async (t) => {
+  const p = planSample(m, undefined, { mode: 'complete', image, slices: 3 });
+  t.same(p.starts, [3, 3, 3]);
+  p.image.forEach((v, i) => { if (v !== (sliceOf(i) < 3 ? 0b10110110 : 0)) t.fail(`pixel ${i}`); });
+  t.pass('kept bits are right');
+});
+
+t.test('bad plans are refused with a clear error', async (t) => {
+  t.throws(() => planSample(m, 'nope'), InvalidInputError);
+  t.throws(() => planSample(m, 'small', { mode: 'upscale', image }), /nothing to generate/);
+  t.throws(() => planSample(m, undefined, { mode: 'complete', image, slices: S * S }), /slices must be between/);
+  t.throws(() => planSample(m, undefined, { mode: 'upscale', image: { ...image, width: 14, data: new Uint8Array(392) } }), /takes 28x28/);
+});

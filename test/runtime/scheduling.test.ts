@@ -1,0 +1,126 @@
+// Scheduling: seeds fix results under batching, requests join running batches, the queue is
+// bounded, aborted requests leave, and one request's failure does not fail the others.
+import t from 'tap';
+import { CancelledError, OverloadedError, WorkerFailedError } from '../../src/runtime/errors.js';
+import { collect, doneOf, runtime } from './helpers.js';
+
+const req = (seed: number, extra = {}) => ({ model: 'tiny-c1', count: 1, seed, temperature: 1, ...extra });
+
+t.test('a seed fixes the image, alone or batched with other requests', async (t) => {
+  const rt = await runtime();
+  t.teardown(() => rt.close());
+  const alone = doneOf(await collect(rt.sample(req(42))));
+  const together = await Promise.all([collect(rt.sample(req(7))), collect(rt.sample(req(42))), collect(rt.sample(req(9, { count: 3 })))]);
+  t.same([...doneOf(together[1]).images[0].data], [...alone.images[0].data], 'same image for seed 42');
+  t.notSame([...doneOf(together[0]).images[0].data], [...alone.images[0].data], 'another seed gives another image');
+  t.equal(doneOf(together[1]).seed, 42, 'seed echoed');
+  // sample i of a request with count 3 is fixed too
+  const again = doneOf(await collect(rt.sample(req(9, { count: 3 }))));
+  t.same(again.images.map((i) => [...i.data]), doneOf(together[2]).images.map((i) => [...i.data]));
+  t.ok(alone.bitsPerDim[0] > 0 && alone.bitsPerDim[0] < 8, `bits/dim of the sample ${alone.bitsPerDim[0]}`);
+});
+
+t.test('events come slice by slice in subscale order, stage by stage', async (t) => {
+  const rt = await runtime();
+  t.teardown(() => rt.close());
+  const ev = await collect(rt.sample(req(1)));
+  const m = rt.model('tiny-c1')!;
+  const expected: string[] = [];
+  for (const st of m.stages) {
+    for (let k = st.firstSlice; k < st.lastSlice; k++) expected.push(`slice ${st.name} ${k}`);
+    expected.push(`stage ${st.name}`);
+  }
+  expected.push('done');
+  t.same(ev.map((e) => (e.type === 'slice' ? `slice ${e.stage} ${e.slice}` : e.type === 'stage' ? `stage ${e.stage}` : e.type)), expected);
+  const last = ev.filter((e) => e.type === 'slice').at(-1)!;
+  t.same(last.type === 'slice' && [...last.image.data], [...doneOf(ev).images[0].data], 'the last slice event carries the final image');
+  const first = ev[0];
+  t.ok(first.type === 'slice' && first.values.length === 7 * 7 && first.offset[0] === 0 && first.offset[1] === 0);
+});
+
+t.test('a request that arrives while another runs joins its batches (continuous batching)', async (t) => {
+  const batches: number[] = [];
+  const rt = await runtime({ observer: { graphRun: (_m, _s, g, _sec, b) => { if (g === 'decoder_pixel') batches.push(b); } } });
+  t.teardown(() => rt.close());
+  // the second request starts once the first has made its first slice
+  let startSecond!: () => void;
+  const firstSliceSeen = new Promise<void>((r) => { startSecond = r; });
+  const first = (async () => {
+    const evs = [];
+    for await (const ev of rt.sample(req(1))) { evs.push(ev); if (ev.type === 'slice') startSecond(); }
+    return evs;
+  })();
+  await firstSliceSeen;
+  const t0 = performance.now();
+  const second = collect(rt.sample(req(2)));
+  const [a, b] = await Promise.all([first, second]);
+  const tookSecond = performance.now() - t0;
+  t.ok(batches.includes(2), 'some pixel steps ran with both requests in one batch');
+  t.ok(doneOf(a).timings.totalMs > 0 && tookSecond > 0);
+  t.equal(doneOf(b).timings.queueMs < 50, true, `second request did not wait for the first to end (queue ${doneOf(b).timings.queueMs} ms)`);
+});
+
+t.test('the queue is bounded: past it a request is refused at once', async (t) => {
+  const failures: string[] = [];
+  const rt = await runtime({ maxRunning: 1, maxQueue: 1, observer: { failed: (r) => failures.push(r) } });
+  t.teardown(() => rt.close());
+  const running = collect(rt.sample(req(1)));
+  const queued = collect(rt.sample(req(2)));
+  await new Promise((r) => setImmediate(r));
+  t.same(rt.stats().running, 1);
+  t.same(rt.stats().queued, 1);
+  const t0 = performance.now();
+  await t.rejects(collect(rt.sample(req(3))), OverloadedError);
+  t.ok(performance.now() - t0 < 100, 'refused at once');
+  t.same(failures, ['overloaded']);
+  await Promise.all([running, queued]);
+  t.same(rt.stats(), { queued: 0, running: 0, lastBatch: rt.stats().lastBatch });
+});
+
+t.test('an aborted request leaves the batch and frees its place; the others finish', async (t) => {
+  // run timings reach the main thread in bundles (every 100 ms), so "after" is counted from a
+  // point well past the abort
+  let settled = false;
+  let sharedRunsAfter = 0;
+  let runsAfter = 0;
+  const rt = await runtime({ maxRunning: 2, maxQueue: 0, observer: { graphRun: (_m, _s, _g, _sec, b) => { if (settled) { runsAfter++; if (b > 1) sharedRunsAfter++; } } } });
+  t.teardown(() => rt.close());
+  const ac = new AbortController();
+  let otherDone = false;
+  const other = collect(rt.sample(req(5))).finally(() => { otherDone = true; });
+  const victim = (async () => {
+    let slices = 0;
+    for await (const ev of rt.sample(req(6, { signal: ac.signal }))) {
+      if (ev.type === 'slice' && ++slices === 2) ac.abort();
+    }
+  })();
+  await t.rejects(victim, CancelledError);
+  t.equal(rt.stats().running, 1, 'its place is free at once');
+  await new Promise((r) => setTimeout(r, 250));
+  settled = true;
+  t.notOk(otherDone, 'the other request is still running');
+  const done = doneOf(await other);
+  t.equal(done.images.length, 1, 'the other request finished');
+  await new Promise((r) => setTimeout(r, 150));
+  t.ok(runsAfter > 0, `the other request ran on (${runsAfter} runs)`);
+  t.equal(sharedRunsAfter, 0, 'no run after the abort carried the aborted request');
+  // and its place can be taken
+  doneOf(await collect(rt.sample(req(8))));
+});
+
+t.test('a killed worker fails only its in-flight requests and is replaced', async (t) => {
+  const rt = await runtime();
+  t.teardown(() => rt.close());
+  const inflight = (async () => {
+    for await (const ev of rt.sample(req(11))) {
+      // an uncaught error inside the worker, between two runs, as a real crash would be
+      if (ev.type === 'slice') rt.pool.workers[0].post({ type: 'crash' });
+    }
+  })();
+  await t.rejects(inflight, WorkerFailedError);
+  await t.rejects(inflight, /exited/);
+  // the next request waits for the replacement worker and is served by it
+  const next = doneOf(await collect(rt.sample(req(11))));
+  t.equal(next.images.length, 1, 'served by the replacement worker');
+  t.equal(rt.stats().running, 0);
+});
