@@ -114,7 +114,15 @@ export default fp(
       // Stop accepting connections now; Fastify's close() below would only do it after the drain.
       if (app.server.listening) app.server.close();
       const result = await lifecycle.drain(graceMs);
-      await app.close();
+      // Kept-alive connections become idle only once their last answer is flushed, which can be
+      // after the drain (and after server.close() closed the idle ones of that moment): keep
+      // closing idle connections until the server has closed, or close() would wait for them.
+      const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+      try {
+        await app.close();
+      } finally {
+        clearInterval(sweep);
+      }
       return result;
     });
   },

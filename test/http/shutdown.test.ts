@@ -1,0 +1,77 @@
+// The compiled server as a child process: SIGTERM in the middle of a stream. It stops accepting,
+// lets the stream finish within SHUTDOWN_GRACE_MS (or ends it with an in-band error after it),
+// and exits 0. Its logs are pino JSON lines carrying request ids.
+import t from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { MODELS_DIR, ROOT, readSse, sleep } from './helpers.js';
+
+interface Server {
+  child: ChildProcess;
+  url: string;
+  logs: Array<Record<string, unknown>>;
+  exited: Promise<number | null>;
+}
+
+async function startServer(env: Record<string, string>): Promise<Server> {
+  const child = spawn(process.execPath, [`${ROOT}dist/src/server.js`], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', MODELS_DIR, DEFAULT_MODEL: 'tiny-c1', EXECUTION_PROVIDER: 'cpu', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  const logs: Array<Record<string, unknown>> = [];
+  let resolveUrl!: (u: string) => void;
+  const listening = new Promise<string>((r) => (resolveUrl = r));
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    const entry = JSON.parse(line) as Record<string, unknown>; // throws (fails the test) on a non-JSON line
+    logs.push(entry);
+    const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(String(entry.msg));
+    if (m) resolveUrl(m[1]);
+  });
+  const url = await Promise.race([listening, exited.then((code) => Promise.reject(new Error(`server exited early with ${code}`)))]);
+  for (let i = 0; i < 200 && (await fetch(`${url}/health/ready`)).status !== 200; i++) await sleep(50);
+  return { child, url, logs, exited };
+}
+
+function streamThenTerm(server: Server) {
+  return fetch(`${server.url}/sample`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+    body: JSON.stringify({ model: 'tiny-c3', count: 16, seed: 9 }),
+  }).then((res) =>
+    readSse(res.body!, (ev) => {
+      if (ev.event === 'slice' && !server.child.killed) server.child.kill('SIGTERM');
+    }),
+  );
+}
+
+t.test('SIGTERM mid-stream with time to spare: the stream finishes, new connections are refused, exit 0', async (t) => {
+  const server = await startServer({ SHUTDOWN_GRACE_MS: '20000' });
+  t.teardown(() => void server.child.kill('SIGKILL'));
+  const reading = streamThenTerm(server);
+  while (!server.child.killed) await sleep(5);
+  await sleep(100);
+  await t.rejects(fetch(`${server.url}/health/live`), 'no new connections once draining');
+  const { events } = await reading;
+  t.equal(events.at(-1)!.event, 'done', 'the running stream completed');
+  t.equal(JSON.parse(events.at(-1)!.data).images.length, 16);
+  t.equal(await server.exited, 0);
+  const shut = server.logs.find((l) => l.msg === 'shut down');
+  t.same(shut && shut.aborted, 0);
+  const requestLogs = server.logs.filter((l) => l.msg === 'incoming request');
+  t.ok(requestLogs.length >= 2);
+  for (const l of requestLogs) t.match(l.reqId, /^[0-9a-f-]{36}$/, 'request id on every request log');
+});
+
+t.test('SIGTERM mid-stream with a short grace period: in-band shutdown error, exit 0', async (t) => {
+  const server = await startServer({ SHUTDOWN_GRACE_MS: '100' });
+  t.teardown(() => void server.child.kill('SIGKILL'));
+  const { events } = await streamThenTerm(server);
+  const last = events.at(-1)!;
+  t.equal(last.event, 'error');
+  t.same(JSON.parse(last.data), { error: 'server is shutting down', error_type: 'shutdown' });
+  t.notOk(events.some((e) => e.event === 'done'));
+  t.equal(await server.exited, 0);
+  t.same(server.logs.find((l) => l.msg === 'shut down')?.aborted, 1);
+});
