@@ -1,0 +1,61 @@
+# syntax=docker/dockerfile:1
+# spn-serve on a CUDA 12 + cuDNN 9 runtime, the CUDA execution provider by default.
+#   docker build -t spn-serve .
+#   docker run --gpus all -p 8080:8080 spn-serve
+# Without a GPU: docker run -e EXECUTION_PROVIDER=cpu -p 8080:8080 spn-serve
+
+# onnxruntime-node 1.30's CUDA provider is built for CUDA 12 and cuDNN 9; 12.6 + cuDNN 9.5 is the
+# pairing NVIDIA tunes cuDNN for. Both stages use this base so native modules (sharp,
+# onnxruntime-node) are installed against the glibc they run on.
+ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu22.04
+
+FROM ${CUDA_IMAGE} AS node
+ARG NODE_MAJOR=20
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl gnupg \
+ && mkdir -p /etc/apt/keyrings \
+ && curl -fsSL https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key | gpg --dearmor -o /etc/apt/keyrings/nodesource.gpg \
+ && echo "deb [signed-by=/etc/apt/keyrings/nodesource.gpg] https://deb.nodesource.com/node_${NODE_MAJOR}.x nodistro main" > /etc/apt/sources.list.d/nodesource.list \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends nodejs \
+ && apt-get purge -y curl gnupg && apt-get autoremove -y \
+ && rm -rf /var/lib/apt/lists/*
+
+FROM node AS build
+WORKDIR /app
+# The repository's .npmrc skips onnxruntime-node's download for offline machines; the variable
+# wins over it, and this stage has the network: fetch the CUDA 12 provider libraries.
+ENV ONNXRUNTIME_NODE_INSTALL=cuda12
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+COPY scripts ./scripts
+COPY test ./test
+RUN npx tsc -p tsconfig.json \
+ && npm prune --omit=dev --no-audit --no-fund \
+ && test -f node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so
+
+FROM node AS runtime
+WORKDIR /app
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=8080 \
+    MODELS_DIR=/app/models \
+    EXECUTION_PROVIDER=cuda \
+    LOG_LEVEL=info
+RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin spn
+COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist/src ./dist/src
+COPY models ./models
+USER spn
+EXPOSE 8080
+# Liveness only: readiness (/health/ready) is for the orchestrator to route traffic; a container
+# whose models are still loading is not unhealthy. Node's fetch, so the image needs no curl.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# Node is PID 1 and handles SIGTERM itself: stop accepting, drain streams for SHUTDOWN_GRACE_MS, exit 0.
+# Give `docker stop -t` more than SHUTDOWN_GRACE_MS (default 10 s).
+STOPSIGNAL SIGTERM
+CMD ["node", "dist/src/server.js"]
