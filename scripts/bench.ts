@@ -1,0 +1,409 @@
+// `npm run bench`: the runtime against the PyTorch reference sampler, in one run, on the same
+// weights and machine. For each thread setting it runs scripts/bench_torch.py (PyTorch sampling,
+// scoring, FLOP counts and a matmul peak, as JSON), then the runtime on the same models and test
+// images, and writes the report (docs/bench.md) and its chart (docs/bench.png).
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import ort from 'onnxruntime-node';
+import { createRuntime, type SpnRuntime } from '../src/runtime/index.js';
+import { renderChart } from './bench-chart.js';
+import {
+  consoleReport, markdownReport, percentile,
+  type BenchResult, type GraphTime, type LikelihoodPoint, type ModelResult, type SamplingPoint, type ThreadsResult,
+} from './bench-report.js';
+
+const ROOT = resolve(new URL('../..', import.meta.url).pathname);
+
+const HELP = `npm run bench -- [flags]     (each flag also reads the environment variable in brackets)
+
+  --models a,b              models to run: folders of --models-dir, configs of scripts/configs, checkpoints
+                            in --runs [BENCH_MODELS] (default mu-fmnist,spn8-fmnist)
+  --threads 2,1             intra-op threads per worker to test, first is the headline [BENCH_THREADS] (default 2,1)
+  --workers 1               inference workers [BENCH_WORKERS] (default 1)
+  --concurrency 1,8,32      runtime concurrency = PyTorch batch sizes for sampling [BENCH_CONCURRENCY]
+  --sample-images 12,48,128 images sampled at each concurrency [BENCH_SAMPLE_IMAGES]
+  --likelihood-batches 1,64 [BENCH_LIKELIHOOD_BATCHES]
+  --likelihood-images 32,256 test images scored at each batch size [BENCH_LIKELIHOOD_IMAGES]
+  --quick                   fewer images (2,8,32 sampled; 4,64 scored), one thread setting (2), and the
+                            report goes to a temporary folder unless --out is given [BENCH_QUICK=1]
+  --models-dir models       [BENCH_MODELS_DIR]
+  --runs runs               PyTorch checkpoints, <runs>/<model>/<stage>/best.pt [BENCH_RUNS]
+  --python /usr/bin/python3 a Python with torch [PYTHON]
+  --out docs                where bench.md and bench.png go [BENCH_OUT]
+  --json FILE               also write the raw results as JSON [BENCH_JSON]
+  --report-from FILE        measure nothing: write the report and chart from a --json file
+  --help
+
+  npm run bench                                # the full run (about 10 minutes on two cores)
+  npm run bench -- --quick --models tiny-c1    # under two minutes
+`;
+
+interface Options {
+  models: string[];
+  threads: number[];
+  workers: number;
+  concurrency: number[];
+  sampleImages: number[];
+  likelihoodBatches: number[];
+  likelihoodImages: number[];
+  quick: boolean;
+  modelsDir: string;
+  runs: string;
+  python: string;
+  out: string;
+  json: string;
+  reportFrom: string;
+}
+
+function options(): Options {
+  const { values } = parseArgs({
+    options: {
+      models: { type: 'string' }, threads: { type: 'string' }, workers: { type: 'string' },
+      concurrency: { type: 'string' }, 'sample-images': { type: 'string' },
+      'likelihood-batches': { type: 'string' }, 'likelihood-images': { type: 'string' },
+      quick: { type: 'boolean' }, 'models-dir': { type: 'string' }, runs: { type: 'string' },
+      python: { type: 'string' }, out: { type: 'string' }, json: { type: 'string' }, 'report-from': { type: 'string' },
+      help: { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    process.exit(0);
+  }
+  const env = process.env;
+  const ints = (s: string, what: string) => {
+    const l = s.split(',').filter(Boolean).map(Number);
+    if (!l.length || l.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`--${what}: expected positive integers, got '${s}'`);
+    return l;
+  };
+  const quick = values.quick ?? env.BENCH_QUICK === '1';
+  const o: Options = {
+    models: (values.models ?? env.BENCH_MODELS ?? 'mu-fmnist,spn8-fmnist').split(',').filter(Boolean),
+    threads: ints(values.threads ?? env.BENCH_THREADS ?? (quick ? '2' : '2,1'), 'threads'),
+    workers: ints(values.workers ?? env.BENCH_WORKERS ?? '1', 'workers')[0],
+    concurrency: ints(values.concurrency ?? env.BENCH_CONCURRENCY ?? '1,8,32', 'concurrency'),
+    sampleImages: ints(values['sample-images'] ?? env.BENCH_SAMPLE_IMAGES ?? (quick ? '2,8,32' : '12,48,128'), 'sample-images'),
+    likelihoodBatches: ints(values['likelihood-batches'] ?? env.BENCH_LIKELIHOOD_BATCHES ?? '1,64', 'likelihood-batches'),
+    likelihoodImages: ints(values['likelihood-images'] ?? env.BENCH_LIKELIHOOD_IMAGES ?? (quick ? '4,64' : '32,256'), 'likelihood-images'),
+    quick,
+    modelsDir: resolve(values['models-dir'] ?? env.BENCH_MODELS_DIR ?? join(ROOT, 'models')),
+    runs: resolve(values.runs ?? env.BENCH_RUNS ?? join(ROOT, 'runs')),
+    python: values.python ?? env.PYTHON ?? '/usr/bin/python3',
+    out: resolve(values.out ?? env.BENCH_OUT ?? (quick ? join(tmpdir(), 'spn-bench') : join(ROOT, 'docs'))),
+    json: values.json ?? env.BENCH_JSON ?? '',
+    reportFrom: values['report-from'] ?? '',
+  };
+  if (o.reportFrom) return o;
+  if (o.sampleImages.length !== o.concurrency.length) throw new Error('--sample-images needs one count per --concurrency entry');
+  if (o.likelihoodImages.length !== o.likelihoodBatches.length) throw new Error('--likelihood-images needs one count per --likelihood-batches entry');
+  for (const m of o.models) {
+    if (!existsSync(join(o.modelsDir, m, 'manifest.json'))) {
+      throw new Error(`${join(o.modelsDir, m, 'manifest.json')} does not exist (export the model first, or pick others: --models tiny-c1)`);
+    }
+  }
+  return o;
+}
+
+// ---- PyTorch side ------------------------------------------------------------------------------
+
+interface TorchPoint { batch: number; images: number; seconds: number; latencies: number[]; bits_per_dim?: number[] }
+interface TorchModel {
+  parameters: number;
+  flops: { per_graph: Record<string, Record<string, number>>; sample_image: number; likelihood_image: number };
+  sampling: TorchPoint[];
+  likelihood: TorchPoint[];
+}
+interface TorchResult { torch: string; threads: number; matmul: { n: number; gflops: number }; models: Record<string, TorchModel> }
+
+function runTorch(o: Options, threads: number, imagesOut: string, matmulOnnx: string): Promise<TorchResult> {
+  const args = [join(ROOT, 'scripts', 'bench_torch.py'), '--models', o.models.join(','), '--runs', o.runs,
+    '--threads', String(threads), '--sample-batches', o.concurrency.join(','), '--sample-images', o.sampleImages.join(','),
+    '--likelihood-batches', o.likelihoodBatches.join(','), '--likelihood-images', o.likelihoodImages.join(','),
+    '--images-out', imagesOut, '--matmul-onnx', matmulOnnx];
+  return new Promise((done, fail) => {
+    const p = spawn(o.python, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    p.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    p.on('error', fail);
+    p.on('close', (code) => {
+      if (code !== 0) return fail(new Error(`${o.python} scripts/bench_torch.py exited with ${code}`));
+      try { done(JSON.parse(stdout)); } catch (e) { fail(new Error(`bench_torch.py printed no JSON: ${(e as Error).message}`)); }
+    });
+  });
+}
+
+// ---- runtime side ------------------------------------------------------------------------------
+
+/** Only the chosen models: the runtime loads every model folder under its modelsDir. */
+function modelsSubset(o: Options): string {
+  const dir = mkdtempSync(join(tmpdir(), 'spn-bench-models-'));
+  for (const m of o.models) {
+    mkdirSync(join(dir, m));
+    for (const e of readdirSync(join(o.modelsDir, m))) symlinkSync(join(o.modelsDir, m, e), join(dir, m, e));
+  }
+  return dir;
+}
+
+async function onnxMatmulPeak(path: string, n: number, threads: number): Promise<number> {
+  const s = await ort.InferenceSession.create(path, { executionProviders: ['cpu'], intraOpNumThreads: threads, interOpNumThreads: 1 });
+  const a = new ort.Tensor('float32', Float32Array.from({ length: n * n }, () => Math.random() - 0.5), [n, n]);
+  const b = new ort.Tensor('float32', Float32Array.from({ length: n * n }, () => Math.random() - 0.5), [n, n]);
+  for (let i = 0; i < 3; i++) (await s.run({ a, b })).y.dispose();
+  let best = 0;
+  for (let trial = 0; trial < 5; trial++) {   // best of 5: other work only ever slows a trial
+    let reps = 0;
+    let dt = 0;
+    const t0 = performance.now();
+    while (dt < 200 || reps < 2) {
+      (await s.run({ a, b })).y.dispose();
+      reps++;
+      dt = performance.now() - t0;
+    }
+    best = Math.max(best, (2 * n ** 3 * reps) / (dt / 1000) / 1e9);
+  }
+  await s.release();
+  return best;
+}
+
+/** c loops in parallel, each running jobs until n are done. Returns wall seconds and each job's ms. */
+async function closedLoop(n: number, c: number, job: (i: number) => Promise<number>) {
+  let next = 0;
+  const lat: number[] = [];
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: Math.min(c, n) }, async () => {
+    while (next < n) lat.push(await job(next++));
+  }));
+  return { seconds: (performance.now() - t0) / 1000, lat };
+}
+
+async function sampleOne(rt: SpnRuntime, model: string, seed: number, signal?: AbortSignal): Promise<number> {
+  const t0 = performance.now();
+  for await (const ev of rt.sample({ model, count: 1, seed, temperature: 1, signal })) if (ev.type === 'done') break;
+  return performance.now() - t0;
+}
+
+/** The graph timings and event-loop delay of one measured phase. */
+class Phase {
+  private times = new Map<string, GraphTime>();
+  private model = '';
+  private active = false;
+  private loop = monitorEventLoopDelay({ resolution: 1 });
+
+  constructor(private readonly flops: () => Record<string, Record<string, number>>) {}
+
+  graphRun(model: string, stage: string, graph: string, seconds: number, batch: number): void {
+    if (!this.active || model !== this.model) return;
+    const k = `${stage}/${graph}`;
+    const g = this.times.get(k) ?? { stage, graph, runs: 0, seconds: 0, lanes: 0, flopsPerLane: this.flops()[stage]?.[graph] ?? 0 };
+    g.runs++; g.seconds += seconds; g.lanes += batch;
+    this.times.set(k, g);
+  }
+
+  async run<T>(rt: SpnRuntime, model: string, fn: () => Promise<T>) {
+    while (rt.stats().running || rt.stats().queued) await sleep(20);
+    await sleep(250);                      // timings of earlier runs arrive every 100 ms
+    this.times = new Map();
+    this.model = model;
+    this.active = true;
+    this.loop.reset();
+    this.loop.enable();
+    const result = await fn();
+    this.loop.disable();
+    await sleep(250);
+    this.active = false;
+    const ns = (x: number) => x / 1e6;
+    return {
+      result, graphs: [...this.times.values()],
+      eventLoopMs: { p50: ns(this.loop.percentile(50)), p99: ns(this.loop.percentile(99)), max: ns(this.loop.max) },
+    };
+  }
+}
+
+interface TestImages { height: number; width: number; channels: number; images: number[][] }
+
+async function benchRuntime(o: Options, threads: number, modelsDir: string, torch: TorchResult,
+  images: Record<string, TestImages>): Promise<ModelResult[]> {
+  let flops: Record<string, Record<string, number>> = {};
+  const phase = new Phase(() => flops);
+  const rt = await createRuntime({
+    modelsDir, provider: 'cpu', workers: o.workers, threads,
+    maxRunning: Math.max(...o.concurrency, ...o.likelihoodBatches), maxQueue: 1024,
+    observer: { graphRun: (m, s, g, sec, b) => phase.graphRun(m, s, g, sec, b) },
+  });
+  const results: ModelResult[] = [];
+  try {
+    for (const name of o.models) {
+      const tm = torch.models[name];
+      flops = tm.flops.per_graph;
+      const summary = rt.model(name)!;
+      const img = images[name];
+      const raw = img.images.map((d) => ({ height: img.height, width: img.width, channels: img.channels, data: Uint8Array.from(d) }));
+      const cMax = Math.max(...o.concurrency);
+      const bMax = Math.max(...o.likelihoodBatches);
+
+      // warm-up: one image alone (JIT, every graph), a burst at the highest concurrency that is
+      // aborted after a moment (first runs at that batch size), and one round of scoring
+      process.stderr.write(`runtime ${name} (threads ${threads}): warming up\n`);
+      await sampleOne(rt, name, 1e6);
+      const aborts = Array.from({ length: cMax }, () => new AbortController());
+      const burst = aborts.map((ac, i) => sampleOne(rt, name, 1e6 + 1 + i, ac.signal).catch(() => 0));
+      await sleep(500);
+      for (const ac of aborts) ac.abort();
+      await Promise.all(burst);
+      await Promise.all(Array.from({ length: bMax }, (_, i) => rt.likelihood({ model: name, image: raw[i % raw.length] })));
+
+      const sampling: SamplingPoint[] = [];
+      let seed = 0;
+      for (const [k, c] of o.concurrency.entries()) {
+        const n = o.sampleImages[k];
+        const p = await phase.run(rt, name, () => closedLoop(n, c, () => sampleOne(rt, name, seed++)));
+        const ips = n / p.result.seconds;
+        sampling.push({
+          concurrency: c, images: n, seconds: p.result.seconds, imagesPerSec: ips,
+          latencyMs: { p50: percentile(p.result.lat, 50), p95: percentile(p.result.lat, 95) },
+          gflops: (tm.flops.sample_image * ips) / 1e9, eventLoopMs: p.eventLoopMs, graphs: p.graphs,
+        });
+        process.stderr.write(`runtime ${name} sampling concurrency ${c}: ${ips.toFixed(2)} images/s, event loop p99 ${p.eventLoopMs.p99.toFixed(1)} ms\n`);
+      }
+
+      const likelihood: LikelihoodPoint[] = [];
+      const bpd = new Map<number, number>();
+      for (const [k, b] of o.likelihoodBatches.entries()) {
+        const n = o.likelihoodImages[k];
+        const p = await phase.run(rt, name, () => closedLoop(n, b, async (i) => {
+          const r = await rt.likelihood({ model: name, image: raw[i % raw.length] });
+          bpd.set(i % raw.length, r.bitsPerDim);
+          return r.timings.totalMs;
+        }));
+        const ips = n / p.result.seconds;
+        const mean = [...Array(Math.min(n, raw.length)).keys()].reduce((a, i) => a + bpd.get(i)!, 0) / Math.min(n, raw.length);
+        likelihood.push({
+          batch: b, images: n, seconds: p.result.seconds, imagesPerSec: ips,
+          gflops: (tm.flops.likelihood_image * ips) / 1e9, meanBitsPerDim: mean, eventLoopMs: p.eventLoopMs, graphs: p.graphs,
+        });
+        process.stderr.write(`runtime ${name} likelihood batch ${b}: ${ips.toFixed(1)} images/s\n`);
+      }
+
+      // the same weights on both sides: PyTorch's bits/dim of the same images
+      let maxAbsDiff = 0;
+      let compared = 0;
+      for (const tp of tm.likelihood) {
+        tp.bits_per_dim?.forEach((v, i) => {
+          const r = bpd.get(i);
+          if (r === undefined) return;
+          maxAbsDiff = Math.max(maxAbsDiff, Math.abs(r - v));
+          compared++;
+        });
+      }
+
+      results.push({
+        name, description: summary.description, stages: summary.stages.map((s) => s.name), parameters: tm.parameters,
+        flops: { sampleImage: tm.flops.sample_image, likelihoodImage: tm.flops.likelihood_image },
+        runtime: { sampling, likelihood },
+        torch: {
+          sampling: tm.sampling.map((p) => {
+            const ips = p.images / p.seconds;
+            return {
+              concurrency: p.batch, images: p.images, seconds: p.seconds, imagesPerSec: ips,
+              latencyMs: { p50: percentile(p.latencies, 50) * 1e3, p95: percentile(p.latencies, 95) * 1e3 },
+              gflops: (tm.flops.sample_image * ips) / 1e9,
+            };
+          }),
+          likelihood: tm.likelihood.map((p) => {
+            const ips = p.images / p.seconds;
+            const b = p.bits_per_dim ?? [];
+            return {
+              batch: p.batch, images: p.images, seconds: p.seconds, imagesPerSec: ips,
+              gflops: (tm.flops.likelihood_image * ips) / 1e9, meanBitsPerDim: b.reduce((x, y) => x + y, 0) / Math.max(1, b.length),
+            };
+          }),
+        },
+        weightsCheck: { images: compared, maxAbsDiff },
+      });
+    }
+  } finally {
+    await rt.close();
+  }
+  return results;
+}
+
+const shortPath = (p: string) => (p.startsWith(`${ROOT}/`) ? p.slice(ROOT.length + 1) : p);
+
+/** Other work on the machine makes every figure noisy: say so in the report. */
+function busyWarning(): string | null {
+  const others: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (/\b(train|export|evaluate)\.py\b/.test(cmd)) others.push(cmd.trim().split('/').pop()!);
+    } catch { /* gone */ }
+  }
+  const load = loadavg()[0];
+  if (others.length) return `other processes were running during the benchmark (${others.join('; ')}); timings are noisy`;
+  if (load > 0.7) return `the 1-minute load average was ${load.toFixed(2)} at start; other work competes for the cores and timings are noisy`;
+  return null;
+}
+
+async function main(): Promise<void> {
+  const o = options();
+  if (o.reportFrom) {
+    await writeReport(JSON.parse(readFileSync(o.reportFrom, 'utf8')) as BenchResult, o);
+    return;
+  }
+  const t0 = performance.now();
+  const loadAtStart = loadavg();
+  const warning = busyWarning();
+  if (warning) process.stderr.write(`WARNING: ${warning}\n`);
+  const tmp = mkdtempSync(join(tmpdir(), 'spn-bench-'));
+  const modelsDir = modelsSubset(o);
+  const runs: ThreadsResult[] = [];
+  let torchVersion = '';
+  try {
+    for (const threads of o.threads) {
+      process.stderr.write(`\n== threads ${threads}: PyTorch reference\n`);
+      const imagesPath = join(tmp, 'images.json');
+      const matmulPath = join(tmp, 'matmul.onnx');
+      const torch = await runTorch(o, threads, imagesPath, matmulPath);
+      torchVersion = torch.torch;
+      const images = JSON.parse(readFileSync(imagesPath, 'utf8')) as Record<string, TestImages>;
+      process.stderr.write(`== threads ${threads}: runtime\n`);
+      const onnxPeak = await onnxMatmulPeak(matmulPath, torch.matmul.n, threads);
+      process.stderr.write(`onnxruntime MatMul ${torch.matmul.n}: ${onnxPeak.toFixed(1)} GFLOP/s at ${threads} threads\n`);
+      const models = await benchRuntime(o, threads, modelsDir, torch, images);
+      runs.push({ threads, peak: { torchMatmul: torch.matmul.gflops, onnxMatmul: onnxPeak, n: torch.matmul.n }, models });
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+    rmSync(modelsDir, { recursive: true, force: true });
+  }
+
+  const ortVersion = JSON.parse(readFileSync(join(ROOT, 'node_modules', 'onnxruntime-node', 'package.json'), 'utf8')).version;
+  const result: BenchResult = {
+    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    quick: o.quick,
+    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.versions.node, onnxruntime: ortVersion, torch: torchVersion, load: loadAtStart },
+    settings: { modelsDir: shortPath(o.modelsDir), runsDir: shortPath(o.runs), workers: o.workers, concurrency: o.concurrency, sampleImages: o.sampleImages, likelihoodBatches: o.likelihoodBatches, likelihoodImages: o.likelihoodImages },
+    runs, busyWarning: warning ?? busyWarning(), wallSeconds: (performance.now() - t0) / 1000,
+  };
+  await writeReport(result, o);
+}
+
+async function writeReport(result: BenchResult, o: Options): Promise<void> {
+  process.stdout.write(`${consoleReport(result)}\n`);
+  mkdirSync(o.out, { recursive: true });
+  writeFileSync(join(o.out, 'bench.md'), markdownReport(result, 'bench.png'));
+  writeFileSync(join(o.out, 'bench.png'), await renderChart(result));
+  if (o.json && o.json !== o.reportFrom) writeFileSync(o.json, JSON.stringify(result, null, 1));
+  process.stdout.write(`\nwrote ${join(o.out, 'bench.md')} and ${join(o.out, 'bench.png')} (${result.wallSeconds.toFixed(0)} s)\n`);
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});
