@@ -83,6 +83,9 @@ export interface TargetCheck {
   detail: string;
 }
 
+/** Both sides score the same images to within float32 rounding only if they run the same weights. */
+export const sameWeights = (m: ModelResult) => m.weightsCheck.images > 0 && m.weightsCheck.maxAbsDiff < 1e-3;
+
 export function percentile(xs: number[], p: number): number {
   if (!xs.length) return NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -309,7 +312,8 @@ export function consoleReport(res: BenchResult): string {
           lines.push(`  score    ${engine} b=${String(p.batch).padEnd(3)} ${fmt(p.imagesPerSec).padStart(7)} images/s  ${fmt(p.gflops).padStart(6)} GFLOP/s  mean ${p.meanBitsPerDim.toFixed(4)} bits/dim`);
         }
       }
-      lines.push(`  same weights: max |bits/dim runtime - PyTorch| = ${m.weightsCheck.maxAbsDiff.toExponential(2)} over ${m.weightsCheck.images} images`);
+      lines.push(`  same weights: max |bits/dim runtime - PyTorch| = ${m.weightsCheck.maxAbsDiff.toExponential(2)} over ${m.weightsCheck.images} images`
+        + (sameWeights(m) ? '' : ' -- MISMATCH: the ONNX graphs were not exported from these checkpoints'));
     }
   }
   const s = res.settings;
@@ -357,7 +361,7 @@ export function markdownReport(res: BenchResult, pngName: string): string {
     out.push('### Models', '');
     out.push(table(['model', 'stages', 'parameters', 'MFLOP per sampled image', 'MFLOP per scored image', 'max |Δ bits/dim| runtime vs PyTorch'],
       r.models.map((m) => [m.name, m.stages.join(' → '), m.parameters, fmt(m.flops.sampleImage / 1e6), fmt(m.flops.likelihoodImage / 1e6),
-        `${m.weightsCheck.maxAbsDiff.toExponential(1)} (${m.weightsCheck.images} images)`])), '');
+        `${m.weightsCheck.maxAbsDiff.toExponential(1)} (${m.weightsCheck.images} images)${sameWeights(m) ? '' : ' **MISMATCH: not the same weights**'}`])), '');
   }
 
   out.push(`## Where the runtime's time goes (${head.threads} thread${head.threads > 1 ? 's' : ''})`, '');
