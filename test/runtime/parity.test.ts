@@ -1,10 +1,13 @@
 // The runtime reproduces what PyTorch computed at export time: NLL within 1e-4 bits/dim, and the
 // same sampled pixels for the same uniforms, for every stage and the whole pipeline.
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import { createRuntime, type SampleEvent } from '../../src/runtime/index.js';
 import { MODELS_DIR, fixtureUniforms, readFixtures } from './fixtures.js';
 
-const models = (process.env.PARITY_MODELS ?? 'tiny-c1,tiny-c3').split(',');
+// every shipped model that has fixtures: the trained ones and the tiny C = 1 / C = 3 ones
+const models = readdirSync(MODELS_DIR).filter((n) => existsSync(join(MODELS_DIR, n, 'fixtures.json'))).sort();
 
 async function finalImages(gen: AsyncGenerator<SampleEvent>): Promise<number[][]> {
   for await (const ev of gen) if (ev.type === 'done') return ev.images.map((i) => [...i.data]);
@@ -12,6 +15,7 @@ async function finalImages(gen: AsyncGenerator<SampleEvent>): Promise<number[][]
 }
 
 t.test('parity with the PyTorch fixtures', async (t) => {
+  t.ok(models.includes('tiny-c1') && models.includes('tiny-c3'), `models with fixtures: ${models.join(', ')}`);
   const rt = await createRuntime({ modelsDir: MODELS_DIR, provider: 'cpu', workers: 1, threads: 1, maxQueue: 8, maxRunning: 8 });
   t.teardown(() => rt.close());
   for (const name of models) {
