@@ -13,7 +13,27 @@ export const ModelName = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63
 
 export const Base64Png = Type.String({ contentEncoding: 'base64', contentMediaType: 'image/png', description: 'a PNG image, base64' });
 
+const ERROR_DESCRIPTIONS: Record<number, string> = {
+  400: 'the request violates its schema (the message names the field), or the bytes are not a PNG/JPEG/WebP image, or it is truncated',
+  404: 'unknown model',
+  406: 'none of the media types in Accept can be produced',
+  413: 'the body is over BODY_LIMIT, or the image declares more than MAX_IMAGE_PIXELS pixels (it is not decoded)',
+  415: 'unsupported Content-Type',
+  422: "the image or a field does not fit the model (size, channels, stage, slices); conversion is only done on request",
+  429: 'the queue is full: retry after `Retry-After` seconds',
+  500: 'internal error',
+  503: 'the models are loading, failed to load, or the server is shutting down',
+};
+
 /** Error answers by status code, to spread into a route's `response`. */
 export function errors(...codes: number[]): Record<number, typeof ErrorBody> {
-  return Object.fromEntries(codes.map((c) => [c, Type.Ref(ErrorBody) as unknown as typeof ErrorBody]));
+  return Object.fromEntries(
+    codes.map((c) => [
+      c,
+      Type.Ref(ErrorBody, {
+        description: ERROR_DESCRIPTIONS[c] ?? 'error',
+        ...(c === 429 ? { headers: { 'retry-after': Type.Integer({ description: 'seconds to wait before retrying' }) } } : {}),
+      }) as unknown as typeof ErrorBody,
+    ]),
+  );
 }
