@@ -5,7 +5,7 @@ import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.js';
 import { UnknownModelError } from '../runtime/errors.js';
 import type { SampleEvent } from '../runtime/types.js';
-import { errors } from '../schemas/common.js';
+import { ErrorBody, errors } from '../schemas/common.js';
 import { EVENT_STREAM_DESCRIPTION, MAX_SEED, SampleBody, SampleResult, SliceEventData, StageEventData } from '../schemas/sample.js';
 import { toCondition } from '../http/condition.js';
 import { ClientGoneAbort, NotAcceptableError } from '../http/errors.js';
@@ -128,6 +128,7 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
       slice: reply.compileSerializationSchema(SliceEventData),
       stage: reply.compileSerializationSchema(StageEventData),
       done: reply.compileSerializationSchema(SampleResult),
+      error: reply.compileSerializationSchema(ErrorBody),
     };
     reply
       .code(200)
@@ -154,7 +155,7 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
         app.metrics.requestFailures.inc({ route: '/sample', reason: failureReason(mapped.body.error_type) });
         if (mapped.statusCode >= 500) reply.log.error({ err: cause }, 'stream failed');
         else reply.log.info({ error_type: mapped.body.error_type }, 'stream ended early');
-        if (sse.open) await sse.send('error', JSON.stringify(mapped.body)).catch(() => {});
+        if (sse.open) await sse.send('error', serialize.error(mapped.body)).catch(() => {});
       } finally {
         sse.end();
         finish();
