@@ -6,6 +6,8 @@ For each stage it writes four graphs (opset 17, dynamic batch, int32 pixel value
   decoder_row.onnx    target slice so far, context, row -> upper context of row  once per row
   decoder_pixel.onnx  row so far, upper context, column, uniforms, temperature
                       -> sampled sub-pixels and their NLL under the model         once per sub-pixel
+  sample_row.onnx     decoder_row + an in-graph Loop of decoder steps over the row's
+                      sub-pixels, with the row's uniforms fed in                  once per row
   score.onnx          all slices (+ aux), target slice -> NLL of every sub-pixel  once per slice
 The manifest (models/<name>/manifest.json) is everything the runtime needs.
 
@@ -28,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from evaluate import load_stage  # noqa: E402
 from spn.data import datasets  # noqa: E402
 from spn.model import LN2, from_slices, parameter_count, to_slices  # noqa: E402
+from spn.row_loop import build_sample_row  # noqa: E402
 from spn.sampler import sample_pipeline, sample_stage  # noqa: E402
 from spn.stages import load_config, stage_planes  # noqa: E402
 
@@ -61,7 +64,7 @@ class DecoderPixel(nn.Module):
 
     def forward(self, row_values, upper, col, uniform, temperature):
         s, logits = self.m.pixel_step(row_values.long(), upper, col.long(), uniform, temperature)
-        nll = -torch.log_softmax(logits, dim=-1).gather(-1, s.unsqueeze(-1)).squeeze(-1)
+        nll = -torch.log_softmax(logits, dim=-1).gather(-1, s.unsqueeze(-1))[..., 0]
         return s.to(torch.int32), nll
 
 
@@ -76,7 +79,8 @@ class Score(nn.Module):
 
 def onnx_export(module, args, path, inputs, outputs):
     kwargs = dict(input_names=inputs, output_names=outputs, opset_version=OPSET, do_constant_folding=True,
-                  dynamic_axes={n: {0: "batch"} for n in inputs + outputs})
+                  dynamic_axes={n: {0: "batch"} for n, a in list(zip(inputs, args)) + [(o, None) for o in outputs]
+                                if a is None or a.dim() > 0})
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False  # torch >= 2.9 defaults to the dynamo exporter; keep one path
     torch.onnx.export(module, args, path, **kwargs)
@@ -124,6 +128,12 @@ def export_stage(cfg, st, m, out_dir):
                                           torch.zeros(B, dtype=torch.int32), torch.rand(B, C), torch.ones(B)),
        ["row_values", "upper", "col", "uniform", "temperature"], ["sample", "nll"])
     do("score", Score(m), cargs, cin, ["nll"])
+    # one run per row: decoder_row + an in-graph Loop over the row's sub-pixels
+    body = os.path.join(stage_dir, "sample_row_body.onnx")
+    path = os.path.join(stage_dir, "sample_row.onnx")
+    build_sample_row(m, onnx_export, os.path.join(stage_dir, "decoder_row.onnx"), body, path, B, C, h, d)
+    os.remove(body)
+    graphs["sample_row"] = graph_info(path, f"{st['name']}/sample_row.onnx")
     return graphs
 
 

@@ -153,30 +153,31 @@ class SPN(nn.Module):
         """NLL in nats of each sub-pixel of the target slice: [B, C, h, w]."""
         B, SS, C, h, w = slices.shape
         context = self.conditioning(slices, target, aux)
-        y = torch.gather(slices, 1, target.view(-1, 1, 1, 1, 1).expand(-1, 1, C, h, w)).squeeze(1)
+        y = torch.gather(slices, 1, target.view(-1, 1, 1, 1, 1).expand(-1, 1, C, h, w))[:, 0]
         logits = self.slice_logits(y, context)                              # [B, h, w, C, K]
         logp = F.log_softmax(logits, dim=-1)
-        nll = -logp.gather(-1, y.permute(0, 2, 3, 1).unsqueeze(-1)).squeeze(-1)
+        nll = -logp.gather(-1, y.permute(0, 2, 3, 1).unsqueeze(-1))[..., 0]
         return nll.permute(0, 3, 1, 2)
 
     # ---- sampling steps (exported as graphs) ----------------------------------------------
+    # (indexing [:, :, 0] rather than squeeze(): squeeze on a dynamic axis exports as an If node)
     def upper_row(self, y, context, row):
         """The vertical context of one row per batch element: [B, d, w]."""
         u = self.upper(y, context)
         B, d, h, w = u.shape
         idx = row.view(-1, 1, 1, 1).expand(-1, d, 1, w)
-        return torch.gather(u, 2, idx).squeeze(2)
+        return torch.gather(u, 2, idx)[:, :, 0]
 
     def pixel_step(self, row_values, upper_row, col, uniform, temperature):
         """One sub-pixel step. row_values int64 [B, C, w] (the row so far, unknown = 0),
         upper_row [B, d, w], col int64 [B], uniform [B, C], temperature [B]
         -> (samples int64 [B, C], logits [B, C, K]) for the pixel at `col`, every channel;
         channel c's sample is valid once channels < c are filled in."""
-        g = self.row_features(row_values.unsqueeze(2), upper_row.unsqueeze(2)).squeeze(2)  # [B,d,w]
+        g = self.row_features(row_values.unsqueeze(2), upper_row.unsqueeze(2))[:, :, 0]  # [B,d,w]
         B, d, w = g.shape
-        gi = torch.gather(g, 2, col.view(-1, 1, 1).expand(-1, d, 1)).squeeze(2)            # [B, d]
+        gi = torch.gather(g, 2, col.view(-1, 1, 1).expand(-1, d, 1))[:, :, 0]              # [B, d]
         C = row_values.shape[1]
-        yi = torch.gather(row_values, 2, col.view(-1, 1, 1).expand(-1, C, 1)).squeeze(2)   # [B, C]
+        yi = torch.gather(row_values, 2, col.view(-1, 1, 1).expand(-1, C, 1))[:, :, 0]     # [B, C]
         logits = self.head(gi, yi)
         return sample_from_logits(logits, uniform, temperature), logits
 

@@ -10,7 +10,7 @@ import type { Manifest } from './manifest.js';
 import { uniformAt } from './rng.js';
 import type { ModelSessions } from './sessions.js';
 import { bitPlane, sliceOffset, toSlices } from './subscale.js';
-import type { GraphKind } from './types.js';
+import type { DecodeMode, GraphKind } from './types.js';
 
 export interface EngineModel {
   manifest: Manifest;
@@ -48,7 +48,7 @@ export interface ScoreResult {
   perPixel: Float32Array | null;
 }
 
-type Phase = 'conditioning' | 'decoder_row' | 'decoder_pixel' | 'score';
+type Phase = GraphKind;
 
 interface Lane {
   request: number;
@@ -79,7 +79,7 @@ export class Engine {
   private loopDone: Promise<void> | null = null;
   lastBatch = 0;
 
-  constructor(private readonly events: EngineEvents) {}
+  constructor(private readonly events: EngineEvents, private readonly decode: DecodeMode = 'row') {}
 
   get size(): number {
     return this.lanes.length;
@@ -167,6 +167,7 @@ export class Engine {
     if (phase === 'conditioning') this.afterConditioning(live, out.context.data as Float32Array);
     else if (phase === 'decoder_row') this.afterRow(live, out.upper.data as Float32Array);
     else if (phase === 'decoder_pixel') this.afterPixel(live, out.sample.data as Int32Array, out.nll.data as Float32Array);
+    else if (phase === 'sample_row') this.afterSampleRow(live, out.row_values.data as Int32Array, out.nll.data as Float32Array);
     else this.afterScore(live, out.nll.data as Float32Array);
     for (const t of Object.values(out)) t.dispose();
   }
@@ -197,7 +198,7 @@ export class Engine {
       if (aux) f.aux = new ort.Tensor('int32', aux, shape);
       return f;
     }
-    if (phase === 'decoder_row') {
+    if (phase === 'decoder_row' || phase === 'sample_row') {
       const slice = new Int32Array(B * sliceLen);
       const context = new Float32Array(B * d * g.h * g.w);
       const row = new Int32Array(B);
@@ -206,11 +207,27 @@ export class Engine {
         context.set(l.sample!.context, i * d * g.h * g.w);
         row[i] = l.sample!.r;
       });
-      return {
+      const f: Record<string, ort.Tensor> = {
         slice: new ort.Tensor('int32', slice, [B, C, g.h, g.w]),
         context: new ort.Tensor('float32', context, [B, d, g.h, g.w]),
         row: new ort.Tensor('int32', row, [B]),
       };
+      if (phase === 'sample_row') {
+        // the row's uniforms, [col][channel], in the same order the per-pixel path draws them
+        const uniform = new Float32Array(B * g.w * C);
+        const temperature = new Float32Array(B);
+        batch.forEach((l, i) => {
+          const s = l.sample!;
+          temperature[i] = s.spec.temperature;
+          const base = (l.t * g.h + s.r) * g.w * C;
+          for (let k = 0; k < g.w * C; k++) {
+            uniform[i * g.w * C + k] = s.spec.uniforms ? s.spec.uniforms[stage][base + k] : uniformAt(s.spec.key!, stage, base + k);
+          }
+        });
+        f.uniform = new ort.Tensor('float32', uniform, [B, g.w, C]);
+        f.temperature = new ort.Tensor('float32', temperature, [B]);
+      }
+      return f;
     }
     const rowValues = new Int32Array(B * C * g.w);
     const upper = new Float32Array(B * d * g.w);
@@ -273,7 +290,9 @@ export class Engine {
       const s = l.sample!;
       s.context = context.slice(i * n, (i + 1) * n);
       s.r = 0;
-      l.phase = 'decoder_row';
+      const g = geometry(l.model.manifest);
+      s.row = new Int32Array(g.channels * g.w);
+      l.phase = this.decode === 'row' ? 'sample_row' : 'decoder_row';
     });
   }
 
@@ -302,28 +321,47 @@ export class Engine {
       if (++s.ch < C) return;
       s.ch = 0;
       if (++s.c < g.w) return;
-      // row complete: into the slice
-      const sliceBase = l.t * C * g.h * g.w;
-      for (let ch = 0; ch < C; ch++) {
-        l.plane.set(s.row.subarray(ch * g.w, (ch + 1) * g.w), sliceBase + (ch * g.h + s.r) * g.w);
-      }
-      if (++s.r < g.h) {
-        l.phase = 'decoder_row';
-        return;
-      }
-      this.sliceDone(l);
-      const st = l.model.manifest.stages[l.stage];
-      if (++l.t < st.lastSlice) {
-        l.phase = 'conditioning';
-        return;
-      }
-      this.events.stage(l.request, s.spec.index, l.stage);
-      if (!this.nextSampleStage(l)) {
-        finished.push(l);
-        this.events.sampleDone(l.request, s.spec.index, l.image, s.nats);
-      }
+      if (this.rowDone(l)) finished.push(l);
     });
     if (finished.length) this.drop(finished);
+  }
+
+  private afterSampleRow(lanes: Lane[], rows: Int32Array, nll: Float32Array): void {
+    const finished: Lane[] = [];
+    lanes.forEach((l, i) => {
+      const s = l.sample!;
+      const n = s.row.length;
+      s.row = rows.slice(i * n, (i + 1) * n);
+      for (let k = i * n; k < (i + 1) * n; k++) s.nats += nll[k];
+      if (this.rowDone(l)) finished.push(l);
+    });
+    if (finished.length) this.drop(finished);
+  }
+
+  /** The lane's row is complete: into the slice, then the next row, slice or stage. True when the lane is done. */
+  private rowDone(l: Lane): boolean {
+    const s = l.sample!;
+    const g = geometry(l.model.manifest);
+    const C = g.channels;
+    const sliceBase = l.t * C * g.h * g.w;
+    for (let ch = 0; ch < C; ch++) {
+      l.plane.set(s.row.subarray(ch * g.w, (ch + 1) * g.w), sliceBase + (ch * g.h + s.r) * g.w);
+    }
+    if (++s.r < g.h) {
+      s.row.fill(0);
+      l.phase = this.decode === 'row' ? 'sample_row' : 'decoder_row';
+      return false;
+    }
+    this.sliceDone(l);
+    const st = l.model.manifest.stages[l.stage];
+    if (++l.t < st.lastSlice) {
+      l.phase = 'conditioning';
+      return false;
+    }
+    this.events.stage(l.request, s.spec.index, l.stage);
+    if (this.nextSampleStage(l)) return false;
+    this.events.sampleDone(l.request, s.spec.index, l.image, s.nats);
+    return true;
   }
 
   /** Writes the finished slice into the lane's image and reports it. */

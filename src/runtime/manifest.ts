@@ -10,7 +10,7 @@ import { ModelLoadError } from './errors.js';
 import type { GraphKind, ModelSummary } from './types.js';
 
 export const SCHEMA_VERSION = 1;
-export const GRAPH_KINDS: GraphKind[] = ['conditioning', 'decoder_row', 'decoder_pixel', 'score'];
+export const GRAPH_KINDS: GraphKind[] = ['conditioning', 'decoder_row', 'decoder_pixel', 'sample_row', 'score'];
 
 const TensorInfo = Type.Object({
   name: Type.String(),
@@ -41,6 +41,7 @@ const Stage = Type.Object({
     conditioning: GraphInfo,
     decoder_row: GraphInfo,
     decoder_pixel: GraphInfo,
+    sample_row: GraphInfo,
     score: GraphInfo,
   }),
 });

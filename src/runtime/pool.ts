@@ -33,7 +33,7 @@ export class WorkerPool {
 
   constructor(
     private readonly models: LoadedModel[],
-    private readonly opts: Pick<RuntimeOptions, 'workers' | 'threads' | 'logger'> & { provider: ProviderChoice },
+    private readonly opts: Pick<RuntimeOptions, 'workers' | 'threads' | 'logger' | 'decode'> & { provider: ProviderChoice },
     private readonly onRuns: (runs: Extract<FromWorker, { type: 'runs' }>['runs']) => void,
   ) {}
 
@@ -115,7 +115,7 @@ export class WorkerPool {
           this.spawn().catch((e: Error) => this.opts.logger?.error({ err: e }, 'replacement worker failed to start'));
         }
       });
-      pw.post({ type: 'init', models: this.models, provider: this.opts.provider, threads: this.opts.threads });
+      pw.post({ type: 'init', models: this.models, provider: this.opts.provider, threads: this.opts.threads, decode: this.opts.decode ?? 'row' });
     });
   }
 

@@ -1,6 +1,6 @@
 // Messages between the main thread (pool) and a worker thread (engine).
 import type { LoadedModel } from './manifest.js';
-import type { ExecutionProvider, GraphKind, ProviderChoice } from './types.js';
+import type { DecodeMode, ExecutionProvider, GraphKind, ProviderChoice } from './types.js';
 import type { ScoreResult } from './engine.js';
 
 export interface InitMessage {
@@ -8,6 +8,7 @@ export interface InitMessage {
   models: LoadedModel[];
   provider: ProviderChoice;
   threads: number;
+  decode: DecodeMode;
 }
 
 export interface SampleMessage {

@@ -125,7 +125,10 @@ export interface LikelihoodResult {
 }
 
 /** Closed sets for metric labels. */
-export type GraphKind = 'conditioning' | 'decoder_row' | 'decoder_pixel' | 'score';
+export type GraphKind = 'conditioning' | 'decoder_row' | 'decoder_pixel' | 'sample_row' | 'score';
+
+/** How the slice decoder samples: one run per row (an in-graph loop), or one run per sub-pixel. */
+export type DecodeMode = 'row' | 'pixel';
 
 /** Hooks the runtime calls so that the app can keep metrics without the runtime knowing HTTP. */
 export interface RuntimeObserver {
@@ -146,6 +149,8 @@ export interface RuntimeOptions {
   maxQueue: number;
   /** requests that run at once (share batched runs) */
   maxRunning: number;
+  /** default 'row' */
+  decode?: DecodeMode;
   observer?: RuntimeObserver;
   logger?: { info(o: object | string, msg?: string): void; warn(o: object | string, msg?: string): void; error(o: object | string, msg?: string): void };
 }

@@ -17,7 +17,8 @@ function flushRuns(): void {
   pendingRuns = [];
 }
 
-const engine = new Engine({
+let engine!: Engine;
+const events: ConstructorParameters<typeof Engine>[0] = {
   slice: (request, index, stage, slice, values, image) =>
     post({ type: 'slice', request, index, stage, slice, values, image }, [values.buffer as ArrayBuffer, image.buffer as ArrayBuffer]),
   stage: (request, index, stage) => post({ type: 'stage', request, index, stage }),
@@ -29,11 +30,12 @@ const engine = new Engine({
     if (pendingRuns.length >= 1000) flushRuns();
     else flushTimer ??= setTimeout(flushRuns, 100);
   },
-});
+};
 
 port.on('message', (msg: ToWorker) => {
   switch (msg.type) {
     case 'init':
+      engine = new Engine(events, msg.decode);
       void (async () => {
         try {
           const providers: Record<string, { provider: 'cuda' | 'cpu'; note?: string }> = {};

@@ -14,9 +14,11 @@ async function finalImages(gen: AsyncGenerator<SampleEvent>): Promise<number[][]
   throw new Error('no done event');
 }
 
-t.test('parity with the PyTorch fixtures', async (t) => {
-  t.ok(models.includes('tiny-c1') && models.includes('tiny-c3'), `models with fixtures: ${models.join(', ')}`);
-  const rt = await createRuntime({ modelsDir: MODELS_DIR, provider: 'cpu', workers: 1, threads: 1, maxQueue: 8, maxRunning: 8 });
+t.ok(models.includes('tiny-c1') && models.includes('tiny-c3'), `models with fixtures: ${models.join(', ')}`);
+
+// both decoders: one run per row (in-graph loop) and one run per sub-pixel
+for (const decode of ['row', 'pixel'] as const) t.test(`parity with the PyTorch fixtures, ${decode} decoder`, async (t) => {
+  const rt = await createRuntime({ modelsDir: MODELS_DIR, provider: 'cpu', workers: 1, threads: 1, maxQueue: 8, maxRunning: 8, decode });
   t.teardown(() => rt.close());
   for (const name of models) {
     const f = readFixtures(name);
@@ -25,7 +27,7 @@ t.test('parity with the PyTorch fixtures', async (t) => {
     const dims = height * width * channels;
     const stageNames = m.stages.map((s) => s.name);
 
-    await t.test(`${name}: likelihood per stage and slice`, async (t) => {
+    if (decode === 'row') await t.test(`${name}: likelihood per stage and slice`, async (t) => {
       for (const c of f.nll) {
         const res = await rt.likelihood({ model: name, image: { height, width, channels, data: Uint8Array.from(c.image) } });
         t.ok(Math.abs(res.bitsPerDim - c.bits_per_dim) < 1e-4, `bits/dim ${res.bitsPerDim} vs ${c.bits_per_dim}`);
