@@ -47,6 +47,12 @@ t.test('tiny configurations train, export and run in onnxruntime-node', async (t
       }
     }
   }
+  // training resumes from its checkpoint
+  const out = execFileSync(process.env.PYTHON ?? '/usr/bin/python3',
+    [join(root, 'scripts', 'train.py'), '--config', 'tiny-c1', '--stage', 'small', '--steps', '70', '--runs', runs, '--threads', '1'],
+    { cwd: root, encoding: 'utf8', timeout: 300_000 });
+  t.match(out, /resumed from step 60/, 'resumed from the last checkpoint');
+  t.equal(JSON.parse(readFileSync(join(runs, 'tiny-c1', 'small', 'train.json'), 'utf8')).steps, 70, 'and went on to step 70');
   // and the runtime serves them: one sample from each, colour included
   const rt = await createRuntime({ modelsDir: models, provider: 'cpu', workers: 1, threads: 1, maxQueue: 4, maxRunning: 4, logger: quietLogger });
   t.teardown(() => rt.close());
