@@ -14,6 +14,10 @@ export const ConfigSchema = Type.Object({
     default: 'auto',
     description: 'ONNX Runtime execution provider; auto tries CUDA and falls back to CPU, and says so',
   }),
+  DECODE: Type.Union([Type.Literal('row'), Type.Literal('pixel')], {
+    default: 'row',
+    description: 'how the slice decoder samples: row runs once per row (an in-graph loop over its sub-pixels), pixel once per sub-pixel',
+  }),
   WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'inference worker threads' }),
   THREADS: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'intra-op threads per worker session' }),
   MAX_RUNNING: Type.Integer({ minimum: 1, default: 32, description: 'requests that run at once, sharing batched runs' }),

@@ -63,6 +63,7 @@ export default fp<{ config: Config } & RuntimeDeps>(
         threads: config.THREADS,
         maxQueue: config.MAX_QUEUE,
         maxRunning: config.MAX_RUNNING,
+        decode: config.DECODE,
         observer: app.metrics.observer,
         logger: app.log,
       }).then(adopt, (err: Error) => {

@@ -20,8 +20,11 @@ t.test('config: defaults, coercion, and a bad variable named', async (t) => {
   t.equal(c.MAX_QUEUE, 64);
   t.equal(c.MAX_RUNNING, 32);
   t.equal(c.SHUTDOWN_GRACE_MS, 10000);
+  t.equal(c.DECODE, 'row');
+  t.equal(loadConfig({ DECODE: 'pixel' }).DECODE, 'pixel');
   t.equal(loadConfig({ PORT: '9000', WORKERS: '3' }).PORT, 9000);
   t.throws(() => loadConfig({ EXECUTION_PROVIDER: 'tpu' }), /EXECUTION_PROVIDER/);
+  t.throws(() => loadConfig({ DECODE: 'column' }), /DECODE/);
   t.throws(() => loadConfig({ PORT: 'eighty' }), /PORT/);
   t.throws(() => loadConfig({ WORKERS: '0' }), /WORKERS/);
 });

@@ -1,0 +1,63 @@
+// Swagger UI in a real browser (Debian's Chromium, driven by playwright-core; no browser is ever
+// downloaded): the page renders the generated document, lists the operations, and its "Try it out"
+// calls the real server and shows the answer.
+import { existsSync } from 'node:fs';
+import t from 'tap';
+import { chromium } from 'playwright-core';
+import { listening } from './helpers.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const WAIT = { timeout: 15_000 };
+
+t.test('Swagger UI at /docs lists the operations and runs GET /models against the server', { timeout: 30_000 }, async (t) => {
+  // A missing browser is a broken environment, not a reason to skip: CI installs it (.ci/run).
+  if (!existsSync(CHROMIUM)) {
+    t.fail(`${CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium) to run the Swagger UI browser test`);
+    return;
+  }
+
+  const { app, url } = await listening();
+  t.teardown(() => app.close());
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    timeout: 15_000,
+  });
+  t.teardown(() => browser.close());
+  const page = await browser.newPage();
+  page.setDefaultTimeout(15_000);
+
+  const res = await page.goto(`${url}/docs`, { waitUntil: 'load' });
+  t.equal(res?.status(), 200);
+  // The document is fetched by the UI after load: the title heading appears once it has rendered.
+  const title = page.locator('.swagger-ui .info .title');
+  await title.waitFor(WAIT);
+  t.match(await title.innerText(), /^spn-serve\b/);
+
+  const operation = (method: string, path: string) =>
+    page.locator(`.opblock.opblock-${method}`).filter({ has: page.locator(`.opblock-summary-path[data-path="${path}"]`) });
+  for (const [method, path] of [['post', '/sample'], ['post', '/likelihood'], ['get', '/models'], ['get', '/metrics'], ['get', '/health/ready']]) {
+    const op = operation(method, path);
+    await op.first().waitFor(WAIT);
+    t.equal(await op.count(), 1, `${method.toUpperCase()} ${path} is listed once`);
+    t.equal((await op.locator('.opblock-summary-method').innerText()).trim(), method.toUpperCase());
+  }
+
+  // Use the UI itself: expand GET /models, "Try it out", "Execute", read the rendered answer.
+  const models = operation('get', '/models');
+  await models.locator('.opblock-summary').first().click();
+  await models.locator('button.try-out__btn').click();
+  await models.locator('button.execute').click();
+  const live = models.locator('.live-responses-table');
+  await live.waitFor(WAIT);
+  const status = live.locator('tbody .response-col_status').first();
+  await status.waitFor(WAIT);
+  t.equal((await status.innerText()).trim(), '200');
+  const body = live.locator('tbody .response-col_description pre').first();
+  await body.waitFor(WAIT);
+  const text = await body.innerText();
+  const shown = JSON.parse(text) as { default: string; models: Array<{ name: string }> };
+  t.equal(shown.default, 'tiny-c1');
+  t.same(shown.models.map((m) => m.name).sort(), ['tiny-c1', 'tiny-c3']);
+  t.match(text, /"name": "tiny-c1"/);
+});
