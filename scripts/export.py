@@ -3,11 +3,12 @@
 
 For each stage it writes four graphs (opset 17, dynamic batch, int32 pixel values):
   conditioning.onnx   slices so far (+ aux plane), target slice -> context       once per slice
-  decoder_row.onnx    target slice so far, context, row -> upper context of row  once per row
-  decoder_pixel.onnx  row so far, upper context, column, uniforms, temperature
-                      -> sampled sub-pixels and their NLL under the model         once per sub-pixel
-  sample_row.onnx     decoder_row + an in-graph Loop of decoder steps over the row's
-                      sub-pixels, with the row's uniforms fed in                  once per row
+  decoder_row.onnx    the row above, the row's context, per-layer caches of the
+                      vertical stack -> upper context of the row, new caches     once per row
+  decoder_pixel.onnx  previous pixel, column, per-layer caches, upper context, uniforms,
+                      temperature -> the pixel's sub-pixels, their NLL, new caches once per pixel
+  sample_row.onnx     decoder_row + an in-graph Loop of decoder_pixel over the row,
+                      with the row's uniforms fed in                              once per row
   score.onnx          all slices (+ aux), target slice -> NLL of every sub-pixel  once per slice
 The manifest (models/<name>/manifest.json) is everything the runtime needs.
 
@@ -53,8 +54,8 @@ class DecoderRow(nn.Module):
         super().__init__()
         self.m = m
 
-    def forward(self, slice_values, context, row):
-        return self.m.upper_row(slice_values.long(), context, row.long())
+    def forward(self, prev_row, context_row, row, vcaches):
+        return self.m.upper_step(prev_row.long(), context_row, row.long(), vcaches)
 
 
 class DecoderPixel(nn.Module):
@@ -62,10 +63,9 @@ class DecoderPixel(nn.Module):
         super().__init__()
         self.m = m
 
-    def forward(self, row_values, upper, col, uniform, temperature):
-        s, logits = self.m.pixel_step(row_values.long(), upper, col.long(), uniform, temperature)
-        nll = -torch.log_softmax(logits, dim=-1).gather(-1, s.unsqueeze(-1))[..., 0]
-        return s.to(torch.int32), nll
+    def forward(self, prev_values, col, caches, upper, uniform, temperature):
+        s, nll, caches = self.m.pixel_step(prev_values.long(), col.long(), caches, upper, uniform, temperature)
+        return s.to(torch.int32), nll, caches
 
 
 class Score(nn.Module):
@@ -122,16 +122,19 @@ def export_stage(cfg, st, m, out_dir):
     cin = ["slices", "target"] + (["aux"] if aux is not None else [])
     cargs = (slices, target) + ((aux,) if aux is not None else ())
     do("conditioning", Conditioning(m), cargs, cin, ["context"])
-    do("decoder_row", DecoderRow(m), (torch.zeros(B, C, h, h, dtype=torch.int32), torch.zeros(B, d, h, h),
-                                      torch.zeros(B, dtype=torch.int32)), ["slice", "context", "row"], ["upper"])
-    do("decoder_pixel", DecoderPixel(m), (torch.zeros(B, C, h, dtype=torch.int32), torch.zeros(B, d, h),
-                                          torch.zeros(B, dtype=torch.int32), torch.rand(B, C), torch.ones(B)),
-       ["row_values", "upper", "col", "uniform", "temperature"], ["sample", "nll"])
+    Lv = len(m.upper_convs)
+    do("decoder_row", DecoderRow(m), (torch.zeros(B, C, h, dtype=torch.int32), torch.zeros(B, d, h),
+                                      torch.zeros(B, dtype=torch.int32), torch.zeros(B, Lv, d, h)),
+       ["prev_row", "context_row", "row", "vcaches"], ["upper", "vcaches_out"])
+    L, k = len(m.row_convs), m.row_kernel
+    do("decoder_pixel", DecoderPixel(m), (torch.zeros(B, C, dtype=torch.int32), torch.zeros(B, dtype=torch.int32),
+                                          torch.zeros(B, L, d, k - 1), torch.zeros(B, d, h), torch.rand(B, C), torch.ones(B)),
+       ["prev_values", "col", "caches", "upper", "uniform", "temperature"], ["sample", "nll", "caches_out"])
     do("score", Score(m), cargs, cin, ["nll"])
     # one run per row: decoder_row + an in-graph Loop over the row's sub-pixels
     body = os.path.join(stage_dir, "sample_row_body.onnx")
     path = os.path.join(stage_dir, "sample_row.onnx")
-    build_sample_row(m, onnx_export, os.path.join(stage_dir, "decoder_row.onnx"), body, path, B, C, h, d)
+    build_sample_row(m, onnx_export, os.path.join(stage_dir, "decoder_row.onnx"), body, path, B, C, h, d, L, k)
     os.remove(body)
     graphs["sample_row"] = graph_info(path, f"{st['name']}/sample_row.onnx")
     return graphs

@@ -162,24 +162,64 @@ class SPN(nn.Module):
     # ---- sampling steps (exported as graphs) ----------------------------------------------
     # (indexing [:, :, 0] rather than squeeze(): squeeze on a dynamic axis exports as an If node)
     def upper_row(self, y, context, row):
-        """The vertical context of one row per batch element: [B, d, w]."""
+        """The vertical context of one row per batch element, from the whole slice: [B, d, w]."""
         u = self.upper(y, context)
         B, d, h, w = u.shape
         idx = row.view(-1, 1, 1, 1).expand(-1, d, 1, w)
         return torch.gather(u, 2, idx)[:, :, 0]
 
-    def pixel_step(self, row_values, upper_row, col, uniform, temperature):
-        """One sub-pixel step. row_values int64 [B, C, w] (the row so far, unknown = 0),
-        upper_row [B, d, w], col int64 [B], uniform [B, C], temperature [B]
-        -> (samples int64 [B, C], logits [B, C, K]) for the pixel at `col`, every channel;
-        channel c's sample is valid once channels < c are filled in."""
-        g = self.row_features(row_values.unsqueeze(2), upper_row.unsqueeze(2))[:, :, 0]  # [B,d,w]
-        B, d, w = g.shape
-        gi = torch.gather(g, 2, col.view(-1, 1, 1).expand(-1, d, 1))[:, :, 0]              # [B, d]
-        C = row_values.shape[1]
-        yi = torch.gather(row_values, 2, col.view(-1, 1, 1).expand(-1, C, 1))[:, :, 0]     # [B, C]
-        logits = self.head(gi, yi)
-        return sample_from_logits(logits, uniform, temperature), logits
+    def upper_step(self, prev_row, context_row, row, caches):
+        """The vertical context of row r from a cache, as upper() computes it: each layer looks at
+        rows r-1 and r only, so row r needs each layer's (relu'd) input at row r-1.
+
+        prev_row int64 [B, C, w] (row r-1 of the slice; ignored at r = 0), context_row [B, d, w],
+        row int64 [B], caches [B, L, d, w] -> (upper [B, d, w], new caches [B, L, d, w])."""
+        e = self.embed_values(prev_row.unsqueeze(2))[:, :, 0] * (row > 0).to(torch.float32).view(-1, 1, 1)
+        u = e + context_row
+        new_caches = []
+        for l, conv in enumerate(self.upper_convs):
+            a = F.relu(u)
+            two = torch.stack([caches[:, l], a], dim=2)                              # [B, d, 2, w]
+            u = u + F.conv2d(F.pad(two, (1, 1, 0, 0)), conv.weight, conv.bias)[:, :, 0]
+            new_caches.append(a)
+        return u, torch.stack(new_caches, 1)
+
+    def empty_upper_caches(self, B, w):
+        return torch.zeros(B, len(self.upper_convs), self.d, w)
+
+    def pixel_step(self, prev_values, col, caches, upper_row, uniform, temperature):
+        """One pixel of the row, every channel in order, from a small cache: the horizontal stack
+        is causal with kernel k, so position c needs only the last k-1 inputs of each layer.
+
+        prev_values int64 [B, C] (the pixel at col - 1; ignored at col 0), col int64 [B],
+        caches [B, L, d, k-1] (each layer's last k-1 inputs), upper_row [B, d, w],
+        uniform [B, C], temperature [B]
+        -> (samples int64 [B, C], nll [B, C] under the model at temperature 1, new caches)."""
+        B, C = prev_values.shape
+        d, k, K = self.d, self.row_kernel, self.K
+        offs = torch.arange(C, device=prev_values.device) * K
+        prev = self.embed(prev_values + offs).sum(1) * (col > 0).to(torch.float32).view(-1, 1)   # [B, d]
+        up = torch.gather(upper_row, 2, col.view(-1, 1, 1).expand(-1, d, 1))[:, :, 0]              # [B, d]
+        x = prev + up
+        new_caches = []
+        for l, (conv, mix) in enumerate(zip(self.row_convs, self.row_mix)):
+            window = torch.cat([caches[:, l], F.relu(x).unsqueeze(-1)], dim=-1)                    # [B, d, k]
+            h = F.linear(window.reshape(-1, d * k), conv.weight.reshape(d, d * k), conv.bias)
+            x = x + F.linear(F.relu(h), mix.weight.reshape(d, d), mix.bias)
+            new_caches.append(window[:, :, 1:])
+        samples, nlls = [], []
+        prefix = torch.zeros_like(x)
+        for ch in range(C):
+            z = x + prefix + self.chan_bias[ch]
+            logits = self.head2(F.relu(self.head1(F.relu(z))))                                      # [B, K]
+            s = sample_from_logits(logits.unsqueeze(1), uniform[:, ch:ch + 1], temperature)        # [B, 1]
+            nlls.append(-torch.log_softmax(logits, dim=-1).gather(1, s))
+            samples.append(s)
+            prefix = prefix + self.chan_embed(s[:, 0] + ch * K)
+        return torch.cat(samples, 1), torch.cat(nlls, 1), torch.stack(new_caches, 1)
+
+    def empty_caches(self, B):
+        return torch.zeros(B, len(self.row_convs), self.d, self.row_kernel - 1)
 
 
 def spn_from_config(cfg):

@@ -1,9 +1,10 @@
-"""The PyTorch reference sampler: cached (context once per slice, upper context once per row),
+"""The PyTorch reference sampler: cached (context once per slice, the vertical stack one row at a
+time from a cache of the row above, the horizontal stack one pixel at a time from a cache),
 batched, under torch.no_grad. It consumes uniform random numbers in a fixed order, so the same
 numbers give the same pixels in the TypeScript runtime:
 
   for each stage: for each slice t in [first, last): for each row r: for each column c:
-      one decoder step per channel ch, all with uniform[stage][b, t, r, c, :]
+      one decoder step for the pixel, channel ch drawn with uniform[stage][b, t, r, c, ch]
 """
 import torch
 
@@ -22,17 +23,17 @@ def sample_stage(model, slices, aux, uniform, temperature, start=0):
         target = torch.full((B,), t, dtype=torch.int64)
         context = model.conditioning(slices, target, aux)
         y = torch.zeros(B, C, h, w, dtype=torch.int64)
+        vcaches = model.empty_upper_caches(B, w)
         for r in range(h):
-            upper = model.upper_row(y, context, torch.full((B,), r, dtype=torch.int64))
-            row = torch.zeros(B, C, w, dtype=torch.int64)
+            prev_row = y[:, :, r - 1] if r > 0 else torch.zeros(B, C, w, dtype=torch.int64)
+            upper, vcaches = model.upper_step(prev_row, context[:, :, r], torch.full((B,), r, dtype=torch.int64), vcaches)
+            caches = model.empty_caches(B)
+            prev = torch.zeros(B, C, dtype=torch.int64)
             for c in range(w):
                 col = torch.full((B,), c, dtype=torch.int64)
-                for ch in range(C):
-                    s, logits = model.pixel_step(row, upper, col, uniform[:, t, r, c, :], temperature)
-                    row[:, ch, c] = s[:, ch]
-                    logp = torch.log_softmax(logits[:, ch], dim=-1)
-                    nll -= logp.gather(1, s[:, ch:ch + 1]).squeeze(1).double()
-            y[:, :, r, :] = row
+                prev, n, caches = model.pixel_step(prev, col, caches, upper, uniform[:, t, r, c, :], temperature)
+                y[:, :, r, c] = prev
+                nll += n.double().sum(1)
         slices[:, t] = y
     return slices, nll
 

@@ -60,12 +60,24 @@ interface Lane {
   aux: Int32Array | null;
   t: number;
   // sampling
-  sample?: { spec: SampleLaneSpec; r: number; c: number; ch: number; context: Float32Array; upper: Float32Array; row: Int32Array; nats: number };
+  sample?: {
+    spec: SampleLaneSpec; r: number; c: number; context: Float32Array; upper: Float32Array; row: Int32Array; nats: number;
+    /** pixel mode: the previous pixel's values and the horizontal stack's per-layer caches */
+    prev: Int32Array; caches: Float32Array;
+    /** the vertical stack's per-layer caches (the row above) */
+    vcaches: Float32Array;
+  };
   // scoring
   score?: { result: ScoreResult };
 }
 
 const MAX_BATCH = 64;
+
+/** Shape of one lane's cache input of a graph, as the manifest declares it (less the batch). */
+function cacheDims(m: Manifest, stage: number, graph: 'decoder_pixel' | 'decoder_row', input: string): number[] {
+  const info = m.stages[stage].graphs[graph].inputs.find((i) => i.name === input);
+  return (info?.shape.slice(1) ?? []) as number[];
+}
 
 function geometry(m: Manifest) {
   const { height, width, channels } = m.image;
@@ -89,7 +101,7 @@ export class Engine {
     const lane: Lane = {
       request: spec.request, model, stage: -1, phase: 'conditioning', image: spec.image,
       plane: new Int32Array(0), aux: null, t: 0,
-      sample: { spec, r: 0, c: 0, ch: 0, context: new Float32Array(0), upper: new Float32Array(0), row: new Int32Array(0), nats: 0 },
+      sample: { spec, r: 0, c: 0, context: new Float32Array(0), upper: new Float32Array(0), row: new Int32Array(0), nats: 0, prev: new Int32Array(0), caches: new Float32Array(0), vcaches: new Float32Array(0) },
     };
     if (this.nextSampleStage(lane)) this.lanes.push(lane);
     else this.events.sampleDone(spec.request, spec.index, lane.image, 0);
@@ -165,9 +177,9 @@ export class Engine {
     // a lane cancelled while its run was in flight is simply not advanced
     const live = batch.filter((l) => !this.cancelled.has(l.request));
     if (phase === 'conditioning') this.afterConditioning(live, out.context.data as Float32Array);
-    else if (phase === 'decoder_row') this.afterRow(live, out.upper.data as Float32Array);
-    else if (phase === 'decoder_pixel') this.afterPixel(live, out.sample.data as Int32Array, out.nll.data as Float32Array);
-    else if (phase === 'sample_row') this.afterSampleRow(live, out.row_values.data as Int32Array, out.nll.data as Float32Array);
+    else if (phase === 'decoder_row') this.afterRow(live, out.upper.data as Float32Array, out.vcaches_out.data as Float32Array);
+    else if (phase === 'decoder_pixel') this.afterPixel(live, out.sample.data as Int32Array, out.nll.data as Float32Array, out.caches_out.data as Float32Array);
+    else if (phase === 'sample_row') this.afterSampleRow(live, out.row_values.data as Int32Array, out.nll.data as Float32Array, out.vcaches_out.data as Float32Array);
     else this.afterScore(live, out.nll.data as Float32Array);
     for (const t of Object.values(out)) t.dispose();
   }
@@ -199,18 +211,33 @@ export class Engine {
       return f;
     }
     if (phase === 'decoder_row' || phase === 'sample_row') {
-      const slice = new Int32Array(B * sliceLen);
-      const context = new Float32Array(B * d * g.h * g.w);
+      const vShape = cacheDims(m, stage, 'decoder_row', 'vcaches');
+      const vLen = vShape.reduce((a, b) => a * b, 1);
+      const prevRow = new Int32Array(B * C * g.w);
+      const contextRow = new Float32Array(B * d * g.w);
       const row = new Int32Array(B);
+      const vcaches = new Float32Array(B * vLen);
       batch.forEach((l, i) => {
-        slice.set(l.plane.subarray(l.t * sliceLen, (l.t + 1) * sliceLen), i * sliceLen);
-        context.set(l.sample!.context, i * d * g.h * g.w);
-        row[i] = l.sample!.r;
+        const s = l.sample!;
+        const sliceBase = l.t * sliceLen;
+        if (s.r > 0) {
+          for (let ch = 0; ch < C; ch++) {
+            const from = sliceBase + (ch * g.h + s.r - 1) * g.w;
+            prevRow.set(l.plane.subarray(from, from + g.w), (i * C + ch) * g.w);
+          }
+        }
+        for (let k = 0; k < d; k++) {
+          const from = (k * g.h + s.r) * g.w;
+          contextRow.set(s.context.subarray(from, from + g.w), (i * d + k) * g.w);
+        }
+        row[i] = s.r;
+        vcaches.set(s.vcaches, i * vLen);
       });
       const f: Record<string, ort.Tensor> = {
-        slice: new ort.Tensor('int32', slice, [B, C, g.h, g.w]),
-        context: new ort.Tensor('float32', context, [B, d, g.h, g.w]),
+        prev_row: new ort.Tensor('int32', prevRow, [B, C, g.w]),
+        context_row: new ort.Tensor('float32', contextRow, [B, d, g.w]),
         row: new ort.Tensor('int32', row, [B]),
+        vcaches: new ort.Tensor('float32', vcaches, [B, ...vShape]),
       };
       if (phase === 'sample_row') {
         // the row's uniforms, [col][channel], in the same order the per-pixel path draws them
@@ -229,14 +256,18 @@ export class Engine {
       }
       return f;
     }
-    const rowValues = new Int32Array(B * C * g.w);
+    const cacheShape = cacheDims(m, stage, 'decoder_pixel', 'caches');
+    const cacheLen = cacheShape.reduce((a, b) => a * b, 1);
+    const prev = new Int32Array(B * C);
+    const caches = new Float32Array(B * cacheLen);
     const upper = new Float32Array(B * d * g.w);
     const col = new Int32Array(B);
     const uniform = new Float32Array(B * C);
     const temperature = new Float32Array(B);
     batch.forEach((l, i) => {
       const s = l.sample!;
-      rowValues.set(s.row, i * C * g.w);
+      prev.set(s.prev, i * C);
+      caches.set(s.caches, i * cacheLen);
       upper.set(s.upper, i * d * g.w);
       col[i] = s.c;
       temperature[i] = s.spec.temperature;
@@ -246,9 +277,10 @@ export class Engine {
       }
     });
     return {
-      row_values: new ort.Tensor('int32', rowValues, [B, C, g.w]),
-      upper: new ort.Tensor('float32', upper, [B, d, g.w]),
+      prev_values: new ort.Tensor('int32', prev, [B, C]),
       col: new ort.Tensor('int32', col, [B]),
+      caches: new ort.Tensor('float32', caches, [B, ...cacheShape]),
+      upper: new ort.Tensor('float32', upper, [B, d, g.w]),
       uniform: new ort.Tensor('float32', uniform, [B, C]),
       temperature: new ort.Tensor('float32', temperature, [B]),
     };
@@ -292,44 +324,52 @@ export class Engine {
       s.r = 0;
       const g = geometry(l.model.manifest);
       s.row = new Int32Array(g.channels * g.w);
+      s.vcaches = new Float32Array(cacheDims(l.model.manifest, l.stage, 'decoder_row', 'vcaches').reduce((a, b) => a * b, 1));
       l.phase = this.decode === 'row' ? 'sample_row' : 'decoder_row';
     });
   }
 
-  private afterRow(lanes: Lane[], upper: Float32Array): void {
+  private afterRow(lanes: Lane[], upper: Float32Array, vcaches: Float32Array): void {
     if (!lanes.length) return;
     const n = upper.length / lanes.length;
+    const nv = vcaches.length / lanes.length;
     lanes.forEach((l, i) => {
       const s = l.sample!;
       const g = geometry(l.model.manifest);
       s.upper = upper.slice(i * n, (i + 1) * n);
-      s.row = new Int32Array(g.channels * g.w);
+      s.vcaches = vcaches.slice(i * nv, (i + 1) * nv);
+      s.prev = new Int32Array(g.channels);
+      s.caches = new Float32Array(cacheDims(l.model.manifest, l.stage, 'decoder_pixel', 'caches').reduce((a, b) => a * b, 1));
       s.c = 0;
-      s.ch = 0;
       l.phase = 'decoder_pixel';
     });
   }
 
-  private afterPixel(lanes: Lane[], sample: Int32Array, nll: Float32Array): void {
+  private afterPixel(lanes: Lane[], sample: Int32Array, nll: Float32Array, caches: Float32Array): void {
     const finished: Lane[] = [];
+    const n = caches.length / Math.max(lanes.length, 1);
     lanes.forEach((l, i) => {
       const s = l.sample!;
       const g = geometry(l.model.manifest);
       const C = g.channels;
-      s.row[s.ch * g.w + s.c] = sample[i * C + s.ch];
-      s.nats += nll[i * C + s.ch];
-      if (++s.ch < C) return;
-      s.ch = 0;
+      for (let ch = 0; ch < C; ch++) {
+        s.row[ch * g.w + s.c] = sample[i * C + ch];
+        s.nats += nll[i * C + ch];
+      }
+      s.prev = sample.slice(i * C, (i + 1) * C);
+      s.caches = caches.slice(i * n, (i + 1) * n);
       if (++s.c < g.w) return;
       if (this.rowDone(l)) finished.push(l);
     });
     if (finished.length) this.drop(finished);
   }
 
-  private afterSampleRow(lanes: Lane[], rows: Int32Array, nll: Float32Array): void {
+  private afterSampleRow(lanes: Lane[], rows: Int32Array, nll: Float32Array, vcaches: Float32Array): void {
     const finished: Lane[] = [];
+    const nv = vcaches.length / Math.max(lanes.length, 1);
     lanes.forEach((l, i) => {
       const s = l.sample!;
+      s.vcaches = vcaches.slice(i * nv, (i + 1) * nv);
       const n = s.row.length;
       s.row = rows.slice(i * n, (i + 1) * n);
       for (let k = i * n; k < (i + 1) * n; k++) s.nats += nll[k];

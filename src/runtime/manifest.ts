@@ -89,6 +89,12 @@ function checkConsistency(file: string, m: Manifest): void {
     if (st.classes !== 1 << st.bits) fail(file, `stage '${st.name}': ${st.classes} classes for ${st.bits} bits`);
     if (st.shift + st.bits > bitDepth) fail(file, `stage '${st.name}': bits beyond the ${bitDepth}-bit depth`);
     if (st.aux && st.aux.shift !== st.shift + st.bits) fail(file, `stage '${st.name}': aux plane must be the bits above the stage`);
+    for (const [graph, input] of [['decoder_pixel', 'caches'], ['decoder_row', 'vcaches']] as const) {
+      const c = st.graphs[graph].inputs.find((i) => i.name === input);
+      if (!c || c.shape.length !== 4 || !c.shape.slice(1).every((d) => typeof d === 'number')) {
+        fail(file, `stage '${st.name}': ${graph} must declare a cache input '${input}' of shape [batch, L, d, n]`);
+      }
+    }
     if (st.lastSlice === S * S) covered |= ((1 << st.bits) - 1) << st.shift;
   }
   if (covered !== (1 << bitDepth) - 1) fail(file, 'the stages do not generate every bit of the last slice');
