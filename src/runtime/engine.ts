@@ -153,6 +153,11 @@ export class Engine {
     }
   }
 
+  /** A lane whose request was cancelled (or the engine stopped) while its run was in flight. */
+  private gone(l: Lane): boolean {
+    return this.cancelled.has(l.request) || !this.lanes.includes(l);
+  }
+
   private drop(lanes: Lane[]): void {
     const gone = new Set(lanes);
     this.lanes = this.lanes.filter((l) => !gone.has(l));
@@ -174,13 +179,13 @@ export class Engine {
     }
     this.lastBatch = batch.length;
     this.events.run(model.manifest.name, st.name, phase, (performance.now() - t0) / 1000, batch.length);
-    // a lane cancelled while its run was in flight is simply not advanced
-    const live = batch.filter((l) => !this.cancelled.has(l.request));
-    if (phase === 'conditioning') this.afterConditioning(live, out.context.data as Float32Array);
-    else if (phase === 'decoder_row') this.afterRow(live, out.upper.data as Float32Array, out.vcaches_out.data as Float32Array);
-    else if (phase === 'decoder_pixel') this.afterPixel(live, out.sample.data as Int32Array, out.nll.data as Float32Array, out.caches_out.data as Float32Array);
-    else if (phase === 'sample_row') this.afterSampleRow(live, out.row_values.data as Int32Array, out.nll.data as Float32Array, out.vcaches_out.data as Float32Array);
-    else this.afterScore(live, out.nll.data as Float32Array);
+    // outputs are indexed by the lane's place in the batch; a lane cancelled while its run was
+    // in flight is skipped (see gone()), not advanced
+    if (phase === 'conditioning') this.afterConditioning(batch, out.context.data as Float32Array);
+    else if (phase === 'decoder_row') this.afterRow(batch, out.upper.data as Float32Array, out.vcaches_out.data as Float32Array);
+    else if (phase === 'decoder_pixel') this.afterPixel(batch, out.sample.data as Int32Array, out.nll.data as Float32Array, out.caches_out.data as Float32Array);
+    else if (phase === 'sample_row') this.afterSampleRow(batch, out.row_values.data as Int32Array, out.nll.data as Float32Array, out.vcaches_out.data as Float32Array);
+    else this.afterScore(batch, out.nll.data as Float32Array);
     for (const t of Object.values(out)) t.dispose();
   }
 
@@ -316,9 +321,9 @@ export class Engine {
   }
 
   private afterConditioning(lanes: Lane[], context: Float32Array): void {
-    if (!lanes.length) return;
     const n = context.length / lanes.length;
     lanes.forEach((l, i) => {
+      if (this.gone(l)) return;
       const s = l.sample!;
       s.context = context.slice(i * n, (i + 1) * n);
       s.r = 0;
@@ -330,10 +335,10 @@ export class Engine {
   }
 
   private afterRow(lanes: Lane[], upper: Float32Array, vcaches: Float32Array): void {
-    if (!lanes.length) return;
     const n = upper.length / lanes.length;
     const nv = vcaches.length / lanes.length;
     lanes.forEach((l, i) => {
+      if (this.gone(l)) return;
       const s = l.sample!;
       const g = geometry(l.model.manifest);
       s.upper = upper.slice(i * n, (i + 1) * n);
@@ -347,8 +352,9 @@ export class Engine {
 
   private afterPixel(lanes: Lane[], sample: Int32Array, nll: Float32Array, caches: Float32Array): void {
     const finished: Lane[] = [];
-    const n = caches.length / Math.max(lanes.length, 1);
+    const n = caches.length / lanes.length;
     lanes.forEach((l, i) => {
+      if (this.gone(l)) return;
       const s = l.sample!;
       const g = geometry(l.model.manifest);
       const C = g.channels;
@@ -366,8 +372,9 @@ export class Engine {
 
   private afterSampleRow(lanes: Lane[], rows: Int32Array, nll: Float32Array, vcaches: Float32Array): void {
     const finished: Lane[] = [];
-    const nv = vcaches.length / Math.max(lanes.length, 1);
+    const nv = vcaches.length / lanes.length;
     lanes.forEach((l, i) => {
+      if (this.gone(l)) return;
       const s = l.sample!;
       s.vcaches = vcaches.slice(i * nv, (i + 1) * nv);
       const n = s.row.length;
@@ -430,6 +437,7 @@ export class Engine {
   private afterScore(lanes: Lane[], nll: Float32Array): void {
     const finished: Lane[] = [];
     lanes.forEach((l, i) => {
+      if (this.gone(l)) return;
       const m = l.model.manifest;
       const g = geometry(m);
       const res = l.score!.result;
