@@ -126,7 +126,8 @@ export class Engine {
   }
 
   private kick(): void {
-    this.loopDone ??= this.loop().finally(() => { this.loopDone = null; });
+    // started in a microtask, so that every lane of one message joins the first tick together
+    this.loopDone ??= Promise.resolve().then(() => this.loop()).finally(() => { this.loopDone = null; });
   }
 
   /** Drops every lane and resolves once no run is in flight. */

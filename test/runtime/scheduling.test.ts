@@ -38,6 +38,21 @@ t.test('events come slice by slice in subscale order, stage by stage', async (t)
   t.ok(first.type === 'slice' && first.values.length === 7 * 7 && first.offset[0] === 0 && first.offset[1] === 0);
 });
 
+t.test("a request's samples share every run: one conditioning run per slice, one decoder run per row", async (t) => {
+  const runs = new Map<string, number[]>();
+  const rt = await runtime({ observer: { graphRun: (_m, s, g, _sec, b) => { const k = `${s}/${g}`; runs.set(k, [...(runs.get(k) ?? []), b]); } } });
+  t.teardown(() => rt.close());
+  doneOf(await collect(rt.sample(req(4, { count: 4 }))));
+  await new Promise((r) => setTimeout(r, 250));   // run timings arrive in bundles
+  const m = rt.model('tiny-c1')!;
+  const h = 28 / m.subscaleFactor;
+  for (const st of m.stages) {
+    const slices = st.lastSlice - st.firstSlice;
+    t.same(runs.get(`${st.name}/conditioning`), new Array(slices).fill(4), `${st.name}: ${slices} conditioning runs of batch 4`);
+    t.same(runs.get(`${st.name}/sample_row`), new Array(slices * h).fill(4), `${st.name}: ${slices * h} row runs of batch 4`);
+  }
+});
+
 t.test('a request that arrives while another runs joins its batches (continuous batching)', async (t) => {
   const batches: number[] = [];
   const rt = await runtime({ observer: { graphRun: (_m, _s, g, _sec, b) => { if (g === 'sample_row') batches.push(b); } } });
