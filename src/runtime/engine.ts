@@ -19,6 +19,7 @@ export interface EngineModel {
 
 export interface SampleLaneSpec {
   request: number;
+  /** the sample's index in its request */
   index: number;
   /** initial 8-bit image (HWC) holding the given bits, others 0 */
   image: Uint8Array;

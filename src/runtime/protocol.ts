@@ -1,7 +1,7 @@
 // Messages between the main thread (pool) and a worker thread (engine).
 import type { LoadedModel } from './manifest.js';
 import type { DecodeMode, ExecutionProvider, GraphKind, ProviderChoice } from './types.js';
-import type { ScoreResult } from './engine.js';
+import type { SampleLaneSpec, ScoreResult } from './engine.js';
 
 export interface InitMessage {
   type: 'init';
@@ -15,15 +15,7 @@ export interface SampleMessage {
   type: 'sample';
   request: number;
   model: string;
-  lanes: {
-    index: number;
-    image: Uint8Array;
-    starts: number[];
-    stopAfter: number;
-    temperature: number;
-    key?: number;
-    uniforms?: Float32Array[];
-  }[];
+  lanes: Omit<SampleLaneSpec, 'request'>[];
 }
 
 export interface ScoreMessage {
