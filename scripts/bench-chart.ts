@@ -1,13 +1,13 @@
 // The benchmark's chart: an SVG drawn here (no plotting library), rendered to PNG with sharp.
-// Three panels for the headline thread setting: sampling images/s, likelihood images/s (runtime
-// against PyTorch, log scale) and every target as measured / goal.
+// Three panels for the headline thread setting: sampling images/s (the runtime in each decode mode
+// against PyTorch), likelihood images/s (log scale) and every target as measured / goal.
 import sharp from 'sharp';
-import { fmt, targets, type BenchResult } from './bench-report.js';
+import { decodeModes, fmt, targets, type BenchResult } from './bench-report.js';
 
 const W = 1200;
 const H = 700;
 const FONT = 'DejaVu Sans, sans-serif';
-const COLOURS = { runtime: '#2b6cb0', PyTorch: '#dd6b20' } as const;
+const COLOURS = { runtime: '#2b6cb0', pixel: '#90cdf4', PyTorch: '#dd6b20' } as const;
 
 interface Bar { series: keyof typeof COLOURS; value: number }
 interface Group { label: string; bars: Bar[] }
@@ -89,13 +89,22 @@ function targetPanel(x: number, y: number, w: number, res: BenchResult): string 
 export function chartSvg(res: BenchResult): string {
   const r = res.runs[0];
   const short = (n: string) => n.replace(/-fmnist$/, '');
+  // runtime: the headline decode mode (row) in dark blue, the per-pixel mode in light blue
   const sampling: Group[] = r.models.flatMap((m) => m.runtime.sampling.map((p) => ({
     label: `${short(m.name)}\nc = ${p.concurrency}`,
     bars: [
       { series: 'runtime' as const, value: p.imagesPerSec },
+      ...decodeModes(m).slice(1).map((d) => ({ series: 'pixel' as const, value: d.sampling.find((q) => q.concurrency === p.concurrency)?.imagesPerSec ?? 0 })),
       { series: 'PyTorch' as const, value: m.torch.sampling.find((q) => q.concurrency === p.concurrency)?.imagesPerSec ?? 0 },
     ],
   })));
+  const modes = r.models[0] ? decodeModes(r.models[0]).map((d) => d.mode) : ['row'];
+  const names: Record<keyof typeof COLOURS, string> = {
+    runtime: modes.length > 1 ? `runtime, decode ${modes[0]}` : 'spn-serve runtime',
+    pixel: `runtime, decode ${modes[1] ?? 'pixel'}`,
+    PyTorch: 'PyTorch reference',
+  };
+  const shown = (Object.keys(COLOURS) as (keyof typeof COLOURS)[]).filter((k) => k !== 'pixel' || modes.length > 1);
   const likelihood: Group[] = r.models.flatMap((m) => m.runtime.likelihood.map((p) => ({
     label: `${short(m.name)}\nbatch ${p.batch}`,
     bars: [
@@ -105,8 +114,8 @@ export function chartSvg(res: BenchResult): string {
   })));
   const nChecks = targets(r, res.settings.concurrency, res.settings.likelihoodBatches).length;
   const height = Math.max(H, 510 + 22 + nChecks * 22 + 60);
-  const legend = Object.entries(COLOURS).map(([k, c], i) =>
-    `<rect x="${W - 300 + i * 140}" y="44" width="14" height="14" fill="${c}"/>` + text(W - 280 + i * 140, 56, k === 'runtime' ? 'spn-serve runtime' : 'PyTorch reference', { size: 12 })).join('');
+  const legend = shown.map((k, i) =>
+    `<rect x="${W - 175 * shown.length + i * 175}" y="62" width="14" height="14" fill="${COLOURS[k]}"/>` + text(W - 175 * shown.length + 20 + i * 175, 74, names[k], { size: 12 })).join('');
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${height}" viewBox="0 0 ${W} ${height}">`,
     `<rect width="${W}" height="${height}" fill="#fff"/>`,

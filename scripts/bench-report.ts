@@ -19,6 +19,9 @@ export interface GraphTime {
 }
 
 export interface SamplingPoint {
+  /** the runtime's decode mode (runtime only): 'row' = one sample_row run per row, 'pixel' = one
+   * decoder_row run per row and one decoder_pixel run per pixel */
+  decode?: string;
   /** concurrent requests (runtime) or batch size (PyTorch) */
   concurrency: number;
   images: number;
@@ -47,8 +50,24 @@ export interface ModelResult {
   description: string;
   stages: string[];
   parameters: number;
-  flops: { sampleImage: number; likelihoodImage: number };
-  runtime: { sampling: SamplingPoint[]; likelihood: LikelihoodPoint[] };
+  flops: {
+    sampleImage: number;
+    likelihoodImage: number;
+    /** FLOPs of one sampled image per graph kind: conditioning, decoder_row, decoder_pixel */
+    sampleParts?: Record<string, number>;
+    /** FLOPs of one run at batch 1, per stage and graph */
+    perGraph?: Record<string, Record<string, number>>;
+  };
+  runtime: {
+    /** the headline decode mode: the one `sampling` (and the targets) are measured in */
+    decode?: string;
+    sampling: SamplingPoint[];
+    likelihood: LikelihoodPoint[];
+    /** sampling in every decode mode measured, the headline first */
+    decodeModes?: { mode: string; sampling: SamplingPoint[] }[];
+    /** whether every mode sampled the same pixels from the same seed (null: one mode) */
+    decodeParity?: boolean | null;
+  };
   torch: { sampling: SamplingPoint[]; likelihood: LikelihoodPoint[] };
   /** largest |bits/dim difference| between the runtime and PyTorch on the same test images */
   weightsCheck: { images: number; maxAbsDiff: number };
@@ -65,7 +84,7 @@ export interface BenchResult {
   command: string;
   quick: boolean;
   machine: { cpu: string; cores: number; node: string; onnxruntime: string; torch: string; load: number[] };
-  settings: { modelsDir: string; runsDir: string; workers: number; concurrency: number[]; sampleImages: number[]; likelihoodBatches: number[]; likelihoodImages: number[] };
+  settings: { modelsDir: string; runsDir: string; workers: number; decode?: string[]; concurrency: number[]; sampleImages: number[]; likelihoodBatches: number[]; likelihoodImages: number[] };
   runs: ThreadsResult[];
   busyWarning: string | null;
   wallSeconds: number;
@@ -94,6 +113,10 @@ export function percentile(xs: number[], p: number): number {
 }
 
 const at = <T extends { concurrency: number }>(l: T[], c: number) => l.find((p) => p.concurrency === c);
+
+/** Sampling in every decode mode measured (results from before decode modes: the one mode, row). */
+export const decodeModes = (m: ModelResult) => m.runtime.decodeModes ?? [{ mode: m.runtime.decode ?? 'row', sampling: m.runtime.sampling }];
+const headlineMode = (m: ModelResult) => m.runtime.decode ?? 'row';
 const atBatch = <T extends { batch: number }>(l: T[], b: number) => l.find((p) => p.batch === b);
 
 /** The four targets of issue 3, for every model at one thread setting. */
@@ -106,13 +129,13 @@ export function targets(r: ThreadsResult, concurrency: number[], likelihoodBatch
     const pt1 = at(m.torch.sampling, cMin);
     if (rt1 && pt1) {
       const x = rt1.imagesPerSec / pt1.imagesPerSec;
-      out.push({ threads: r.threads, name: `sampling at concurrency ${cMin} vs PyTorch batch ${cMin}`, model: m.name, measured: x, goal: 5, unit: 'x', pass: x >= 5,
+      out.push({ threads: r.threads, name: `sampling at concurrency ${cMin} (decode ${headlineMode(m)}) vs PyTorch batch ${cMin}`, model: m.name, measured: x, goal: 5, unit: 'x', pass: x >= 5,
         detail: `${fmt(rt1.imagesPerSec)} vs ${fmt(pt1.imagesPerSec)} images/s` });
     }
     const rtN = at(m.runtime.sampling, cMax);
     if (rt1 && rtN && cMax !== cMin) {
       const x = rtN.imagesPerSec / rt1.imagesPerSec;
-      out.push({ threads: r.threads, name: `throughput at concurrency ${cMax} vs ${cMin}`, model: m.name, measured: x, goal: 8, unit: 'x', pass: x >= 8,
+      out.push({ threads: r.threads, name: `throughput at concurrency ${cMax} vs ${cMin} (decode ${headlineMode(m)})`, model: m.name, measured: x, goal: 8, unit: 'x', pass: x >= 8,
         detail: `${fmt(rtN.imagesPerSec)} vs ${fmt(rt1.imagesPerSec)} images/s` });
     }
     for (const b of likelihoodBatches) {
@@ -184,6 +207,54 @@ function perRunFit(a: { graphs?: GraphTime[] }, b: { graphs?: GraphTime[] }, kin
   return { fixed: ya - perLane * xa, perLane };
 }
 
+/** Per-image FLOPs of the sampling graphs, as shares of the total (null for results without them). */
+function flopSplit(m: ModelResult): string | null {
+  const p = m.flops.sampleParts;
+  if (!p) return null;
+  const total = Object.values(p).reduce((a, x) => a + x, 0);
+  return Object.entries(p).map(([k, v]) => `${k} ${pct(v / Math.max(1, total))}`).join(', ');
+}
+
+/** The slice width w: sample_row = decoder_row + w x decoder_pixel (from the FLOP counts). */
+function sliceWidth(m: ModelResult): number | null {
+  for (const g of Object.values(m.flops.perGraph ?? {})) {
+    if (g.sample_row && g.decoder_pixel) return Math.round((g.sample_row - g.decoder_row) / g.decoder_pixel);
+  }
+  return null;
+}
+
+/** The decode modes side by side: images/s at each concurrency, and the cost of one pixel step. */
+function decodeComparison(m: ModelResult, concurrency: number[]): string | null {
+  const modes = decodeModes(m);
+  const row = modes.find((x) => x.mode === 'row');
+  const pixel = modes.find((x) => x.mode === 'pixel');
+  if (!row || !pixel) return null;
+  const cMin = Math.min(...concurrency);
+  const parts = concurrency.map((c) => {
+    const a = at(row.sampling, c);
+    const b = at(pixel.sampling, c);
+    return a && b ? `at concurrency ${c} ${fmt(a.imagesPerSec)} vs ${fmt(b.imagesPerSec)} images/s (${fmt(a.imagesPerSec / b.imagesPerSec)}×)` : '';
+  }).filter(Boolean);
+  let line = `${m.name}, decode row (one sample_row run per row, the pixels in an in-graph Loop) vs pixel (one decoder_row run per row, one decoder_pixel run per pixel): ${parts.join(', ')}`;
+  const a1 = at(row.sampling, cMin);
+  const b1 = at(pixel.sampling, cMin);
+  const w = sliceWidth(m);
+  const ka = a1 && kinds(a1);
+  const kb = b1 && kinds(b1);
+  const sr = ka?.get('sample_row');
+  const dp = kb?.get('decoder_pixel');
+  const dr = kb?.get('decoder_row');
+  if (a1 && b1 && w && sr?.runs && dp?.runs) {
+    const rowStep = (sr.seconds / sr.runs) * 1e3 / w;
+    const pixStep = (dp.seconds / dp.runs) * 1e3 + (dr?.runs ? (dr.seconds / dr.runs) * 1e3 / w : 0);
+    line += `. One pixel at concurrency ${cMin} costs ${rowStep.toFixed(3)} ms inside sample_row (its run / ${w} pixels) against `
+      + `${pixStep.toFixed(3)} ms as a decoder_pixel run (plus its share of decoder_row); outside graph runs: row ${pct(breakdown(a1).outsideShare)}, `
+      + `pixel ${pct(breakdown(b1).outsideShare)} of the wall time`;
+  }
+  if (m.runtime.decodeParity === false) line += '. **The modes sampled different pixels from the same seed**';
+  return `${line}.`;
+}
+
 /** What limits the runtime, from the measured phases: named, with the numbers behind it. */
 export function largestCosts(r: ThreadsResult, concurrency: number[], likelihoodBatches: number[] = []): string[] {
   const lines: string[] = [];
@@ -191,36 +262,39 @@ export function largestCosts(r: ThreadsResult, concurrency: number[], likelihood
   const cMin = Math.min(...concurrency);
   const cMax = Math.max(...concurrency);
   for (const m of r.models) {
+    const mode = headlineMode(m);
     const p1 = at(m.runtime.sampling, cMin);
     const pN = at(m.runtime.sampling, cMax);
+    const w = sliceWidth(m);
     if (p1?.graphs?.length) {
       const [top, next] = costItems(p1);
-      let line = `${m.name}, sampling at concurrency ${cMin}: ${top.what} take ${pct(top.share)} of the wall time (${top.note})`;
+      let line = `${m.name}, sampling at concurrency ${cMin} (decode ${mode}): ${top.what} take ${pct(top.share)} of the wall time (${top.note})`;
       const fit = pN && top.kind ? perRunFit(p1, pN, top.kind) : null;
-      if (fit && fit.fixed > 0) {
+      if (fit && fit.fixed > 0 && fit.perLane >= 0) {   // a negative slope is noise between two short phases
         line += `; a run costs about ${fit.fixed.toFixed(3)} ms fixed + ${fit.perLane.toFixed(4)} ms per lane (fit between concurrency ${cMin} and ${cMax}), `
-          + `so ${pct(fit.fixed / (fit.fixed + fit.perLane))} of a batch-1 run is per-run overhead (binding, dispatch, small kernels), not arithmetic`;
+          + `so ${pct(fit.fixed / (fit.fixed + fit.perLane))} of a batch-1 run is cost that does not grow with the batch (binding, dispatch, small kernels), not arithmetic`;
+        if (top.kind === 'sample_row' && w) {
+          line += ` — about ${(fit.fixed / w).toFixed(4)} ms per pixel of its in-graph Loop, each iteration dispatching the decoder_pixel body's nodes`;
+        }
       }
       if (next) line += `. Next: ${next.what}, ${pct(next.share)}.`;
       lines.push(line);
     }
     if (pN?.graphs?.length && cMax !== cMin) {
       const [top, next] = costItems(pN);
-      const k = kinds(pN);
-      const totalFlops = [...k.values()].reduce((a, x) => a + x.flops, 0);
-      const flopShare = (kind: string) => pct((k.get(kind)?.flops ?? 0) / Math.max(1, totalFlops));
+      const split = flopSplit(m);
       const ceiling = peak / m.flops.sampleImage * 1e9;
-      const head = `${m.name}, sampling at concurrency ${cMax}: ${top.what} ${pct(top.share)} and ${next?.what ?? '-'} ${pct(next?.share ?? 0)} of the wall time; `
+      const head = `${m.name}, sampling at concurrency ${cMax} (decode ${mode}): ${top.what} ${pct(top.share)} and ${next?.what ?? '-'} ${pct(next?.share ?? 0)} of the wall time; `
         + `the runtime computes at ${fmt(pN.gflops)} GFLOP/s, ${pct(pN.gflops / peak)} of the ${fmt(peak)} GFLOP/s matrix-product peak. `;
-      if (pN.gflops / peak < 0.4) {
-        lines.push(`${head}Far from the peak: the runs are too small for their arithmetic to matter; their fixed cost does.`);
-      } else {
-        lines.push(`${head}Sampling one image executes ${fmt(m.flops.sampleImage / m.flops.likelihoodImage)}× the FLOPs of scoring it `
-          + `(decoder_row ${flopShare('decoder_row')} of them: as exported, each row's run recomputes the vertical stack over the whole slice; `
-          + `decoder_pixel ${flopShare('decoder_pixel')}: each sub-pixel's run recomputes the horizontal stack over the whole row), `
-          + `so even at peak sampling would top out near ${fmt(ceiling)} images/s, ${fmt(p1 ? ceiling / p1.imagesPerSec : NaN)}× the concurrency-${cMin} rate.`);
-      }
+      const flops = `Sampling one image executes ${fmt(m.flops.sampleImage / m.flops.likelihoodImage)}× the FLOPs of scoring it`
+        + `${split ? ` (the cached decoder computes each position once, as scoring does; ${split})` : ''}, so even at peak sampling would top out near ${fmt(ceiling)} images/s, `
+        + `${fmt(p1 ? ceiling / p1.imagesPerSec : NaN)}× the concurrency-${cMin} rate.`;
+      lines.push(pN.gflops / peak < 0.4
+        ? `${head}Far from the peak: the runs are too small for their arithmetic to matter; their fixed cost does. ${flops}`
+        : `${head}${flops}`);
     }
+    const cmp = decodeComparison(m, concurrency);
+    if (cmp) lines.push(cmp);
     if (likelihoodBatches.length) {
       const b = Math.max(...likelihoodBatches);
       const rl = atBatch(m.runtime.likelihood, b);
@@ -252,15 +326,39 @@ function samplingTable(r: ThreadsResult): string {
   const peak = Math.max(r.peak.torchMatmul, r.peak.onnxMatmul);
   const rows: (string | number)[][] = [];
   for (const m of r.models) {
-    for (const [engine, pts] of [['runtime', m.runtime.sampling], ['PyTorch', m.torch.sampling]] as const) {
+    const series: [string, SamplingPoint[]][] = [...decodeModes(m).map((d) => [`runtime, decode ${d.mode}`, d.sampling] as [string, SamplingPoint[]]), ['PyTorch', m.torch.sampling]];
+    for (const [engine, pts] of series) {
       for (const p of pts) {
-        rows.push([m.name, engine, engine === 'runtime' ? `${p.concurrency} concurrent` : `batch ${p.concurrency}`, p.images,
+        rows.push([m.name, engine, engine !== 'PyTorch' ? `${p.concurrency} concurrent` : `batch ${p.concurrency}`, p.images,
           fmt(p.imagesPerSec), ms(p.latencyMs.p50), ms(p.latencyMs.p95), fmt(p.gflops), pct(p.gflops / peak),
           p.eventLoopMs ? p.eventLoopMs.p99.toFixed(1) : '']);
       }
     }
   }
   return table(['model', 'engine', 'setting', 'images', 'images/s', 'p50 ms', 'p95 ms', 'GFLOP/s', 'of peak', 'event loop p99 ms'], rows);
+}
+
+/** The decode modes side by side, per model and concurrency. */
+function decodeTable(r: ThreadsResult): string | null {
+  const rows: (string | number)[][] = [];
+  for (const m of r.models) {
+    const modes = decodeModes(m);
+    if (modes.length < 2) continue;
+    const base = modes.find((d) => d.mode === 'pixel') ?? modes[modes.length - 1];
+    for (const d of modes) {
+      for (const p of d.sampling) {
+        const pt = at(m.torch.sampling, p.concurrency);
+        const b = at(base.sampling, p.concurrency);
+        const k = kinds(p);
+        const runs = [...k.values()].reduce((a, x) => a + x.runs, 0);
+        rows.push([m.name, d.mode, p.concurrency, fmt(p.imagesPerSec), b && d !== base ? `${fmt(p.imagesPerSec / b.imagesPerSec)}×` : '',
+          pt ? `${fmt(p.imagesPerSec / pt.imagesPerSec)}×` : '', ms(p.latencyMs.p50), fmt(runs / p.images),
+          pct(breakdown(p).outsideShare), p.eventLoopMs ? p.eventLoopMs.p99.toFixed(1) : '']);
+      }
+    }
+  }
+  if (!rows.length) return null;
+  return table(['model', 'decode', 'concurrency', 'images/s', 'vs pixel', 'vs PyTorch (same batch)', 'p50 ms', 'runs per image', 'outside graph runs', 'event loop p99 ms'], rows);
 }
 
 function likelihoodTable(r: ThreadsResult): string {
@@ -301,16 +399,20 @@ export function consoleReport(res: BenchResult): string {
       `matrix-product peak (${r.peak.n}x${r.peak.n} float32): torch ${fmt(r.peak.torchMatmul)} GFLOP/s, onnxruntime ${fmt(r.peak.onnxMatmul)} GFLOP/s`);
     for (const m of r.models) {
       lines.push(`-- ${m.name} (${m.stages.join(' -> ')}, ${m.parameters} parameters, ${fmt(m.flops.sampleImage / 1e6)} MFLOP per sampled image, ${fmt(m.flops.likelihoodImage / 1e6)} MFLOP per scored image)`);
-      for (const [engine, pts] of [['runtime', m.runtime.sampling], ['torch  ', m.torch.sampling]] as const) {
+      const series: [string, SamplingPoint[]][] = [...decodeModes(m).map((d) => [`runtime/${d.mode}`, d.sampling] as [string, SamplingPoint[]]), ['torch', m.torch.sampling]];
+      for (const [engine, pts] of series) {
         for (const p of pts) {
-          lines.push(`  sample   ${engine} ${engine === 'runtime' ? 'c' : 'b'}=${String(p.concurrency).padEnd(3)} ${fmt(p.imagesPerSec).padStart(7)} images/s  p50 ${ms(p.latencyMs.p50).padStart(6)} ms  p95 ${ms(p.latencyMs.p95).padStart(6)} ms  ${fmt(p.gflops).padStart(6)} GFLOP/s`
+          lines.push(`  sample   ${engine.padEnd(13)} ${engine !== 'torch' ? 'c' : 'b'}=${String(p.concurrency).padEnd(3)} ${fmt(p.imagesPerSec).padStart(7)} images/s  p50 ${ms(p.latencyMs.p50).padStart(6)} ms  p95 ${ms(p.latencyMs.p95).padStart(6)} ms  ${fmt(p.gflops).padStart(6)} GFLOP/s`
             + (p.eventLoopMs ? `  event loop p99 ${p.eventLoopMs.p99.toFixed(1)} ms` : ''));
         }
       }
-      for (const [engine, pts] of [['runtime', m.runtime.likelihood], ['torch  ', m.torch.likelihood]] as const) {
+      for (const [engine, pts] of [['runtime', m.runtime.likelihood], ['torch', m.torch.likelihood]] as const) {
         for (const p of pts) {
-          lines.push(`  score    ${engine} b=${String(p.batch).padEnd(3)} ${fmt(p.imagesPerSec).padStart(7)} images/s  ${fmt(p.gflops).padStart(6)} GFLOP/s  mean ${p.meanBitsPerDim.toFixed(4)} bits/dim`);
+          lines.push(`  score    ${engine.padEnd(13)} b=${String(p.batch).padEnd(3)} ${fmt(p.imagesPerSec).padStart(7)} images/s  ${fmt(p.gflops).padStart(6)} GFLOP/s  mean ${p.meanBitsPerDim.toFixed(4)} bits/dim`);
         }
+      }
+      if (m.runtime.decodeParity != null) {
+        lines.push(`  decode modes ${decodeModes(m).map((d) => d.mode).join(' and ')} sampled ${m.runtime.decodeParity ? 'the same pixels' : 'DIFFERENT pixels'} from the same seed`);
       }
       lines.push(`  same weights: max |bits/dim runtime - PyTorch| = ${m.weightsCheck.maxAbsDiff.toExponential(2)} over ${m.weightsCheck.images} images`
         + (sameWeights(m) ? '' : ' -- MISMATCH: the ONNX graphs were not exported from these checkpoints'));
@@ -343,7 +445,8 @@ export function markdownReport(res: BenchResult, pngName: string): string {
   out.push(`- Machine: ${res.machine.cpu}, ${res.machine.cores} cores; load average at start ${res.machine.load.map((l) => l.toFixed(2)).join(', ')}`);
   out.push(`- Node ${res.machine.node}, onnxruntime-node ${res.machine.onnxruntime} (CPU execution provider), PyTorch ${res.machine.torch}`);
   out.push(`- Runtime: ${s.workers} inference worker, continuous batching, ${res.runs.map((r) => r.threads).join(' and ')} intra-op thread${res.runs.length > 1 || res.runs[0]?.threads > 1 ? 's' : ''} per worker (PyTorch: the same number in \`torch.set_num_threads\`)`);
-  out.push(`- Sampling: temperature 1, requests of one image each; ${s.concurrency.map((c, i) => `${s.sampleImages[i]} images at concurrency ${c}`).join(', ')}`);
+  out.push(`- Sampling: temperature 1, requests of one image each; ${s.concurrency.map((c, i) => `${s.sampleImages[i]} images at concurrency ${c}`).join(', ')}; `
+    + `decode mode${(s.decode ?? ['row']).length > 1 ? 's' : ''} ${(s.decode ?? ['row']).join(' and ')} (the runtime's \`decode\` option; ${(s.decode ?? ['row'])[0]} is the headline and the one the targets read)`);
   out.push(`- Likelihood: the first Fashion-MNIST test images; ${s.likelihoodBatches.map((b, i) => `${s.likelihoodImages[i]} images at batch ${b}`).join(', ')}`);
   out.push('', `![images/s of the runtime and PyTorch, and the targets](${pngName})`, '');
 
@@ -357,6 +460,13 @@ export function markdownReport(res: BenchResult, pngName: string): string {
     out.push(`Matrix-product peak (${r.peak.n}×${r.peak.n} float32, ${r.threads} thread${r.threads > 1 ? 's' : ''}): torch.matmul ${fmt(r.peak.torchMatmul)} GFLOP/s, `
       + `onnxruntime MatMul ${fmt(r.peak.onnxMatmul)} GFLOP/s; "of peak" uses the larger.`, '');
     out.push('### Sampling', '', samplingTable(r), '');
+    const dt = decodeTable(r);
+    if (dt) {
+      out.push('### Decode modes', '', 'The runtime\'s `decode` option: `row` runs `sample_row` once per row (decoder_row, then an ONNX `Loop` '
+        + 'over the row\'s pixels running the decoder_pixel body in-graph); `pixel` runs `decoder_row` once per row and `decoder_pixel` '
+        + 'once per pixel (all channels). Both sample the same pixels from the same seed. "vs PyTorch" divides by PyTorch at the batch '
+        + 'size equal to the concurrency.', '', dt, '');
+    }
     out.push('### Likelihood', '', likelihoodTable(r), '');
     out.push('### Models', '');
     out.push(table(['model', 'stages', 'parameters', 'MFLOP per sampled image', 'MFLOP per scored image', 'max |Δ bits/dim| runtime vs PyTorch'],
@@ -369,9 +479,11 @@ export function markdownReport(res: BenchResult, pngName: string): string {
     + 'for a batch of lanes. "Outside graph runs" is the rest of the phase\'s wall time: building feeds, copying '
     + 'contexts and rows between lanes, messages to the main thread, and scheduling.', '');
   for (const m of head.models) {
-    for (const c of [Math.min(...s.concurrency), Math.max(...s.concurrency)]) {
-      const p = at(m.runtime.sampling, c);
-      if (p?.graphs?.length) out.push(graphTable(m, p, `sampling at concurrency ${c}`), '');
+    for (const d of decodeModes(m)) {
+      for (const c of [Math.min(...s.concurrency), Math.max(...s.concurrency)]) {
+        const p = at(d.sampling, c);
+        if (p?.graphs?.length) out.push(graphTable(m, p, `sampling at concurrency ${c}, decode ${d.mode}`), '');
+      }
     }
     const l = atBatch(m.runtime.likelihood, Math.max(...s.likelihoodBatches));
     if (l?.graphs?.length) out.push(graphTable(m, l, `likelihood at batch ${l.batch}`), '');
@@ -379,11 +491,14 @@ export function markdownReport(res: BenchResult, pngName: string): string {
 
   out.push('## Method', '');
   out.push(...[
-    '- **Runtime sampling**: `createRuntime({ provider: "cpu", workers, threads })`, then `c` request loops in parallel, each '
-      + 'calling `runtime.sample({ count: 1, seed, temperature: 1 })` and draining its events until `done`, until the '
-      + 'setting\'s images are made. images/s = images / wall time; latency = request start to its `done` event (queue included).',
+    '- **Runtime sampling**: `createRuntime({ provider: "cpu", workers, threads, decode })`, one runtime per decode mode, then `c` '
+      + 'request loops in parallel, each calling `runtime.sample({ count: 1, seed, temperature: 1 })` and draining its events until '
+      + '`done`, until the setting\'s images are made (the same seeds in every mode). images/s = images / wall time; latency = '
+      + 'request start to its `done` event (queue included). Scoring does not depend on the decode mode and is measured once, in '
+      + 'the headline mode\'s runtime.',
     '- **PyTorch sampling**: `scripts/bench_torch.py` runs `spn.sampler.sample_pipeline` (cached: context once per slice, '
-      + 'upper context once per row; batched; `torch.no_grad`) on the checkpoints, at batch 1 and at the batch sizes that '
+      + 'the vertical stack one row at a time from its cache (`upper_step`), the horizontal stack one pixel at a time from its '
+      + 'cache (`pixel_step`), the same steps the graphs export; batched; `torch.no_grad`) on the checkpoints, at batch 1 and at the batch sizes that '
       + 'match the concurrency levels — what a user would otherwise run. Latency is one call\'s time (every image of a batch '
       + 'finishes at its end).',
     '- **Likelihood**: the exact NLL over every slice of every stage. Runtime: `c` concurrent `runtime.likelihood` requests '
@@ -392,12 +507,15 @@ export function markdownReport(res: BenchResult, pngName: string): string {
       + 'bits/dim|" column checks that both sides run the same weights.',
     '- **Event loop**: `perf_hooks.monitorEventLoopDelay` (1 ms resolution) on the main thread during each runtime phase; '
       + 'the target reads the sampling phase at the highest concurrency.',
-    '- **FLOPs**: bench_torch.py runs each exported graph\'s PyTorch function once at batch 1 with forward hooks on every '
-      + '`Conv2d` and `Linear`, counting 2 × output elements × (input channels × kernel area) or 2 × output elements × '
-      + 'input features. A sampled image costs, per stage and slice, one `conditioning` run, one `decoder_row` run per row '
-      + 'and one `decoder_pixel` run per sub-pixel and channel; a scored image one `score` run per slice. Embedding look-ups, '
-      + 'softmax, padding and element-wise ops are not counted, so the figures are a slight underestimate. Both engines run '
-      + 'the same graphs, so they do the same FLOPs per image; achieved GFLOP/s = FLOPs per image × images/s.',
+    '- **FLOPs**: bench_torch.py runs each exported graph\'s PyTorch function once at batch 1 with the graph\'s input shapes '
+      + '(caches included) under a dispatch mode that sees every aten convolution and matrix product (`convolution`, `addmm`, '
+      + '`mm`, `bmm`), so the functional `F.conv2d` / `F.linear` calls of the cached steps count as well as modules, and counts '
+      + '2 × output elements × the reduced dimension; the cached steps\' counts are checked against the layer sizes. A sampled '
+      + 'image costs, per stage and slice, one `conditioning` run, one `decoder_row` run per row and one `decoder_pixel` run per '
+      + 'pixel (all channels); a `sample_row` run counts as one `decoder_row` + w `decoder_pixel` (what its Loop runs); a scored '
+      + 'image costs one `score` run per slice. Embedding look-ups, softmax, padding and element-wise ops are not counted, so the '
+      + 'figures are a slight underestimate. Both engines and both decode modes run the same steps, so they do the same FLOPs '
+      + 'per image; achieved GFLOP/s = FLOPs per image × images/s.',
     '- **Peak**: a 1024 × 1024 float32 matrix product with torch.matmul and with an onnxruntime `MatMul` graph, at the '
       + 'same thread count, best of 5 trials of 0.2 s. It is a practical peak, not the CPU\'s theoretical one: a graph whose '
       + 'convolutions run more efficiently than this product can read above 100%.',
@@ -405,8 +523,9 @@ export function markdownReport(res: BenchResult, pngName: string): string {
       + '8× that at concurrency 1; likelihood at least 1.5× PyTorch (at each batch size); event-loop delay p99 under 20 ms.',
   ]);
   out.push('', '## Running it', '', '```sh',
-    'npm run bench                                    # full run: mu-fmnist and spn8-fmnist, 2 and 1 threads, writes docs/',
-    'npm run bench -- --quick --models tiny-c1        # under two minutes, writes to a temporary folder',
+    'npm run bench                                    # full run: mu-fmnist and spn8-fmnist, 2 threads, decode row and pixel, writes docs/',
+    'npm run bench -- --threads 2,1                   # also at 1 thread per worker (about twice as long)',
+    'npm run bench -- --quick --models tiny-c1        # about a minute, writes to a temporary folder',
     'npm run bench -- --help                          # every flag (and its BENCH_* environment variable)',
     '```', '');
   return out.join('\n');

@@ -1,7 +1,9 @@
 // `npm run bench`: the runtime against the PyTorch reference sampler, in one run, on the same
 // weights and machine. For each thread setting it runs scripts/bench_torch.py (PyTorch sampling,
 // scoring, FLOP counts and a matmul peak, as JSON), then the runtime on the same models and test
-// images, and writes the report (docs/bench.md) and its chart (docs/bench.png).
+// images in each decode mode (sampling: one sample_row run per row, an in-graph loop, against one
+// decoder_row run per row plus one decoder_pixel run per pixel; scoring does not depend on the
+// mode and is measured once), and writes the report (docs/bench.md) and its chart (docs/bench.png).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -10,7 +12,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
-import { createRuntime, type SpnRuntime } from '../src/runtime/index.js';
+import { createRuntime, type DecodeMode, type ModelSummary, type RawImage, type SpnRuntime } from '../src/runtime/index.js';
 import { renderChart } from './bench-chart.js';
 import {
   consoleReport, markdownReport, percentile,
@@ -23,14 +25,19 @@ const HELP = `npm run bench -- [flags]     (each flag also reads the environment
 
   --models a,b              models to run: folders of --models-dir, configs of scripts/configs, checkpoints
                             in --runs [BENCH_MODELS] (default mu-fmnist,spn8-fmnist)
-  --threads 2,1             intra-op threads per worker to test, first is the headline [BENCH_THREADS] (default 2,1)
+  --threads 2               intra-op threads per worker to test, first is the headline [BENCH_THREADS] (default 2;
+                            --threads 2,1 adds a 1-thread run and about doubles the time)
+  --decode row,pixel        runtime decode modes to measure sampling in: row = one sample_row run per row (an
+                            in-graph loop over the row's pixels), pixel = one decoder_row run per row and one
+                            decoder_pixel run per pixel; row is the headline when listed [BENCH_DECODE]
+                            (default row,pixel)
   --workers 1               inference workers [BENCH_WORKERS] (default 1)
   --concurrency 1,8,32      runtime concurrency = PyTorch batch sizes for sampling [BENCH_CONCURRENCY]
   --sample-images 12,48,128 images sampled at each concurrency [BENCH_SAMPLE_IMAGES]
   --likelihood-batches 1,64 [BENCH_LIKELIHOOD_BATCHES]
   --likelihood-images 32,256 test images scored at each batch size [BENCH_LIKELIHOOD_IMAGES]
-  --quick                   fewer images (2,8,32 sampled; 4,64 scored), one thread setting (2), and the
-                            report goes to a temporary folder unless --out is given [BENCH_QUICK=1]
+  --quick                   fewer images (2,8,32 sampled; 4,64 scored), and the report goes to a temporary
+                            folder unless --out is given [BENCH_QUICK=1]
   --models-dir models       [BENCH_MODELS_DIR]
   --runs runs               PyTorch checkpoints, <runs>/<model>/<stage>/best.pt [BENCH_RUNS]
   --python /usr/bin/python3 a Python with torch [PYTHON]
@@ -39,13 +46,15 @@ const HELP = `npm run bench -- [flags]     (each flag also reads the environment
   --report-from FILE        measure nothing: write the report and chart from a --json file
   --help
 
-  npm run bench                                # the full run (about 10 minutes on two cores)
-  npm run bench -- --quick --models tiny-c1    # under two minutes
+  npm run bench                                # the full run (under 10 minutes on two idle cores)
+  npm run bench -- --quick --models tiny-c1    # about a minute
 `;
 
 interface Options {
   models: string[];
   threads: number[];
+  /** headline first */
+  decode: DecodeMode[];
   workers: number;
   concurrency: number[];
   sampleImages: number[];
@@ -63,7 +72,7 @@ interface Options {
 function options(): Options {
   const { values } = parseArgs({
     options: {
-      models: { type: 'string' }, threads: { type: 'string' }, workers: { type: 'string' },
+      models: { type: 'string' }, threads: { type: 'string' }, decode: { type: 'string' }, workers: { type: 'string' },
       concurrency: { type: 'string' }, 'sample-images': { type: 'string' },
       'likelihood-batches': { type: 'string' }, 'likelihood-images': { type: 'string' },
       quick: { type: 'boolean' }, 'models-dir': { type: 'string' }, runs: { type: 'string' },
@@ -82,9 +91,15 @@ function options(): Options {
     return l;
   };
   const quick = values.quick ?? env.BENCH_QUICK === '1';
+  const decode = (values.decode ?? env.BENCH_DECODE ?? 'row,pixel').split(',').filter(Boolean);
+  if (!decode.length || decode.some((d) => d !== 'row' && d !== 'pixel') || new Set(decode).size !== decode.length) {
+    throw new Error(`--decode: expected row and/or pixel, got '${decode.join(',')}'`);
+  }
+  decode.sort((a, b) => Number(b === 'row') - Number(a === 'row'));   // row, the runtime's default, is the headline
   const o: Options = {
     models: (values.models ?? env.BENCH_MODELS ?? 'mu-fmnist,spn8-fmnist').split(',').filter(Boolean),
-    threads: ints(values.threads ?? env.BENCH_THREADS ?? (quick ? '2' : '2,1'), 'threads'),
+    threads: ints(values.threads ?? env.BENCH_THREADS ?? '2', 'threads'),
+    decode: decode as DecodeMode[],
     workers: ints(values.workers ?? env.BENCH_WORKERS ?? '1', 'workers')[0],
     concurrency: ints(values.concurrency ?? env.BENCH_CONCURRENCY ?? '1,8,32', 'concurrency'),
     sampleImages: ints(values['sample-images'] ?? env.BENCH_SAMPLE_IMAGES ?? (quick ? '2,8,32' : '12,48,128'), 'sample-images'),
@@ -114,7 +129,14 @@ function options(): Options {
 interface TorchPoint { batch: number; images: number; seconds: number; latencies: number[]; bits_per_dim?: number[] }
 interface TorchModel {
   parameters: number;
-  flops: { per_graph: Record<string, Record<string, number>>; sample_image: number; likelihood_image: number };
+  /** FLOPs of one run at batch 1 per stage and graph (sample_row = decoder_row + w x decoder_pixel) */
+  flops: {
+    per_graph: Record<string, Record<string, number>>;
+    sample_image: number;
+    /** FLOPs of one sampled image per graph kind (conditioning, decoder_row, decoder_pixel) */
+    sample_parts: Record<string, number>;
+    likelihood_image: number;
+  };
   sampling: TorchPoint[];
   likelihood: TorchPoint[];
 }
@@ -187,6 +209,12 @@ async function sampleOne(rt: SpnRuntime, model: string, seed: number, signal?: A
   return performance.now() - t0;
 }
 
+/** One image, for comparing decode modes: the same seed must give the same pixels in each. */
+async function sampleImage(rt: SpnRuntime, model: string, seed: number): Promise<Uint8Array> {
+  for await (const ev of rt.sample({ model, count: 1, seed, temperature: 1 })) if (ev.type === 'done') return ev.images[0].data;
+  throw new Error(`sampling ${model} ended without a done event`);
+}
+
 /** The graph timings and event-loop delay of one measured phase. */
 class Phase {
   private times = new Map<string, GraphTime>();
@@ -228,108 +256,134 @@ interface TestImages { height: number; width: number; channels: number; images: 
 
 async function benchRuntime(o: Options, threads: number, modelsDir: string, torch: TorchResult,
   images: Record<string, TestImages>): Promise<ModelResult[]> {
-  let flops: Record<string, Record<string, number>> = {};
-  const phase = new Phase(() => flops);
-  const rt = await createRuntime({
-    modelsDir, provider: 'cpu', workers: o.workers, threads,
-    maxRunning: Math.max(...o.concurrency, ...o.likelihoodBatches), maxQueue: 1024,
-    observer: { graphRun: (m, s, g, sec, b) => phase.graphRun(m, s, g, sec, b) },
-  });
-  const results: ModelResult[] = [];
-  try {
-    for (const name of o.models) {
-      const tm = torch.models[name];
-      flops = tm.flops.per_graph;
-      const summary = rt.model(name)!;
-      const img = images[name];
-      const raw = img.images.map((d) => ({ height: img.height, width: img.width, channels: img.channels, data: Uint8Array.from(d) }));
-      const cMax = Math.max(...o.concurrency);
-      const bMax = Math.max(...o.likelihoodBatches);
+  const sampling = new Map<string, Map<DecodeMode, SamplingPoint[]>>(o.models.map((m) => [m, new Map()]));
+  const firstImage = new Map<string, Map<DecodeMode, Uint8Array>>(o.models.map((m) => [m, new Map()]));
+  const scoring = new Map<string, { likelihood: LikelihoodPoint[]; bpd: Map<number, number> }>();
+  const summaries = new Map<string, ModelSummary>();
+  // one runtime per decode mode (the mode is a runtime option); scoring does not depend on the
+  // mode, so it is measured once, in the headline mode's runtime
+  for (const decode of o.decode) {
+    const headline = decode === o.decode[0];
+    let flops: Record<string, Record<string, number>> = {};
+    const phase = new Phase(() => flops);
+    const rt = await createRuntime({
+      modelsDir, provider: 'cpu', workers: o.workers, threads, decode,
+      maxRunning: Math.max(...o.concurrency, ...o.likelihoodBatches), maxQueue: 1024,
+      observer: { graphRun: (m, s, g, sec, b) => phase.graphRun(m, s, g, sec, b) },
+    });
+    try {
+      for (const name of o.models) {
+        const tm = torch.models[name];
+        flops = tm.flops.per_graph;
+        summaries.set(name, rt.model(name)!);
+        const img = images[name];
+        const raw = img.images.map((d) => ({ height: img.height, width: img.width, channels: img.channels, data: Uint8Array.from(d) }));
+        const cMax = Math.max(...o.concurrency);
 
-      // warm-up: one image alone (JIT, every graph), a burst at the highest concurrency that is
-      // aborted after a moment (first runs at that batch size), and one round of scoring
-      process.stderr.write(`runtime ${name} (threads ${threads}): warming up\n`);
-      await sampleOne(rt, name, 1e6);
-      const aborts = Array.from({ length: cMax }, () => new AbortController());
-      const burst = aborts.map((ac, i) => sampleOne(rt, name, 1e6 + 1 + i, ac.signal).catch(() => 0));
-      await sleep(500);
-      for (const ac of aborts) ac.abort();
-      await Promise.all(burst);
-      await Promise.all(Array.from({ length: bMax }, (_, i) => rt.likelihood({ model: name, image: raw[i % raw.length] })));
+        // warm-up: one image alone (JIT, every graph; the same seed in every mode, so the modes
+        // must sample the same pixels), a burst at the highest concurrency that is aborted after a
+        // moment (first runs at that batch size), and one round of scoring
+        process.stderr.write(`runtime ${name} (threads ${threads}, decode ${decode}): warming up\n`);
+        firstImage.get(name)!.set(decode, await sampleImage(rt, name, 1e6));
+        const aborts = Array.from({ length: cMax }, () => new AbortController());
+        const burst = aborts.map((ac, i) => sampleOne(rt, name, 1e6 + 1 + i, ac.signal).catch(() => 0));
+        await sleep(500);
+        for (const ac of aborts) ac.abort();
+        await Promise.all(burst);
 
-      const sampling: SamplingPoint[] = [];
-      let seed = 0;
-      for (const [k, c] of o.concurrency.entries()) {
-        const n = o.sampleImages[k];
-        const p = await phase.run(rt, name, () => closedLoop(n, c, () => sampleOne(rt, name, seed++)));
-        const ips = n / p.result.seconds;
-        sampling.push({
-          concurrency: c, images: n, seconds: p.result.seconds, imagesPerSec: ips,
-          latencyMs: { p50: percentile(p.result.lat, 50), p95: percentile(p.result.lat, 95) },
-          gflops: (tm.flops.sample_image * ips) / 1e9, eventLoopMs: p.eventLoopMs, graphs: p.graphs,
-        });
-        process.stderr.write(`runtime ${name} sampling concurrency ${c}: ${ips.toFixed(2)} images/s, event loop p99 ${p.eventLoopMs.p99.toFixed(1)} ms\n`);
+        const points: SamplingPoint[] = [];
+        let seed = 0;
+        for (const [k, c] of o.concurrency.entries()) {
+          const n = o.sampleImages[k];
+          const p = await phase.run(rt, name, () => closedLoop(n, c, () => sampleOne(rt, name, seed++)));
+          const ips = n / p.result.seconds;
+          points.push({
+            decode, concurrency: c, images: n, seconds: p.result.seconds, imagesPerSec: ips,
+            latencyMs: { p50: percentile(p.result.lat, 50), p95: percentile(p.result.lat, 95) },
+            gflops: (tm.flops.sample_image * ips) / 1e9, eventLoopMs: p.eventLoopMs, graphs: p.graphs,
+          });
+          process.stderr.write(`runtime ${name} decode ${decode} sampling concurrency ${c}: ${ips.toFixed(2)} images/s, event loop p99 ${p.eventLoopMs.p99.toFixed(1)} ms\n`);
+        }
+        sampling.get(name)!.set(decode, points);
+        if (headline) scoring.set(name, await benchLikelihood(o, rt, phase, name, tm, raw));
       }
+    } finally {
+      await rt.close();
+    }
+  }
 
-      const likelihood: LikelihoodPoint[] = [];
-      const bpd = new Map<number, number>();
-      for (const [k, b] of o.likelihoodBatches.entries()) {
-        const n = o.likelihoodImages[k];
-        const p = await phase.run(rt, name, () => closedLoop(n, b, async (i) => {
-          const r = await rt.likelihood({ model: name, image: raw[i % raw.length] });
-          bpd.set(i % raw.length, r.bitsPerDim);
-          return r.timings.totalMs;
-        }));
-        const ips = n / p.result.seconds;
-        const mean = [...Array(Math.min(n, raw.length)).keys()].reduce((a, i) => a + bpd.get(i)!, 0) / Math.min(n, raw.length);
-        likelihood.push({
-          batch: b, images: n, seconds: p.result.seconds, imagesPerSec: ips,
-          gflops: (tm.flops.likelihood_image * ips) / 1e9, meanBitsPerDim: mean, eventLoopMs: p.eventLoopMs, graphs: p.graphs,
-        });
-        process.stderr.write(`runtime ${name} likelihood batch ${b}: ${ips.toFixed(1)} images/s\n`);
-      }
-
-      // the same weights on both sides: PyTorch's bits/dim of the same images
-      let maxAbsDiff = 0;
-      let compared = 0;
-      for (const tp of tm.likelihood) {
-        tp.bits_per_dim?.forEach((v, i) => {
-          const r = bpd.get(i);
-          if (r === undefined) return;
-          maxAbsDiff = Math.max(maxAbsDiff, Math.abs(r - v));
-          compared++;
-        });
-      }
-
-      results.push({
-        name, description: summary.description, stages: summary.stages.map((s) => s.name), parameters: tm.parameters,
-        flops: { sampleImage: tm.flops.sample_image, likelihoodImage: tm.flops.likelihood_image },
-        runtime: { sampling, likelihood },
-        torch: {
-          sampling: tm.sampling.map((p) => {
-            const ips = p.images / p.seconds;
-            return {
-              concurrency: p.batch, images: p.images, seconds: p.seconds, imagesPerSec: ips,
-              latencyMs: { p50: percentile(p.latencies, 50) * 1e3, p95: percentile(p.latencies, 95) * 1e3 },
-              gflops: (tm.flops.sample_image * ips) / 1e9,
-            };
-          }),
-          likelihood: tm.likelihood.map((p) => {
-            const ips = p.images / p.seconds;
-            const b = p.bits_per_dim ?? [];
-            return {
-              batch: p.batch, images: p.images, seconds: p.seconds, imagesPerSec: ips,
-              gflops: (tm.flops.likelihood_image * ips) / 1e9, meanBitsPerDim: b.reduce((x, y) => x + y, 0) / Math.max(1, b.length),
-            };
-          }),
-        },
-        weightsCheck: { images: compared, maxAbsDiff },
+  return o.models.map((name) => {
+    const tm = torch.models[name];
+    const { likelihood, bpd } = scoring.get(name)!;
+    // the same weights on both sides: PyTorch's bits/dim of the same images
+    let maxAbsDiff = 0;
+    let compared = 0;
+    for (const tp of tm.likelihood) {
+      tp.bits_per_dim?.forEach((v, i) => {
+        const r = bpd.get(i);
+        if (r === undefined) return;
+        maxAbsDiff = Math.max(maxAbsDiff, Math.abs(r - v));
+        compared++;
       });
     }
-  } finally {
-    await rt.close();
+    const firsts = [...firstImage.get(name)!.values()];
+    const byMode = sampling.get(name)!;
+    return {
+      name, description: summaries.get(name)!.description, stages: summaries.get(name)!.stages.map((s) => s.name), parameters: tm.parameters,
+      flops: { sampleImage: tm.flops.sample_image, likelihoodImage: tm.flops.likelihood_image, sampleParts: tm.flops.sample_parts, perGraph: tm.flops.per_graph },
+      runtime: {
+        decode: o.decode[0], sampling: byMode.get(o.decode[0])!, likelihood,
+        decodeModes: o.decode.map((mode) => ({ mode, sampling: byMode.get(mode)! })),
+        decodeParity: firsts.length > 1 ? firsts.every((x) => Buffer.compare(x, firsts[0]) === 0) : null,
+      },
+      torch: torchSummary(tm),
+      weightsCheck: { images: compared, maxAbsDiff },
+    };
+  });
+}
+
+async function benchLikelihood(o: Options, rt: SpnRuntime, phase: Phase, name: string, tm: TorchModel, raw: RawImage[]) {
+  const bMax = Math.max(...o.likelihoodBatches);
+  await Promise.all(Array.from({ length: bMax }, (_, i) => rt.likelihood({ model: name, image: raw[i % raw.length] })));
+  const likelihood: LikelihoodPoint[] = [];
+  const bpd = new Map<number, number>();
+  for (const [k, b] of o.likelihoodBatches.entries()) {
+    const n = o.likelihoodImages[k];
+    const p = await phase.run(rt, name, () => closedLoop(n, b, async (i) => {
+      const r = await rt.likelihood({ model: name, image: raw[i % raw.length] });
+      bpd.set(i % raw.length, r.bitsPerDim);
+      return r.timings.totalMs;
+    }));
+    const ips = n / p.result.seconds;
+    const mean = [...Array(Math.min(n, raw.length)).keys()].reduce((a, i) => a + bpd.get(i)!, 0) / Math.min(n, raw.length);
+    likelihood.push({
+      batch: b, images: n, seconds: p.result.seconds, imagesPerSec: ips,
+      gflops: (tm.flops.likelihood_image * ips) / 1e9, meanBitsPerDim: mean, eventLoopMs: p.eventLoopMs, graphs: p.graphs,
+    });
+    process.stderr.write(`runtime ${name} likelihood batch ${b}: ${ips.toFixed(1)} images/s\n`);
   }
-  return results;
+  return { likelihood, bpd };
+}
+
+function torchSummary(tm: TorchModel): ModelResult['torch'] {
+  return {
+    sampling: tm.sampling.map((p) => {
+      const ips = p.images / p.seconds;
+      return {
+        concurrency: p.batch, images: p.images, seconds: p.seconds, imagesPerSec: ips,
+        latencyMs: { p50: percentile(p.latencies, 50) * 1e3, p95: percentile(p.latencies, 95) * 1e3 },
+        gflops: (tm.flops.sample_image * ips) / 1e9,
+      };
+    }),
+    likelihood: tm.likelihood.map((p) => {
+      const ips = p.images / p.seconds;
+      const b = p.bits_per_dim ?? [];
+      return {
+        batch: p.batch, images: p.images, seconds: p.seconds, imagesPerSec: ips,
+        gflops: (tm.flops.likelihood_image * ips) / 1e9, meanBitsPerDim: b.reduce((x, y) => x + y, 0) / Math.max(1, b.length),
+      };
+    }),
+  };
 }
 
 const shortPath = (p: string) => (p.startsWith(`${ROOT}/`) ? p.slice(ROOT.length + 1) : p);
@@ -388,7 +442,7 @@ async function main(): Promise<void> {
     command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
     quick: o.quick,
     machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.versions.node, onnxruntime: ortVersion, torch: torchVersion, load: loadAtStart },
-    settings: { modelsDir: shortPath(o.modelsDir), runsDir: shortPath(o.runs), workers: o.workers, concurrency: o.concurrency, sampleImages: o.sampleImages, likelihoodBatches: o.likelihoodBatches, likelihoodImages: o.likelihoodImages },
+    settings: { modelsDir: shortPath(o.modelsDir), runsDir: shortPath(o.runs), workers: o.workers, decode: o.decode, concurrency: o.concurrency, sampleImages: o.sampleImages, likelihoodBatches: o.likelihoodBatches, likelihoodImages: o.likelihoodImages },
     runs, busyWarning: warning ?? busyWarning(), wallSeconds: (performance.now() - t0) / 1000,
   };
   await writeReport(result, o);

@@ -8,9 +8,12 @@ What it times, per model (a model is one or more stages, runs/<name>/<stage>/bes
               each batch size; latency of one call is the latency of every image in it
   likelihood  exact NLL of every slice of every stage (SPN.slice_nll), batch 1 and batch B, on
               the first Fashion-MNIST test images
-  flops       multiply-adds of every Conv2d / Linear in one run of each exported graph at batch 1
-              (counted with forward hooks on the real modules, so the shapes are the graph's),
-              times 2; embeddings, softmax and element-wise ops are not counted
+  flops       multiply-adds of every convolution and matrix product (aten convolution, addmm, mm,
+              bmm, baddbmm, seen by a dispatch mode, so the functional F.conv2d / F.linear of the
+              cached steps count too) in one run of each exported graph's PyTorch function at
+              batch 1 with the graph's input shapes, times 2; embeddings, softmax and element-wise
+              ops are not counted. sample_row is counted as decoder_row + w x decoder_pixel (what
+              its in-graph Loop runs)
   matmul      an N x N float32 torch.matmul, the machine's matrix-product peak at these threads
               (best of 5 trials of 0.2 s)
 
@@ -23,7 +26,7 @@ import sys
 import time
 
 import torch
-import torch.nn as nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from evaluate import load_stage  # noqa: E402
@@ -47,63 +50,88 @@ def test_images(cfg, n):
 
 
 # ---- FLOPs ---------------------------------------------------------------------------------
-class MacCounter:
-    """Multiply-adds of every Conv2d and Linear run while it is active."""
+class MacCounter(TorchDispatchMode):
+    """Multiply-adds of every convolution and matrix product run while it is active. It counts at
+    the aten level, so modules and functional calls (F.conv2d / F.linear on a module's weight, as
+    the cached steps do) count alike; each op is seen once (calls made inside an op are not)."""
 
-    def __init__(self, model):
+    def __init__(self):
+        super().__init__()
         self.macs = 0
-        self.handles = [m.register_forward_hook(self.hook) for m in model.modules()
-                        if isinstance(m, (nn.Conv2d, nn.Linear))]
 
-    def hook(self, mod, inp, out):
-        if isinstance(mod, nn.Conv2d):
-            kh, kw = mod.kernel_size
-            self.macs += out.numel() * (mod.in_channels // mod.groups) * kh * kw
-        else:
-            self.macs += out.numel() * mod.in_features
-
-    def close(self):
-        for h in self.handles:
-            h.remove()
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        name = func.overloadpacket.__name__
+        if name == "convolution":
+            w = args[1]                                     # [out, in / groups, kh, kw]
+            self.macs += out.numel() * w[0].numel()
+        elif name in ("addmm", "mm"):
+            a = args[1] if name == "addmm" else args[0]     # [M, K] x [K, N]
+            self.macs += out.numel() * a.shape[-1]
+        elif name in ("bmm", "baddbmm"):
+            a = args[1] if name == "baddbmm" else args[0]   # [B, M, K] x [B, K, N]
+            self.macs += out.numel() * a.shape[-1]
+        return out
 
 
 def graph_flops(cfg, st, m):
-    """FLOPs of one run, at batch 1, of each graph that export.py writes for this stage."""
+    """FLOPs of one run, at batch 1, of each graph that export.py writes for this stage, with the
+    graph's input shapes (export_stage): caches included."""
     S, C, N = cfg["subscale"], cfg["channels"], cfg["image_size"]
     SS, h = S * S, N // S
-    slices = torch.zeros(1, SS, C, h, h, dtype=torch.int64)
-    aux = torch.zeros(1, SS, C, h, h, dtype=torch.int64) if st["aux_bits"] else None
+    w, d = h, m.d
+    slices = torch.zeros(1, SS, C, h, w, dtype=torch.int64)
+    aux = torch.zeros(1, SS, C, h, w, dtype=torch.int64) if st["aux_bits"] else None
     t = torch.tensor([st["first_slice"]])
+    one = torch.ones(1, dtype=torch.int64)
     out = {}
     with torch.no_grad():
         for name, fn in [
             ("conditioning", lambda: m.conditioning(slices, t, aux)),
-            ("decoder_row", lambda: m.upper_row(torch.zeros(1, C, h, h, dtype=torch.int64), torch.zeros(1, m.d, h, h),
-                                                torch.zeros(1, dtype=torch.int64))),
-            ("decoder_pixel", lambda: m.pixel_step(torch.zeros(1, C, h, dtype=torch.int64), torch.zeros(1, m.d, h),
-                                                   torch.zeros(1, dtype=torch.int64), torch.rand(1, C), torch.ones(1))),
+            # prev_row [1, C, w], context_row [1, d, w], row [1], vcaches [1, L, d, w]
+            ("decoder_row", lambda: m.upper_step(torch.zeros(1, C, w, dtype=torch.int64), torch.zeros(1, d, w), one,
+                                                 m.empty_upper_caches(1, w))),
+            # prev_values [1, C], col [1], caches [1, L, d, k - 1], upper [1, d, w], uniform [1, C], temperature [1]
+            ("decoder_pixel", lambda: m.pixel_step(torch.zeros(1, C, dtype=torch.int64), one, m.empty_caches(1),
+                                                   torch.zeros(1, d, w), torch.rand(1, C), torch.ones(1))),
             ("score", lambda: m.slice_nll(slices, t, aux)),
         ]:
-            c = MacCounter(m)
-            fn()
-            c.close()
+            with MacCounter() as c:
+                fn()
             out[name] = 2 * c.macs
+    # sample_row = decoder_row + an in-graph Loop of w decoder_pixel bodies
+    out["sample_row"] = out["decoder_row"] + w * out["decoder_pixel"]
+    check_flops(m, C, w, out)
     return out
+
+
+def check_flops(m, C, w, g):
+    """The cached steps' FLOPs from the layer sizes (as spn.model defines them today): a step
+    that the counter misses, or a model change, shows up here as a warning."""
+    d, k, K = m.d, m.row_kernel, m.K
+    row = 2 * len(m.upper_convs) * w * d * d * 2 * 3                      # (2, 3) convs on one row
+    pixel = 2 * (len(m.row_convs) * (d * d * k + d * d) + C * (d * d + d * K))
+    if (g["decoder_row"], g["decoder_pixel"]) != (row, pixel):
+        log(f"WARNING: FLOP count of the cached steps differs from the layer sizes: decoder_row {g['decoder_row']} "
+            f"(layer sizes: {row}), decoder_pixel {g['decoder_pixel']} (layer sizes: {pixel})")
 
 
 def model_flops(cfg, models):
     """Per graph, per sampled image and per scored image (runs as the sampler and scorer make
-    them: per slice one conditioning and one score run, per row one decoder_row run, per
-    sub-pixel and channel one decoder_pixel run)."""
-    h = cfg["image_size"] // cfg["subscale"]
-    per_graph, sample, score = {}, 0, 0
+    them: per slice one conditioning and one score run, per row one decoder_row run, per pixel
+    one decoder_pixel run, all channels; sample_row = one decoder_row + w decoder_pixel)."""
+    h = w = cfg["image_size"] // cfg["subscale"]
+    per_graph, score = {}, 0
+    parts = {"conditioning": 0, "decoder_row": 0, "decoder_pixel": 0}
     for st in cfg["stages"]:
         g = graph_flops(cfg, st, models[st["name"]])
         per_graph[st["name"]] = g
         n = st["last_slice"] - st["first_slice"]
-        sample += n * (g["conditioning"] + h * g["decoder_row"] + h * h * cfg["channels"] * g["decoder_pixel"])
+        parts["conditioning"] += n * g["conditioning"]
+        parts["decoder_row"] += n * h * g["decoder_row"]
+        parts["decoder_pixel"] += n * h * w * g["decoder_pixel"]
         score += n * g["score"]
-    return {"per_graph": per_graph, "sample_image": sample, "likelihood_image": score}
+    return {"per_graph": per_graph, "sample_image": sum(parts.values()), "sample_parts": parts, "likelihood_image": score}
 
 
 # ---- timings -------------------------------------------------------------------------------
@@ -167,8 +195,8 @@ def bench_likelihood(cfg, models, batch, images):
 
 
 def warm_up(cfg, models, batches, images):
-    """The first runs at a new batch size are slow (allocations, kernel choice): one pixel step,
-    one row and one scoring pass at every batch size before anything is timed."""
+    """The first runs at a new batch size are slow (allocations, kernel choice): one row step,
+    one pixel step and one scoring pass at every batch size before anything is timed."""
     S, C, N = cfg["subscale"], cfg["channels"], cfg["image_size"]
     h = N // S
     with torch.no_grad():
@@ -178,9 +206,10 @@ def warm_up(cfg, models, batches, images):
                 slices = torch.zeros(B, S * S, C, h, h, dtype=torch.int64)
                 aux = torch.zeros_like(slices) if st["aux_bits"] else None
                 ctx = m.conditioning(slices, torch.zeros(B, dtype=torch.int64), aux)
-                up = m.upper_row(torch.zeros(B, C, h, h, dtype=torch.int64), ctx, torch.zeros(B, dtype=torch.int64))
-                m.pixel_step(torch.zeros(B, C, h, dtype=torch.int64), up, torch.zeros(B, dtype=torch.int64),
-                             torch.rand(B, C), torch.ones(B))
+                up, _ = m.upper_step(torch.zeros(B, C, h, dtype=torch.int64), ctx[:, :, 0], torch.zeros(B, dtype=torch.int64),
+                                     m.empty_upper_caches(B, h))
+                m.pixel_step(torch.zeros(B, C, dtype=torch.int64), torch.zeros(B, dtype=torch.int64), m.empty_caches(B),
+                             up, torch.rand(B, C), torch.ones(B))
             score(cfg, models, images[:B].repeat(-(-B // images.shape[0]), 1, 1, 1)[:B])
 
 
