@@ -142,8 +142,8 @@ export async function loadModels(modelsDir: string): Promise<LoadedModel[]> {
   });
   const dirs: string[] = [];
   for (const e of entries) {
-    if (!e.isDirectory()) continue;
     const d = join(modelsDir, e.name);
+    if (!(await stat(d).catch(() => null))?.isDirectory()) continue;   // follows symbolic links
     if (await stat(join(d, 'manifest.json')).catch(() => null)) dirs.push(d);
   }
   if (dirs.length === 0) throw new ModelLoadError(`${modelsDir}: no models (no */manifest.json)`);

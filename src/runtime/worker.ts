@@ -12,6 +12,7 @@ let pendingRuns: Extract<FromWorker, { type: 'runs' }>['runs'] = [];
 let flushTimer: NodeJS.Timeout | null = null;
 
 function flushRuns(): void {
+  if (flushTimer) clearTimeout(flushTimer);
   flushTimer = null;
   if (pendingRuns.length) post({ type: 'runs', runs: pendingRuns });
   pendingRuns = [];
@@ -22,9 +23,11 @@ const events: ConstructorParameters<typeof Engine>[0] = {
   slice: (request, index, stage, slice, values, image) =>
     post({ type: 'slice', request, index, stage, slice, values, image }, [values.buffer as ArrayBuffer, image.buffer as ArrayBuffer]),
   stage: (request, index, stage) => post({ type: 'stage', request, index, stage }),
-  sampleDone: (request, index, image, nats) => post({ type: 'sample-done', request, index, image, nats }),
-  scoreDone: (request, result) => post({ type: 'score-done', request, result }),
-  failed: (request, message) => post({ type: 'failed', request, message }),
+  // run timings go out before the message that ends a request, so its metrics are complete
+  // when its answer is
+  sampleDone: (request, index, image, nats) => { flushRuns(); post({ type: 'sample-done', request, index, image, nats }); },
+  scoreDone: (request, result) => { flushRuns(); post({ type: 'score-done', request, result }); },
+  failed: (request, message) => { flushRuns(); post({ type: 'failed', request, message }); },
   run: (model, stage, graph, seconds, batch) => {
     pendingRuns.push({ model, stage, graph, seconds, batch });
     if (pendingRuns.length >= 1000) flushRuns();

@@ -6,10 +6,12 @@ import sharp from 'sharp';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '../../src/config.js';
 import { buildApp, type AppDeps } from '../../src/app.js';
+import { TINY_MODELS_DIR } from '../runtime/fixtures.js';
 
 /** The repository root, from dist/test/http/ (compiled) */
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-export const MODELS_DIR = `${ROOT}models`;
+/** only the tiny test models, whatever else models/ ships */
+export const MODELS_DIR = TINY_MODELS_DIR;
 
 export function testConfig(env: Record<string, string | number> = {}): Config {
   return loadConfig({

@@ -1,5 +1,6 @@
 // Reads the parity fixtures that scripts/export.py writes next to each manifest.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export interface Fixtures {
@@ -15,6 +16,15 @@ export interface Fixtures {
 }
 
 export const MODELS_DIR = new URL('../../../models', import.meta.url).pathname;
+
+/** A models folder with only the tiny test models (links), so that tests start fast and list
+ * exactly these, whatever else models/ ships. */
+export const TINY_MODELS_DIR = (() => {
+  const dir = mkdtempSync(join(tmpdir(), 'spn-tiny-models-'));
+  for (const m of ['tiny-c1', 'tiny-c3']) symlinkSync(join(MODELS_DIR, m), join(dir, m));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+})();
 
 export function readFixtures(model: string, dir = MODELS_DIR): Fixtures {
   return JSON.parse(readFileSync(join(dir, model, 'fixtures.json'), 'utf8'));

@@ -1,10 +1,10 @@
 import { createRuntime, type RuntimeOptions, type SampleEvent } from '../../src/runtime/index.js';
-import { MODELS_DIR } from './fixtures.js';
+import { TINY_MODELS_DIR } from './fixtures.js';
 
 export const quietLogger = { info() {}, warn() {}, error() {} };
 
 export function runtime(opts: Partial<RuntimeOptions> = {}) {
-  return createRuntime({ modelsDir: MODELS_DIR, provider: 'cpu', workers: 1, threads: 1, maxQueue: 16, maxRunning: 16, logger: quietLogger, ...opts });
+  return createRuntime({ modelsDir: TINY_MODELS_DIR, provider: 'cpu', workers: 1, threads: 1, maxQueue: 16, maxRunning: 16, logger: quietLogger, ...opts });
 }
 
 export async function collect(gen: AsyncGenerator<SampleEvent>): Promise<SampleEvent[]> {
