@@ -16,7 +16,7 @@ export const ConfigSchema = Type.Object({
   }),
   DECODE: Type.Union([Type.Literal('row'), Type.Literal('pixel')], {
     default: 'row',
-    description: 'how the slice decoder samples: row runs once per row (an in-graph loop over its sub-pixels), pixel once per sub-pixel',
+    description: 'how the slice decoder samples: row runs once per row (an in-graph loop over its pixels), pixel once per pixel',
   }),
   WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'inference worker threads' }),
   THREADS: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'intra-op threads per worker session' }),

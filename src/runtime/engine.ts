@@ -1,9 +1,9 @@
 // The continuous-batching engine. It runs inside a worker thread that owns the ONNX sessions.
 //
 // Every image being sampled or scored is a *lane* with its own state (stage, slice, row, column,
-// channel, buffers). Each tick groups the lanes by (model, stage, graph) and runs one batched
+// caches, buffers). Each tick groups the lanes by (model, stage, graph) and runs one batched
 // graph per group; a lane that arrives while others run joins at the next tick, so requests share
-// runs at the granularity of a sub-pixel step. Lanes of cancelled requests are dropped before the
+// runs at the granularity of a decoder step (a row, or a pixel in pixel mode). Lanes of cancelled requests are dropped before the
 // next run. All per-request state (random numbers, buffers) lives in the lane.
 import ort from 'onnxruntime-node';
 import type { Manifest } from './manifest.js';
