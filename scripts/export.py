@@ -30,7 +30,7 @@ import torch.nn as nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from evaluate import load_stage  # noqa: E402
 from spn.data import datasets  # noqa: E402
-from spn.model import LN2, from_slices, parameter_count, to_slices  # noqa: E402
+from spn.model import LN2, from_slices, parameter_count  # noqa: E402
 from spn.row_loop import build_sample_row  # noqa: E402
 from spn.sampler import sample_pipeline, sample_stage  # noqa: E402
 from spn.stages import load_config, stage_planes  # noqa: E402

@@ -5,12 +5,11 @@ an N x N x C image, cut into S*S slices, and generates the slices `first_slice .
 (earlier slices are given). An optional auxiliary plane (the higher bits, for a depth upscaler)
 is stacked into the conditioning input.
 
-The slice decoder is split so that one sampling step is cheap:
-  * `upper(...)`: a vertical stack over the rows above (plus the context embedding), computed
-    once per row;
-  * `pixel_logits(...)`: a horizontal causal stack over the current row and a per-channel head,
-    computed once per sub-pixel on a single row of w positions.
-Scoring runs the same functions over the whole slice at once (teacher forcing).
+The slice decoder is a vertical stack over the rows above (plus the context embedding), a causal
+horizontal stack over the current row, and a per-channel head. Scoring and training run it over
+the whole slice at once (teacher forcing: `slice_nll`). Sampling advances it from small caches so
+that each position is computed once: `upper_step` (one row, from a cache of the row above) and
+`pixel_step` (one pixel, every channel, from per-layer caches of the row so far).
 """
 import math
 
@@ -160,14 +159,7 @@ class SPN(nn.Module):
         return nll.permute(0, 3, 1, 2)
 
     # ---- sampling steps (exported as graphs) ----------------------------------------------
-    # (indexing [:, :, 0] rather than squeeze(): squeeze on a dynamic axis exports as an If node)
-    def upper_row(self, y, context, row):
-        """The vertical context of one row per batch element, from the whole slice: [B, d, w]."""
-        u = self.upper(y, context)
-        B, d, h, w = u.shape
-        idx = row.view(-1, 1, 1, 1).expand(-1, d, 1, w)
-        return torch.gather(u, 2, idx)[:, :, 0]
-
+    # (indexing [:, :, 0] rather than squeeze() throughout: squeeze on a dynamic axis exports as an If node)
     def upper_step(self, prev_row, context_row, row, caches):
         """The vertical context of row r from a cache, as upper() computes it: each layer looks at
         rows r-1 and r only, so row r needs each layer's (relu'd) input at row r-1.
@@ -187,19 +179,19 @@ class SPN(nn.Module):
     def empty_upper_caches(self, B, w):
         return torch.zeros(B, len(self.upper_convs), self.d, w)
 
-    def pixel_step(self, prev_values, col, caches, upper_row, uniform, temperature):
+    def pixel_step(self, prev_values, col, caches, upper, uniform, temperature):
         """One pixel of the row, every channel in order, from a small cache: the horizontal stack
         is causal with kernel k, so position c needs only the last k-1 inputs of each layer.
 
         prev_values int64 [B, C] (the pixel at col - 1; ignored at col 0), col int64 [B],
-        caches [B, L, d, k-1] (each layer's last k-1 inputs), upper_row [B, d, w],
+        caches [B, L, d, k-1] (each layer's last k-1 inputs), upper [B, d, w] (the row's upper context),
         uniform [B, C], temperature [B]
         -> (samples int64 [B, C], nll [B, C] under the model at temperature 1, new caches)."""
         B, C = prev_values.shape
         d, k, K = self.d, self.row_kernel, self.K
         offs = torch.arange(C, device=prev_values.device) * K
         prev = self.embed(prev_values + offs).sum(1) * (col > 0).to(torch.float32).view(-1, 1)   # [B, d]
-        up = torch.gather(upper_row, 2, col.view(-1, 1, 1).expand(-1, d, 1))[:, :, 0]              # [B, d]
+        up = torch.gather(upper, 2, col.view(-1, 1, 1).expand(-1, d, 1))[:, :, 0]              # [B, d]
         x = prev + up
         new_caches = []
         for l, (conv, mix) in enumerate(zip(self.row_convs, self.row_mix)):
