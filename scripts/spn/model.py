@@ -187,12 +187,17 @@ class SPN(nn.Module):
         caches [B, L, d, k-1] (each layer's last k-1 inputs), upper [B, d, w] (the row's upper context),
         uniform [B, C], temperature [B]
         -> (samples int64 [B, C], nll [B, C] under the model at temperature 1, new caches)."""
-        B, C = prev_values.shape
-        d, k, K = self.d, self.row_kernel, self.K
-        offs = torch.arange(C, device=prev_values.device) * K
-        prev = self.embed(prev_values + offs).sum(1) * (col > 0).to(torch.float32).view(-1, 1)   # [B, d]
+        d = self.d
         up = torch.gather(upper, 2, col.view(-1, 1, 1).expand(-1, d, 1))[:, :, 0]              # [B, d]
-        x = prev + up
+        return self.pixel_from(prev_values, (col > 0).to(torch.float32).view(-1, 1), up, caches, uniform, temperature)
+
+    def pixel_from(self, prev_values, not_first, up, caches, uniform, temperature):
+        """pixel_step once the pixel's upper context `up` [B, d] is picked out; not_first is 1.0
+        past column 0 ([B, 1], or a scalar when every lane is at the same column). Shapes come
+        from the configuration, not the tensors, so the exported step has no shape arithmetic."""
+        C, d, k, K = self.C, self.d, self.row_kernel, self.K
+        offs = torch.arange(C, device=prev_values.device) * K
+        x = self.embed(prev_values + offs).sum(1) * not_first + up                                 # [B, d]
         new_caches = []
         for l, (conv, mix) in enumerate(zip(self.row_convs, self.row_mix)):
             window = torch.cat([caches[:, l], F.relu(x).unsqueeze(-1)], dim=-1)                    # [B, d, k]
@@ -200,14 +205,15 @@ class SPN(nn.Module):
             x = x + F.linear(F.relu(h), mix.weight.reshape(d, d), mix.bias)
             new_caches.append(window[:, :, 1:])
         samples, nlls = [], []
-        prefix = torch.zeros_like(x)
+        prefix = None
         for ch in range(C):
-            z = x + prefix + self.chan_bias[ch]
+            z = (x if prefix is None else x + prefix) + self.chan_bias[ch]
             logits = self.head2(F.relu(self.head1(F.relu(z))))                                      # [B, K]
             s = sample_from_logits(logits.unsqueeze(1), uniform[:, ch:ch + 1], temperature)        # [B, 1]
             nlls.append(-torch.log_softmax(logits, dim=-1).gather(1, s))
             samples.append(s)
-            prefix = prefix + self.chan_embed(s[:, 0] + ch * K)
+            e = self.chan_embed(s[:, 0] + ch * K)
+            prefix = e if prefix is None else prefix + e
         return torch.cat(samples, 1), torch.cat(nlls, 1), torch.stack(new_caches, 1)
 
     def empty_caches(self, B):

@@ -17,18 +17,19 @@ from onnx import TensorProto, helper
 class RowIteration(nn.Module):
     """One pixel of the row (every channel): iteration i is column i."""
 
-    def __init__(self, m):
+    def __init__(self, m, w):
         super().__init__()
         self.m = m
+        self.w = w
 
     def forward(self, it, prev, caches, row_values, nll, upper, uniform, temperature):
-        w = row_values.shape[2]
+        # every lane is at column `it`: plain index_select, no per-lane gather
         col = it.view(1)
-        colB = col.expand(prev.shape[0])
+        up = torch.index_select(upper, 2, col)[:, :, 0]                              # [B, d]
         u = torch.index_select(uniform, 1, col)[:, 0]                                # [B, C]
-        s, n, caches = self.m.pixel_step(prev.long(), colB, caches, upper, u, temperature)
+        s, n, caches = self.m.pixel_from(prev.long(), (it > 0).to(torch.float32), up, caches, u, temperature)
         s = s.to(torch.int32)
-        mask = (torch.arange(w) == col).view(1, 1, w)
+        mask = (torch.arange(self.w) == it).view(1, 1, self.w)
         row_out = torch.where(mask, s.unsqueeze(-1), row_values)
         nll_out = torch.where(mask, n.unsqueeze(-1), nll)
         return s, caches, row_out, nll_out
@@ -37,7 +38,7 @@ class RowIteration(nn.Module):
 def build_sample_row(m, export, row_graph_path, body_path, out_path, B, C, w, d, L, k):
     """export(module, args, path, inputs, outputs) is the project's torch.onnx.export wrapper."""
     it = torch.tensor(0, dtype=torch.int64)
-    export(RowIteration(m), (it, torch.zeros(B, C, dtype=torch.int32), torch.zeros(B, L, d, k - 1),
+    export(RowIteration(m, w), (it, torch.zeros(B, C, dtype=torch.int32), torch.zeros(B, L, d, k - 1),
                              torch.zeros(B, C, w, dtype=torch.int32), torch.zeros(B, C, w), torch.zeros(B, d, w),
                              torch.rand(B, w, C), torch.ones(B)),
            body_path, ["iter", "prev_in", "caches_in", "row_in", "nll_in", "upper", "uniform", "temperature"],
