@@ -174,9 +174,14 @@ export class Engine {
     try {
       out = await session.run(this.feeds(batch));
     } catch (err) {
-      const requests = new Set(batch.map((l) => l.request));
-      this.lanes = this.lanes.filter((l) => !requests.has(l.request));
-      for (const r of requests) this.events.failed(r, `${phase} run failed: ${(err as Error).message}`);
+      if (batch.length > 1) {
+        // one request's failure must not fail the others that shared the run: run each alone
+        for (const lane of batch) if (!this.gone(lane)) await this.runBatch([lane]);
+        return;
+      }
+      const { request } = batch[0];
+      this.lanes = this.lanes.filter((l) => l.request !== request);
+      this.events.failed(request, `${phase} run failed: ${(err as Error).message}`);
       return;
     }
     this.lastBatch = batch.length;

@@ -124,6 +124,27 @@ t.test('an aborted request leaves the batch and frees its place; the others fini
   doneOf(await collect(rt.sample(req(8))));
 });
 
+t.test("one request's failure does not fail the others in its batch", async (t) => {
+  const rt = await runtime();
+  t.teardown(() => rt.close());
+  const alone = doneOf(await collect(rt.sample(req(21, { count: 2 }))));
+  // a malformed request (uniforms for the first stage only) fails when it reaches the second
+  // stage, inside runs it shares with the healthy request
+  const m = rt.model('tiny-c1')!;
+  const broken = [[new Float32Array(m.subscaleFactor ** 2 * 49).fill(0.5)]];
+  const [good, bad] = await Promise.allSettled([
+    collect(rt.sample(req(21, { count: 2 }))),
+    collect(rt.sample({ ...req(22), uniforms: broken } as Parameters<typeof rt.sample>[0])),
+  ]);
+  t.equal(bad.status, 'rejected', 'the malformed request fails');
+  t.match(bad.status === 'rejected' && String(bad.reason), /run failed/);
+  t.equal(good.status, 'fulfilled', 'the healthy request finishes');
+  if (good.status === 'fulfilled') {
+    t.same(doneOf(good.value).images.map((i) => [...i.data]), alone.images.map((i) => [...i.data]), 'with the same images as alone');
+  }
+  t.equal(rt.stats().running, 0);
+});
+
 t.test('a killed worker fails only its in-flight requests and is replaced', async (t) => {
   const rt = await runtime();
   t.teardown(() => rt.close());
