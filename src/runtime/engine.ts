@@ -60,6 +60,8 @@ interface Lane {
   plane: Int32Array;
   aux: Int32Array | null;
   t: number;
+  /** cancelled, failed or finished: skipped by any run still in flight */
+  dropped?: boolean;
   // sampling
   sample?: {
     spec: SampleLaneSpec; r: number; c: number; context: Float32Array; upper: Float32Array; row: Int32Array; nats: number;
@@ -88,15 +90,9 @@ function geometry(m: Manifest) {
 
 export class Engine {
   private lanes: Lane[] = [];
-  private cancelled = new Set<number>();
   private loopDone: Promise<void> | null = null;
-  lastBatch = 0;
 
   constructor(private readonly events: EngineEvents, private readonly decode: DecodeMode = 'row') {}
-
-  get size(): number {
-    return this.lanes.length;
-  }
 
   addSample(model: EngineModel, spec: SampleLaneSpec): void {
     const lane: Lane = {
@@ -122,8 +118,7 @@ export class Engine {
   }
 
   cancel(request: number): void {
-    this.cancelled.add(request);
-    this.lanes = this.lanes.filter((l) => l.request !== request);
+    this.drop(this.lanes.filter((l) => l.request === request));
   }
 
   private kick(): void {
@@ -133,7 +128,7 @@ export class Engine {
 
   /** Drops every lane and resolves once no run is in flight. */
   async stop(): Promise<void> {
-    this.lanes = [];
+    this.drop(this.lanes);
     await this.loopDone;
   }
 
@@ -147,22 +142,16 @@ export class Engine {
       }
       for (const group of groups.values()) {
         for (let i = 0; i < group.length; i += MAX_BATCH) {
-          const batch = group.slice(i, i + MAX_BATCH).filter((l) => !this.cancelled.has(l.request) && this.lanes.includes(l));
+          const batch = group.slice(i, i + MAX_BATCH).filter((l) => !l.dropped);
           if (batch.length) await this.runBatch(batch);
         }
       }
-      this.cancelled.clear();
     }
   }
 
-  /** A lane whose request was cancelled (or the engine stopped) while its run was in flight. */
-  private gone(l: Lane): boolean {
-    return this.cancelled.has(l.request) || !this.lanes.includes(l);
-  }
-
   private drop(lanes: Lane[]): void {
-    const gone = new Set(lanes);
-    this.lanes = this.lanes.filter((l) => !gone.has(l));
+    for (const l of lanes) l.dropped = true;
+    this.lanes = this.lanes.filter((l) => !l.dropped);
   }
 
   private async runBatch(batch: Lane[]): Promise<void> {
@@ -176,18 +165,17 @@ export class Engine {
     } catch (err) {
       if (batch.length > 1) {
         // one request's failure must not fail the others that shared the run: run each alone
-        for (const lane of batch) if (!this.gone(lane)) await this.runBatch([lane]);
+        for (const lane of batch) if (!lane.dropped) await this.runBatch([lane]);
         return;
       }
       const { request } = batch[0];
-      this.lanes = this.lanes.filter((l) => l.request !== request);
+      this.drop(this.lanes.filter((l) => l.request === request));
       this.events.failed(request, `${phase} run failed: ${(err as Error).message}`);
       return;
     }
-    this.lastBatch = batch.length;
     this.events.run(model.manifest.name, st.name, phase, (performance.now() - t0) / 1000, batch.length);
     // outputs are indexed by the lane's place in the batch; a lane cancelled while its run was
-    // in flight is skipped (see gone()), not advanced
+    // in flight (dropped) is skipped, not advanced
     if (phase === 'conditioning') this.afterConditioning(batch, out.context.data as Float32Array);
     else if (phase === 'decoder_row') this.afterRow(batch, out.upper.data as Float32Array, out.vcaches_out.data as Float32Array);
     else if (phase === 'decoder_pixel') this.afterPixel(batch, out.sample.data as Int32Array, out.nll.data as Float32Array, out.caches_out.data as Float32Array);
@@ -330,7 +318,7 @@ export class Engine {
   private afterConditioning(lanes: Lane[], context: Float32Array): void {
     const n = context.length / lanes.length;
     lanes.forEach((l, i) => {
-      if (this.gone(l)) return;
+      if (l.dropped) return;
       const s = l.sample!;
       s.context = context.slice(i * n, (i + 1) * n);
       s.r = 0;
@@ -345,7 +333,7 @@ export class Engine {
     const n = upper.length / lanes.length;
     const nv = vcaches.length / lanes.length;
     lanes.forEach((l, i) => {
-      if (this.gone(l)) return;
+      if (l.dropped) return;
       const s = l.sample!;
       const g = geometry(l.model.manifest);
       s.upper = upper.slice(i * n, (i + 1) * n);
@@ -361,7 +349,7 @@ export class Engine {
     const finished: Lane[] = [];
     const n = caches.length / lanes.length;
     lanes.forEach((l, i) => {
-      if (this.gone(l)) return;
+      if (l.dropped) return;
       const s = l.sample!;
       const g = geometry(l.model.manifest);
       const C = g.channels;
@@ -381,7 +369,7 @@ export class Engine {
     const finished: Lane[] = [];
     const nv = vcaches.length / lanes.length;
     lanes.forEach((l, i) => {
-      if (this.gone(l)) return;
+      if (l.dropped) return;
       const s = l.sample!;
       s.vcaches = vcaches.slice(i * nv, (i + 1) * nv);
       const n = s.row.length;
@@ -444,7 +432,7 @@ export class Engine {
   private afterScore(lanes: Lane[], nll: Float32Array): void {
     const finished: Lane[] = [];
     lanes.forEach((l, i) => {
-      if (this.gone(l)) return;
+      if (l.dropped) return;
       const m = l.model.manifest;
       const g = geometry(m);
       const res = l.score!.result;

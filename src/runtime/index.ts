@@ -121,20 +121,30 @@ export class SpnRuntime implements Runtime {
     return release;
   }
 
-  /** Runs one request on a worker: messages flow into a channel until the caller is done. */
-  private async open(signal?: AbortSignal) {
+  /** A place (admission), then a worker for the request: its messages flow into a channel until
+   * close(), which also frees the place. */
+  private async start(t0: number, signal?: AbortSignal) {
+    const release = await this.admit(signal);
+    const queueMs = performance.now() - t0;
+    let worker: PoolWorker;
+    try {
+      worker = await this.pool.pick();
+    } catch (err) {
+      release();
+      throw err;
+    }
     const id = ++this.nextId;
-    const worker: PoolWorker = await this.pool.pick();
     const chan = new Channel<FromWorker>();
     this.pool.register(worker, id, { message: (m) => chan.push(m), fail: (e) => chan.fail(e) });
     const onAbort = () => chan.fail(new CancelledError());
     signal?.addEventListener('abort', onAbort, { once: true });
     return {
-      id, worker, chan,
+      id, worker, chan, queueMs,
       close: (finished: boolean) => {
         signal?.removeEventListener('abort', onAbort);
         this.pool.unregister(worker, id);
         if (!finished) worker.post({ type: 'cancel', request: id });
+        release();
       },
     };
   }
@@ -148,8 +158,7 @@ export class SpnRuntime implements Runtime {
 
   async *sample(req: SampleRequestWithUniforms): AsyncGenerator<SampleEvent> {
     const t0 = performance.now();
-    let release: (() => void) | undefined;
-    let conn: Awaited<ReturnType<SpnRuntime['open']>> | undefined;
+    let conn: Awaited<ReturnType<SpnRuntime['start']>> | undefined;
     let finished = false;
     try {
       const m = this.manifest(req.model);
@@ -157,9 +166,8 @@ export class SpnRuntime implements Runtime {
       if (!(req.temperature > 0)) throw new InvalidInputError('temperature must be positive');
       if (!Number.isInteger(req.seed) || req.seed < 0 || req.seed > 0xffffffff) throw new InvalidInputError('seed must be an integer in [0, 2^32)');
       const plan = planSample(m, req.stopAfter, req.condition);
-      release = await this.admit(req.signal);
-      const queueMs = performance.now() - t0;
-      conn = await this.open(req.signal);
+      conn = await this.start(t0, req.signal);
+      const { queueMs } = conn;
       conn.worker.post({
         type: 'sample', request: conn.id, model: m.name,
         lanes: Array.from({ length: req.count }, (_, index) => ({
@@ -210,21 +218,18 @@ export class SpnRuntime implements Runtime {
       throw err;
     } finally {
       conn?.close(finished);
-      release?.();
     }
   }
 
   async likelihood(req: LikelihoodRequest): Promise<LikelihoodResult> {
     const t0 = performance.now();
-    let release: (() => void) | undefined;
-    let conn: Awaited<ReturnType<SpnRuntime['open']>> | undefined;
+    let conn: Awaited<ReturnType<SpnRuntime['start']>> | undefined;
     let finished = false;
     try {
       const m = this.manifest(req.model);
       checkImage(m, req.image);
-      release = await this.admit(req.signal);
-      const queueMs = performance.now() - t0;
-      conn = await this.open(req.signal);
+      conn = await this.start(t0, req.signal);
+      const { queueMs } = conn;
       conn.worker.post({ type: 'score', request: conn.id, model: m.name, image: req.image.data.slice(), perPixel: !!req.perPixel });
       for await (const msg of conn.chan) {
         if (msg.type === 'failed') throw new WorkerFailedError(msg.message);
@@ -253,7 +258,6 @@ export class SpnRuntime implements Runtime {
       throw err;
     } finally {
       conn?.close(finished);
-      release?.();
     }
   }
 
