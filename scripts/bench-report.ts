@@ -29,6 +29,8 @@ export interface SamplingPoint {
   imagesPerSec: number;
   latencyMs: Latency;
   gflops: number;
+  /** CPU time of the whole process (every thread) over wall time: how many cores it kept busy */
+  cores?: number;
   /** main thread's event-loop delay while this ran (runtime only), ms */
   eventLoopMs?: { p50: number; p99: number; max: number };
   graphs?: GraphTime[];
@@ -40,6 +42,7 @@ export interface LikelihoodPoint {
   seconds: number;
   imagesPerSec: number;
   gflops: number;
+  cores?: number;
   meanBitsPerDim: number;
   eventLoopMs?: { p50: number; p99: number; max: number };
   graphs?: GraphTime[];
@@ -75,7 +78,7 @@ export interface ModelResult {
 
 export interface ThreadsResult {
   threads: number;
-  peak: { torchMatmul: number; onnxMatmul: number; n: number };
+  peak: { torchMatmul: number; onnxMatmul: number; n: number; torchMatmulCores?: number };
   models: ModelResult[];
 }
 
@@ -316,6 +319,7 @@ export const fmt = (x: number): string => {
   return a >= 100 ? x.toFixed(0) : a >= 10 ? x.toFixed(1) : a >= 1 ? x.toFixed(2) : x.toFixed(3);
 };
 const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
+const cores = (x?: number) => (x === undefined ? '' : x.toFixed(2));
 const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
 
 function table(head: string[], rows: (string | number)[][]): string {
@@ -330,12 +334,12 @@ function samplingTable(r: ThreadsResult): string {
     for (const [engine, pts] of series) {
       for (const p of pts) {
         rows.push([m.name, engine, engine !== 'PyTorch' ? `${p.concurrency} concurrent` : `batch ${p.concurrency}`, p.images,
-          fmt(p.imagesPerSec), ms(p.latencyMs.p50), ms(p.latencyMs.p95), fmt(p.gflops), pct(p.gflops / peak),
+          fmt(p.imagesPerSec), ms(p.latencyMs.p50), ms(p.latencyMs.p95), fmt(p.gflops), pct(p.gflops / peak), cores(p.cores),
           p.eventLoopMs ? p.eventLoopMs.p99.toFixed(1) : '']);
       }
     }
   }
-  return table(['model', 'engine', 'setting', 'images', 'images/s', 'p50 ms', 'p95 ms', 'GFLOP/s', 'of peak', 'event loop p99 ms'], rows);
+  return table(['model', 'engine', 'setting', 'images', 'images/s', 'p50 ms', 'p95 ms', 'GFLOP/s', 'of peak', 'CPU cores busy', 'event loop p99 ms'], rows);
 }
 
 /** The decode modes side by side, per model and concurrency. */
@@ -368,11 +372,11 @@ function likelihoodTable(r: ThreadsResult): string {
     for (const [engine, pts] of [['runtime', m.runtime.likelihood], ['PyTorch', m.torch.likelihood]] as const) {
       for (const p of pts) {
         rows.push([m.name, engine, engine === 'runtime' ? `${p.batch} concurrent` : `batch ${p.batch}`, p.images,
-          fmt(p.imagesPerSec), fmt(p.gflops), pct(p.gflops / peak), p.meanBitsPerDim.toFixed(4)]);
+          fmt(p.imagesPerSec), fmt(p.gflops), pct(p.gflops / peak), cores(p.cores), p.meanBitsPerDim.toFixed(4)]);
       }
     }
   }
-  return table(['model', 'engine', 'setting', 'images', 'images/s', 'GFLOP/s', 'of peak', 'mean bits/dim'], rows);
+  return table(['model', 'engine', 'setting', 'images', 'images/s', 'GFLOP/s', 'of peak', 'CPU cores busy', 'mean bits/dim'], rows);
 }
 
 function targetTable(checks: TargetCheck[]): string {
@@ -457,7 +461,7 @@ export function markdownReport(res: BenchResult, pngName: string): string {
 
   for (const r of res.runs) {
     out.push(`## ${r.threads} thread${r.threads > 1 ? 's' : ''} per worker`, '');
-    out.push(`Matrix-product peak (${r.peak.n}×${r.peak.n} float32, ${r.threads} thread${r.threads > 1 ? 's' : ''}): torch.matmul ${fmt(r.peak.torchMatmul)} GFLOP/s, `
+    out.push(`Matrix-product peak (${r.peak.n}×${r.peak.n} float32, ${r.threads} thread${r.threads > 1 ? 's' : ''}): torch.matmul ${fmt(r.peak.torchMatmul)} GFLOP/s${r.peak.torchMatmulCores !== undefined ? ` (keeping ${r.peak.torchMatmulCores.toFixed(2)} cores busy)` : ''}, `
       + `onnxruntime MatMul ${fmt(r.peak.onnxMatmul)} GFLOP/s; "of peak" uses the larger.`, '');
     out.push('### Sampling', '', samplingTable(r), '');
     const dt = decodeTable(r);

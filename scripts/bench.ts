@@ -126,7 +126,7 @@ function options(): Options {
 
 // ---- PyTorch side ------------------------------------------------------------------------------
 
-interface TorchPoint { batch: number; images: number; seconds: number; latencies: number[]; bits_per_dim?: number[] }
+interface TorchPoint { batch: number; images: number; seconds: number; cpu_seconds: number; latencies: number[]; bits_per_dim?: number[] }
 interface TorchModel {
   parameters: number;
   /** FLOPs of one run at batch 1 per stage and graph (sample_row = decoder_row + w x decoder_pixel) */
@@ -140,7 +140,7 @@ interface TorchModel {
   sampling: TorchPoint[];
   likelihood: TorchPoint[];
 }
-interface TorchResult { torch: string; threads: number; matmul: { n: number; gflops: number }; models: Record<string, TorchModel> }
+interface TorchResult { torch: string; threads: number; matmul: { n: number; gflops: number; cores: number }; models: Record<string, TorchModel> }
 
 function runTorch(o: Options, threads: number, imagesOut: string, matmulOnnx: string): Promise<TorchResult> {
   const args = [join(ROOT, 'scripts', 'bench_torch.py'), '--models', o.models.join(','), '--runs', o.runs,
@@ -240,13 +240,17 @@ class Phase {
     this.active = true;
     this.loop.reset();
     this.loop.enable();
+    const cpu0 = process.cpuUsage();       // every thread of the process: main, workers, ORT pools
+    const t0 = performance.now();
     const result = await fn();
+    const wall = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
     this.loop.disable();
     await sleep(250);
     this.active = false;
     const ns = (x: number) => x / 1e6;
     return {
-      result, graphs: [...this.times.values()],
+      result, graphs: [...this.times.values()], cores: (cpu.user + cpu.system) / 1e6 / wall,
       eventLoopMs: { p50: ns(this.loop.percentile(50)), p99: ns(this.loop.percentile(99)), max: ns(this.loop.max) },
     };
   }
@@ -300,7 +304,7 @@ async function benchRuntime(o: Options, threads: number, modelsDir: string, torc
           points.push({
             decode, concurrency: c, images: n, seconds: p.result.seconds, imagesPerSec: ips,
             latencyMs: { p50: percentile(p.result.lat, 50), p95: percentile(p.result.lat, 95) },
-            gflops: (tm.flops.sample_image * ips) / 1e9, eventLoopMs: p.eventLoopMs, graphs: p.graphs,
+            gflops: (tm.flops.sample_image * ips) / 1e9, cores: p.cores, eventLoopMs: p.eventLoopMs, graphs: p.graphs,
           });
           process.stderr.write(`runtime ${name} decode ${decode} sampling concurrency ${c}: ${ips.toFixed(2)} images/s, event loop p99 ${p.eventLoopMs.p99.toFixed(1)} ms\n`);
         }
@@ -358,7 +362,7 @@ async function benchLikelihood(o: Options, rt: SpnRuntime, phase: Phase, name: s
     const mean = [...Array(Math.min(n, raw.length)).keys()].reduce((a, i) => a + bpd.get(i)!, 0) / Math.min(n, raw.length);
     likelihood.push({
       batch: b, images: n, seconds: p.result.seconds, imagesPerSec: ips,
-      gflops: (tm.flops.likelihood_image * ips) / 1e9, meanBitsPerDim: mean, eventLoopMs: p.eventLoopMs, graphs: p.graphs,
+      gflops: (tm.flops.likelihood_image * ips) / 1e9, cores: p.cores, meanBitsPerDim: mean, eventLoopMs: p.eventLoopMs, graphs: p.graphs,
     });
     process.stderr.write(`runtime ${name} likelihood batch ${b}: ${ips.toFixed(1)} images/s\n`);
   }
@@ -372,7 +376,7 @@ function torchSummary(tm: TorchModel): ModelResult['torch'] {
       return {
         concurrency: p.batch, images: p.images, seconds: p.seconds, imagesPerSec: ips,
         latencyMs: { p50: percentile(p.latencies, 50) * 1e3, p95: percentile(p.latencies, 95) * 1e3 },
-        gflops: (tm.flops.sample_image * ips) / 1e9,
+        gflops: (tm.flops.sample_image * ips) / 1e9, cores: p.cpu_seconds / p.seconds,
       };
     }),
     likelihood: tm.likelihood.map((p) => {
@@ -380,7 +384,7 @@ function torchSummary(tm: TorchModel): ModelResult['torch'] {
       const b = p.bits_per_dim ?? [];
       return {
         batch: p.batch, images: p.images, seconds: p.seconds, imagesPerSec: ips,
-        gflops: (tm.flops.likelihood_image * ips) / 1e9, meanBitsPerDim: b.reduce((x, y) => x + y, 0) / Math.max(1, b.length),
+        gflops: (tm.flops.likelihood_image * ips) / 1e9, cores: p.cpu_seconds / p.seconds, meanBitsPerDim: b.reduce((x, y) => x + y, 0) / Math.max(1, b.length),
       };
     }),
   };
@@ -429,7 +433,7 @@ async function main(): Promise<void> {
       const onnxPeak = await onnxMatmulPeak(matmulPath, torch.matmul.n, threads);
       process.stderr.write(`onnxruntime MatMul ${torch.matmul.n}: ${onnxPeak.toFixed(1)} GFLOP/s at ${threads} threads\n`);
       const models = await benchRuntime(o, threads, modelsDir, torch, images);
-      runs.push({ threads, peak: { torchMatmul: torch.matmul.gflops, onnxMatmul: onnxPeak, n: torch.matmul.n }, models });
+      runs.push({ threads, peak: { torchMatmul: torch.matmul.gflops, onnxMatmul: onnxPeak, n: torch.matmul.n, torchMatmulCores: torch.matmul.cores }, models });
     }
   } finally {
     rmSync(tmp, { recursive: true, force: true });

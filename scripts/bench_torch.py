@@ -25,7 +25,24 @@ import os
 import sys
 import time
 
-import torch
+
+def _pin_threads(argv):
+    """torch.set_num_threads does not reach OpenBLAS, which runs its own pthreads (one per core)
+    for every matrix product: without this, PyTorch "at 1 thread" multiplies on both cores of
+    this machine. The pools read these variables when torch loads, so they are set before."""
+    n = None
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv):
+            n = argv[i + 1]
+        elif a.startswith("--threads="):
+            n = a.split("=", 1)[1]
+    n = n or "2"
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = n
+
+
+_pin_threads(sys.argv[1:])
+import torch  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -150,7 +167,11 @@ def matmul_peak(n, trials=5, min_seconds=0.2):
             if dt >= min_seconds and reps >= 2:
                 break
         best = max(best, 2 * n ** 3 * reps / dt / 1e9)
-    return {"n": n, "trials": trials, "gflops": best}
+    c0, t0 = time.process_time(), time.perf_counter()
+    torch.matmul(a, b)
+    torch.matmul(a, b)
+    cores = (time.process_time() - c0) / (time.perf_counter() - t0)
+    return {"n": n, "trials": trials, "gflops": best, "cores": cores}
 
 
 def uniforms_for(cfg, batch, gen):
@@ -160,13 +181,14 @@ def uniforms_for(cfg, batch, gen):
 
 def bench_sampling(cfg, models, batch, images, gen):
     calls = max(1, -(-images // batch))
-    lat = []
+    lat, cpu = [], 0.0
     for _ in range(calls):
         u = uniforms_for(cfg, batch, gen)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         sample_pipeline(cfg, models, u, torch.ones(batch))
         lat.append(time.perf_counter() - t0)
-    return {"batch": batch, "images": calls * batch, "calls": calls, "seconds": sum(lat), "latencies": lat}
+        cpu += time.process_time() - c0
+    return {"batch": batch, "images": calls * batch, "calls": calls, "seconds": sum(lat), "cpu_seconds": cpu, "latencies": lat}
 
 
 def score(cfg, models, images):
@@ -185,13 +207,15 @@ def score(cfg, models, images):
 def bench_likelihood(cfg, models, batch, images):
     n = images.shape[0]
     dims = cfg["image_size"] ** 2 * cfg["channels"]
-    lat, bpd = [], []
+    lat, bpd, cpu = [], [], 0.0
     for i in range(0, n, batch):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         nats = score(cfg, models, images[i:i + batch])
         lat.append(time.perf_counter() - t0)
+        cpu += time.process_time() - c0
         bpd += (nats / LN2 / dims).tolist()
-    return {"batch": batch, "images": n, "calls": len(lat), "seconds": sum(lat), "latencies": lat, "bits_per_dim": bpd}
+    return {"batch": batch, "images": n, "calls": len(lat), "seconds": sum(lat), "cpu_seconds": cpu, "latencies": lat,
+            "bits_per_dim": bpd}
 
 
 def warm_up(cfg, models, batches, images):

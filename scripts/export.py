@@ -7,8 +7,8 @@ For each stage it writes four graphs (opset 17, dynamic batch, int32 pixel value
                       vertical stack -> upper context of the row, new caches     once per row
   decoder_pixel.onnx  previous pixel, column, per-layer caches, upper context, uniforms,
                       temperature -> the pixel's sub-pixels, their NLL, new caches once per pixel
-  sample_row.onnx     decoder_row + an in-graph Loop of decoder_pixel over the row,
-                      with the row's uniforms fed in                              once per row
+  sample_row.onnx     decoder_row + the row's w pixel steps, unrolled, with the
+                      row's uniforms fed in (--row-graph loop: an ONNX Loop)     once per row
   score.onnx          all slices (+ aux), target slice -> NLL of every sub-pixel  once per slice
 The manifest (models/<name>/manifest.json) is everything the runtime needs.
 
@@ -68,6 +68,16 @@ class DecoderPixel(nn.Module):
         return s.to(torch.int32), nll, caches
 
 
+class SampleRow(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, prev_row, context_row, row, vcaches, uniform, temperature):
+        vcaches, values, nll = self.m.sample_row(prev_row.long(), context_row, row.long(), vcaches, uniform, temperature)
+        return vcaches, values.to(torch.int32), nll
+
+
 class Score(nn.Module):
     def __init__(self, m):
         super().__init__()
@@ -103,7 +113,26 @@ def graph_info(path, rel):
             "inputs": [io(v) for v in g.input if v.name not in inits], "outputs": [io(v) for v in g.output]}
 
 
-def export_stage(cfg, st, m, out_dir):
+def export_sample_row(m, path, variant, B, C, h, d):
+    """sample_row.onnx: `unrolled` (SPN.sample_row traced, its w pixel steps unrolled) or `loop`
+    (decoder_row + an ONNX Loop over the decoder_pixel step, spn.row_loop)."""
+    Lv, L, k = len(m.upper_convs), len(m.row_convs), m.row_kernel
+    if variant == "unrolled":
+        onnx_export(SampleRow(m), (torch.zeros(B, C, h, dtype=torch.int32), torch.zeros(B, d, h),
+                                   torch.zeros(B, dtype=torch.int32), torch.zeros(B, Lv, d, h), torch.rand(B, h, C), torch.ones(B)),
+                    path, ["prev_row", "context_row", "row", "vcaches", "uniform", "temperature"],
+                    ["vcaches_out", "row_values", "nll"])
+        return
+    row, body = path + ".row.onnx", path + ".body.onnx"
+    onnx_export(DecoderRow(m), (torch.zeros(B, C, h, dtype=torch.int32), torch.zeros(B, d, h),
+                                torch.zeros(B, dtype=torch.int32), torch.zeros(B, Lv, d, h)),
+                row, ["prev_row", "context_row", "row", "vcaches"], ["upper", "vcaches_out"])
+    build_sample_row(m, onnx_export, row, body, path, B, C, h, d, L, k)
+    os.remove(row)
+    os.remove(body)
+
+
+def export_stage(cfg, st, m, out_dir, row_graph="unrolled"):
     S, C, N = cfg["subscale"], cfg["channels"], cfg["image_size"]
     SS, h, d = S * S, N // S, m.d
     B = 2
@@ -128,14 +157,12 @@ def export_stage(cfg, st, m, out_dir):
        ["prev_row", "context_row", "row", "vcaches"], ["upper", "vcaches_out"])
     L, k = len(m.row_convs), m.row_kernel
     do("decoder_pixel", DecoderPixel(m), (torch.zeros(B, C, dtype=torch.int32), torch.zeros(B, dtype=torch.int32),
-                                          torch.zeros(B, L, d, k - 1), torch.zeros(B, d, h), torch.rand(B, C), torch.ones(B)),
+                                          torch.zeros(B, L, k - 1, d), torch.zeros(B, d, h), torch.rand(B, C), torch.ones(B)),
        ["prev_values", "col", "caches", "upper", "uniform", "temperature"], ["sample", "nll", "caches_out"])
     do("score", Score(m), cargs, cin, ["nll"])
-    # one run per row: decoder_row + an in-graph Loop over the row's sub-pixels
-    body = os.path.join(stage_dir, "sample_row_body.onnx")
+    # one run per row: decoder_row + the row's pixel steps
     path = os.path.join(stage_dir, "sample_row.onnx")
-    build_sample_row(m, onnx_export, os.path.join(stage_dir, "decoder_row.onnx"), body, path, B, C, h, d, L, k)
-    os.remove(body)
+    export_sample_row(m, path, row_graph, B, C, h, d)
     graphs["sample_row"] = graph_info(path, f"{st['name']}/sample_row.onnx")
     return graphs
 
@@ -217,6 +244,8 @@ def main():
     ap.add_argument("--models", default="models", help="output folder (models/<name>/ is written)")
     ap.add_argument("--fixture-images", type=int, default=3)
     ap.add_argument("--grid", default="", help="write a grid of 64 samples to this PNG")
+    ap.add_argument("--row-graph", choices=["unrolled", "loop"], default="unrolled",
+                    help="how sample_row.onnx runs the row's pixels (loop: an ONNX Loop, for comparison)")
     args = ap.parse_args()
     torch.manual_seed(0)
     cfg = load_config(args.config)
@@ -239,7 +268,7 @@ def main():
                       + ("the aux plane is the image's higher bits" if st["aux_bits"] else "no aux plane")),
             "width": m.d, "classes": m.K, "parameters": parameter_count(m),
             "net": st.get("net", {}),
-            "graphs": export_stage(cfg, st, m, out_dir),
+            "graphs": export_stage(cfg, st, m, out_dir, args.row_graph),
             "training": {k: tr.get(k) for k in ("steps", "train_seconds", "best_val_bits_per_dim", "batch", "hardware", "torch")},
             "testBitsPerDim": ev["stages"][st["name"]]["bits_per_dim"] if ev else None,
         })
@@ -256,7 +285,8 @@ def main():
         "sliceOrder": [[i, j] for i in range(S) for j in range(S)],
         "stages": stages,
         "sampling": {"method": "inverse CDF of softmax(logits / temperature) with one uniform per sub-pixel",
-                     "uniformOrder": "stage, slice, row, column; one decoder_pixel run per channel, each with the pixel's C uniforms"},
+                     "uniformOrder": "stage, slice, row, column, channel: one uniform per sub-pixel, in the order they are sampled",
+                     "rowGraph": args.row_graph},
         "evaluation": ({"testImages": ev["images"], "testBitsPerDim": ev["bits_per_dim"],
                         "denominator": "H*W*C real pixels"} if ev else None),
         "training": {"data": cfg["data"], "config": cfg, "images": "Fashion-MNIST 60k train (5k held out for validation), 10k test"},

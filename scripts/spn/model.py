@@ -9,7 +9,7 @@ The slice decoder is a vertical stack over the rows above (plus the context embe
 horizontal stack over the current row, and a per-channel head. Scoring and training run it over
 the whole slice at once (teacher forcing: `slice_nll`). Sampling advances it from small caches so
 that each position is computed once: `upper_step` (one row, from a cache of the row above) and
-`pixel_step` (one pixel, every channel, from per-layer caches of the row so far).
+`pixel_step` (one pixel, every channel, from per-layer partial sums of the row so far).
 """
 import math
 
@@ -34,17 +34,6 @@ def from_slices(s, S):
 def split_depth(x, low_bits):
     """8-bit values -> (high plane, low plane)."""
     return x >> low_bits, x & ((1 << low_bits) - 1)
-
-
-def sample_from_logits(logits, uniform, temperature):
-    """Inverse-CDF sampling, so that a fixed uniform number fixes the sample.
-
-    logits [B, C, K], uniform [B, C] in [0, 1), temperature [B] -> int64 [B, C]."""
-    K = logits.shape[-1]
-    probs = torch.softmax(logits / temperature.view(-1, 1, 1), dim=-1)
-    cdf = torch.cumsum(probs, dim=-1)
-    idx = (cdf < uniform.unsqueeze(-1)).to(torch.int64).sum(-1)
-    return torch.clamp(idx, max=K - 1)
 
 
 class ResBlock(nn.Module):
@@ -172,7 +161,7 @@ class SPN(nn.Module):
         for l, conv in enumerate(self.upper_convs):
             a = F.relu(u)
             two = torch.stack([caches[:, l], a], dim=2)                              # [B, d, 2, w]
-            u = u + F.conv2d(F.pad(two, (1, 1, 0, 0)), conv.weight, conv.bias)[:, :, 0]
+            u = u + F.conv2d(two, conv.weight, conv.bias, padding=(0, 1))[:, :, 0]
             new_caches.append(a)
         return u, torch.stack(new_caches, 1)
 
@@ -180,44 +169,108 @@ class SPN(nn.Module):
         return torch.zeros(B, len(self.upper_convs), self.d, w)
 
     def pixel_step(self, prev_values, col, caches, upper, uniform, temperature):
-        """One pixel of the row, every channel in order, from a small cache: the horizontal stack
-        is causal with kernel k, so position c needs only the last k-1 inputs of each layer.
+        """One pixel of the row, every channel in order, from a small cache.
 
         prev_values int64 [B, C] (the pixel at col - 1; ignored at col 0), col int64 [B],
-        caches [B, L, d, k-1] (each layer's last k-1 inputs), upper [B, d, w] (the row's upper context),
-        uniform [B, C], temperature [B]
+        caches [B, L, k-1, d] (each layer's pending partial sums, see `pixel_core`), upper [B, d, w]
+        (the row's upper context), uniform [B, C], temperature [B]
         -> (samples int64 [B, C], nll [B, C] under the model at temperature 1, new caches)."""
-        d = self.d
-        up = torch.gather(upper, 2, col.view(-1, 1, 1).expand(-1, d, 1))[:, :, 0]              # [B, d]
+        up = torch.gather(upper, 2, col.view(-1, 1, 1).expand(-1, self.d, 1))[:, :, 0]          # [B, d]
         return self.pixel_from(prev_values, (col > 0).to(torch.float32).view(-1, 1), up, caches, uniform, temperature)
 
     def pixel_from(self, prev_values, not_first, up, caches, uniform, temperature):
         """pixel_step once the pixel's upper context `up` [B, d] is picked out; not_first is 1.0
-        past column 0 ([B, 1], or a scalar when every lane is at the same column). Shapes come
-        from the configuration, not the tensors, so the exported step has no shape arithmetic."""
+        past column 0 ([B, 1], or a scalar when every lane is at the same column)."""
+        C, L, k = self.C, len(self.row_convs), self.row_kernel
+        x = self.embed_pixel([prev_values[:, ch] for ch in range(C)]) * not_first + up
+        pend = [[caches[:, l, j] for j in range(k - 1)] for l in range(L)]
+        samples, nlls, pend = self.pixel_core(x, pend, [uniform[:, ch:ch + 1] for ch in range(C)], temperature.view(-1, 1))
+        return torch.cat(samples, 1), torch.cat(nlls, 1), torch.stack([torch.stack(p, 1) for p in pend], 1)
+
+    def embed_pixel(self, values):
+        """values: per channel, int64 [B] -> [B, d], the channels' value embeddings added in order."""
+        e = None
+        for ch, v in enumerate(values):
+            x = self.embed(v if ch == 0 else v + ch * self.K)
+            e = x if e is None else e + x
+        return e
+
+    def row_taps(self, l):
+        """Layer l's causal row kernel as one [k*d, d] product: block i is the tap that a position's
+        input contributes to the position i steps later (block 0: itself)."""
+        conv, k = self.row_convs[l], self.row_kernel
+        w = torch.cat([conv.weight[:, :, 0, k - 1 - i] for i in range(k)], 0)                      # [k*d, d]
+        b = torch.cat([conv.bias, torch.zeros((k - 1) * self.d, device=conv.bias.device)])
+        return w, b
+
+    def sample_index(self, logits, u, t_col):
+        """Inverse-CDF sampling, so that a fixed uniform number fixes the sample: the first index
+        whose cumulative probability under softmax(logits / T) reaches u.
+        logits [B, K], u [B, 1] in [0, 1), t_col temperature [B, 1] -> int64 [B, 1]."""
+        cdf = torch.cumsum(torch.softmax(logits / t_col, dim=-1), dim=-1)
+        return torch.clamp((cdf < u).to(torch.int64).sum(-1, keepdim=True), max=self.K - 1)
+
+    def pixel_core(self, x, pend, u, t_col):
+        """The horizontal stack and head at one pixel, as a shift register of partial sums.
+
+        Layer l's causal conv is h_t = b + sum_i W_i relu(x_{t-i}) (i < k). Rather than keeping
+        the last k-1 inputs and redoing the whole kernel, each step multiplies its own input once
+        by every tap ([d] -> [k*d], one product) and keeps the k-1 sums still owed to the next
+        positions: pend[l][j] is what earlier positions have already contributed to position
+        t+j. The FLOPs are those of the conv; the step needs no concat, slice or gather of caches.
+
+        x [B, d] (the pixel's input: upper context + the previous pixel's embedding),
+        pend: per layer, k-1 tensors [B, d] or None (zeros: the row's first pixel),
+        u: per channel, uniforms [B, 1]; t_col: temperature [B, 1]
+        -> (samples: per channel int64 [B, 1], nll: per channel [B, 1], new pend)."""
         C, d, k, K = self.C, self.d, self.row_kernel, self.K
-        offs = torch.arange(C, device=prev_values.device) * K
-        x = self.embed(prev_values + offs).sum(1) * not_first + up                                 # [B, d]
-        new_caches = []
-        for l, (conv, mix) in enumerate(zip(self.row_convs, self.row_mix)):
-            window = torch.cat([caches[:, l], F.relu(x).unsqueeze(-1)], dim=-1)                    # [B, d, k]
-            h = F.linear(window.reshape(-1, d * k), conv.weight.reshape(d, d * k), conv.bias)
-            x = x + F.linear(F.relu(h), mix.weight.reshape(d, d), mix.bias)
-            new_caches.append(window[:, :, 1:])
+        new_pend = []
+        for l, mix in enumerate(self.row_mix):
+            w, b = self.row_taps(l)
+            parts = torch.split(F.linear(F.relu(x), w, b), d, dim=1)                               # k x [B, d]
+            prev = pend[l]
+            h = parts[0] if prev is None else parts[0] + prev[0]
+            x = x + F.linear(F.relu(h), mix.weight[:, :, 0, 0], mix.bias)
+            nxt = []
+            for j in range(1, k):
+                owed = None if (prev is None or j == k - 1) else prev[j]
+                nxt.append(parts[j] if owed is None else parts[j] + owed)
+            new_pend.append(nxt)
         samples, nlls = [], []
         prefix = None
         for ch in range(C):
             z = (x if prefix is None else x + prefix) + self.chan_bias[ch]
             logits = self.head2(F.relu(self.head1(F.relu(z))))                                      # [B, K]
-            s = sample_from_logits(logits.unsqueeze(1), uniform[:, ch:ch + 1], temperature)        # [B, 1]
+            s = self.sample_index(logits, u[ch], t_col)                                             # [B, 1]
             nlls.append(-torch.log_softmax(logits, dim=-1).gather(1, s))
             samples.append(s)
-            e = self.chan_embed(s[:, 0] + ch * K)
-            prefix = e if prefix is None else prefix + e
-        return torch.cat(samples, 1), torch.cat(nlls, 1), torch.stack(new_caches, 1)
+            if ch + 1 < C:
+                e = self.chan_embed(s.view(-1) + ch * K)
+                prefix = e if prefix is None else prefix + e
+        return samples, nlls, new_pend
+
+    def sample_row(self, prev_row, context_row, row, vcaches, uniform, temperature):
+        """A whole row in one call, unrolled over its w pixels (what sample_row.onnx exports):
+        upper_step, then pixel_core per column, the first pixel with empty caches.
+
+        uniform [B, w, C] -> (new vcaches, row values int64 [B, C, w], nll [B, C, w])."""
+        C, w = self.C, self.h
+        upper, vcaches = self.upper_step(prev_row, context_row, row, vcaches)
+        ups = upper.permute(2, 0, 1)                                                               # [w, B, d]
+        us = uniform.permute(1, 2, 0).reshape(w * C, -1, 1)                                        # [w*C, B, 1]
+        t_col = temperature.view(-1, 1)
+        pend = [None] * len(self.row_convs)
+        values, nlls, prev = [], [], None
+        for c in range(w):
+            x = ups[c] if prev is None else ups[c] + self.embed_pixel([p.view(-1) for p in prev])
+            prev, n, pend = self.pixel_core(x, pend, [us[c * C + ch] for ch in range(C)], t_col)
+            values += prev
+            nlls += n
+        return (vcaches, torch.cat(values, 1).view(-1, w, C).permute(0, 2, 1),
+                torch.cat(nlls, 1).view(-1, w, C).permute(0, 2, 1))
 
     def empty_caches(self, B):
-        return torch.zeros(B, len(self.row_convs), self.d, self.row_kernel - 1)
+        return torch.zeros(B, len(self.row_convs), self.row_kernel - 1, self.d)
 
 
 def spn_from_config(cfg):

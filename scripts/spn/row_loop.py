@@ -1,9 +1,9 @@
-"""The `sample_row` graph: one run samples a whole row of the target slice.
+"""The `sample_row` graph built with an ONNX `Loop`: the alternative to the unrolled one.
 
-onnxruntime-node pays about 0.1 ms of fixed cost per run, and one run per sub-pixel makes that
-cost dominate sampling. This graph computes the row's upper context (decoder_row), then an ONNX `Loop` over the
-row's w pixels runs the cached decoder step (decoder_pixel) inside the graph, with the row's uniform random numbers
-fed in, so sampling stays exactly reproducible and costs one run per row.
+The shipped sample_row.onnx is `SPN.sample_row` traced with its w pixels unrolled (export.py).
+This builds the same computation as decoder_row followed by an in-graph `Loop` over the row's
+pixels running the decoder_pixel step, with the row's uniform random numbers fed in. It samples
+the same pixels; `npm run bench:row-graph` times both (the unrolled graph won, see the README).
 
 torch.onnx cannot trace a data-dependent loop the same way on PyTorch 1.13 and 2.x, so the loop
 body is exported as an ordinary graph (one iteration) and wrapped in a Loop node with onnx.helper.
@@ -38,7 +38,7 @@ class RowIteration(nn.Module):
 def build_sample_row(m, export, row_graph_path, body_path, out_path, B, C, w, d, L, k):
     """export(module, args, path, inputs, outputs) is the project's torch.onnx.export wrapper."""
     it = torch.tensor(0, dtype=torch.int64)
-    export(RowIteration(m, w), (it, torch.zeros(B, C, dtype=torch.int32), torch.zeros(B, L, d, k - 1),
+    export(RowIteration(m, w), (it, torch.zeros(B, C, dtype=torch.int32), torch.zeros(B, L, k - 1, d),
                              torch.zeros(B, C, w, dtype=torch.int32), torch.zeros(B, C, w), torch.zeros(B, d, w),
                              torch.rand(B, w, C), torch.ones(B)),
            body_path, ["iter", "prev_in", "caches_in", "row_in", "nll_in", "upper", "uniform", "temperature"],
@@ -94,7 +94,7 @@ def build_sample_row(m, export, row_graph_path, body_path, out_path, B, C, w, d,
         helper.make_tensor("row_loop/true", TensorProto.BOOL, [], [True]),
         helper.make_tensor("row_loop/tail_row", TensorProto.INT64, [2], [C, w]),
         helper.make_tensor("row_loop/tail_prev", TensorProto.INT64, [1], [C]),
-        helper.make_tensor("row_loop/tail_caches", TensorProto.INT64, [3], [L, d, k - 1]),
+        helper.make_tensor("row_loop/tail_caches", TensorProto.INT64, [3], [L, k - 1, d]),
         helper.make_tensor("row_loop/zero_idx", TensorProto.INT64, [1], [0]),
     ])
 

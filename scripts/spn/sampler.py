@@ -1,5 +1,6 @@
 """The PyTorch reference sampler: cached (context once per slice, the vertical stack one row at a
-time from a cache of the row above, the horizontal stack one pixel at a time from a cache),
+time from a cache of the row above, the horizontal stack one pixel at a time from per-layer
+partial sums: `SPN.sample_row`, the function sample_row.onnx exports),
 batched, under torch.no_grad. It consumes uniform random numbers in a fixed order, so the same
 numbers give the same pixels in the TypeScript runtime:
 
@@ -26,14 +27,10 @@ def sample_stage(model, slices, aux, uniform, temperature, start=0):
         vcaches = model.empty_upper_caches(B, w)
         for r in range(h):
             prev_row = y[:, :, r - 1] if r > 0 else torch.zeros(B, C, w, dtype=torch.int64)
-            upper, vcaches = model.upper_step(prev_row, context[:, :, r], torch.full((B,), r, dtype=torch.int64), vcaches)
-            caches = model.empty_caches(B)
-            prev = torch.zeros(B, C, dtype=torch.int64)
-            for c in range(w):
-                col = torch.full((B,), c, dtype=torch.int64)
-                prev, n, caches = model.pixel_step(prev, col, caches, upper, uniform[:, t, r, c, :], temperature)
-                y[:, :, r, c] = prev
-                nll += n.double().sum(1)
+            vcaches, values, n = model.sample_row(prev_row, context[:, :, r], torch.full((B,), r, dtype=torch.int64), vcaches,
+                                                  uniform[:, t, r], temperature)
+            y[:, :, r] = values
+            nll += n.double().sum((1, 2))
         slices[:, t] = y
     return slices, nll
 
