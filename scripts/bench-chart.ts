@@ -2,7 +2,7 @@
 // Three panels for the headline thread setting: sampling images/s (the runtime in each decode mode
 // against PyTorch), likelihood images/s (log scale) and every target as measured / goal.
 import sharp from 'sharp';
-import { decodeModes, fmt, targets, type BenchResult } from './bench-report.js';
+import { decodeModes, fmt, setupName, targets, torchSetup, type BenchResult } from './bench-report.js';
 
 const W = 1200;
 const H = 700;
@@ -59,8 +59,8 @@ function barPanel(x: number, y: number, w: number, h: number, title: string, yLa
  * log scale, with the goal at 1. */
 function targetPanel(x: number, y: number, w: number, res: BenchResult): string {
   const r = res.runs[0];
-  const checks = targets(r, res.settings.concurrency, res.settings.likelihoodBatches);
-  const parts: string[] = [text(x + w / 2, y, `Targets at ${r.threads} thread${r.threads > 1 ? 's' : ''}: measured / goal (right of the line = met)`, { size: 15, anchor: 'middle', weight: 'bold' })];
+  const checks = targets(r, res.settings.concurrency, res.settings.likelihoodBatches, res.settings.workers);
+  const parts: string[] = [text(x + w / 2, y, `Targets, runtime ${setupName(r, res.settings.workers)}: measured / goal (right of the line = met)`, { size: 15, anchor: 'middle', weight: 'bold' })];
   const left = x + 430;
   const right = x + w - 240;
   const lo = Math.log10(0.05);
@@ -119,8 +119,8 @@ export function chartSvg(res: BenchResult): string {
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${height}" viewBox="0 0 ${W} ${height}">`,
     `<rect width="${W}" height="${height}" fill="#fff"/>`,
-    text(20, 30, `spn-serve benchmark${res.quick ? ' (quick mode)' : ''}: runtime (onnxruntime-node, CPU, ${res.settings.workers} worker) vs PyTorch reference sampler`, { size: 17, weight: 'bold' }),
-    text(20, 54, `${r.threads} intra-op threads each; ${res.machine.cpu}, ${res.machine.cores} cores; ${res.date}`, { size: 12, fill: '#555' }),
+    text(20, 30, `spn-serve benchmark${res.quick ? ' (quick mode)' : ''}: runtime (onnxruntime-node, CPU) vs PyTorch reference sampler`, { size: 17, weight: 'bold' }),
+    text(20, 54, `runtime ${setupName(r, res.settings.workers)}, ${torchSetup(r)}; ${res.machine.cpu}, ${res.machine.cores} cores; ${res.date}`, { size: 12, fill: '#555' }),
     legend,
     barPanel(10, 95, 700, 380, 'Sampling: images/s (runtime: c concurrent requests; PyTorch: batch c)', 'images/s (log)', sampling),
     barPanel(720, 95, 470, 380, 'Likelihood: images/s', 'images/s (log)', likelihood),

@@ -31,6 +31,8 @@ export interface SamplingPoint {
   gflops: number;
   /** CPU time of the whole process (every thread) over wall time: how many cores it kept busy */
   cores?: number;
+  /** PyTorch only: the torch thread count this figure was measured at (the best of those tried) */
+  threads?: number;
   /** main thread's event-loop delay while this ran (runtime only), ms */
   eventLoopMs?: { p50: number; p99: number; max: number };
   graphs?: GraphTime[];
@@ -43,6 +45,7 @@ export interface LikelihoodPoint {
   imagesPerSec: number;
   gflops: number;
   cores?: number;
+  threads?: number;
   meanBitsPerDim: number;
   eventLoopMs?: { p50: number; p99: number; max: number };
   graphs?: GraphTime[];
@@ -77,7 +80,12 @@ export interface ModelResult {
 }
 
 export interface ThreadsResult {
+  /** intra-op threads per worker */
   threads: number;
+  /** inference workers (older results: settings.workers) */
+  workers?: number;
+  /** the torch thread counts PyTorch ran at; each PyTorch figure is the best of them */
+  torchThreads?: number[];
   peak: { torchMatmul: number; onnxMatmul: number; n: number; torchMatmulCores?: number };
   models: ModelResult[];
 }
@@ -94,7 +102,7 @@ export interface BenchResult {
 }
 
 export interface TargetCheck {
-  threads: number;
+  setup: string;
   name: string;
   model: string;
   measured: number;
@@ -115,6 +123,16 @@ export function percentile(xs: number[], p: number): number {
   return s[i];
 }
 
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+/** "2 workers × 1 thread": the runtime's configuration in one result */
+export const setupName = (r: ThreadsResult, workers = 1) => `${plural(r.workers ?? workers, 'worker')} × ${plural(r.threads, 'thread')}`;
+/** "PyTorch at 1 and 2 threads (the best of them at each point)" */
+export const torchSetup = (r: ThreadsResult) => {
+  const t = r.torchThreads ?? [r.threads];
+  return t.length > 1 ? `PyTorch at ${t.join(' and ')} threads (the best of them at each point)` : `PyTorch at ${plural(t[0], 'thread')}`;
+};
+const cores = (r: ThreadsResult, workers = 1) => (r.workers ?? workers) * r.threads;
+
 const at = <T extends { concurrency: number }>(l: T[], c: number) => l.find((p) => p.concurrency === c);
 
 /** Sampling in every decode mode measured (results from before decode modes: the one mode, row). */
@@ -123,8 +141,9 @@ const headlineMode = (m: ModelResult) => m.runtime.decode ?? 'row';
 const atBatch = <T extends { batch: number }>(l: T[], b: number) => l.find((p) => p.batch === b);
 
 /** The four targets of issue 3, for every model at one thread setting. */
-export function targets(r: ThreadsResult, concurrency: number[], likelihoodBatches: number[]): TargetCheck[] {
+export function targets(r: ThreadsResult, concurrency: number[], likelihoodBatches: number[], workers = 1): TargetCheck[] {
   const out: TargetCheck[] = [];
+  const setup = `${r.workers ?? workers}×${r.threads}`;
   const cMin = Math.min(...concurrency);
   const cMax = Math.max(...concurrency);
   for (const m of r.models) {
@@ -132,13 +151,13 @@ export function targets(r: ThreadsResult, concurrency: number[], likelihoodBatch
     const pt1 = at(m.torch.sampling, cMin);
     if (rt1 && pt1) {
       const x = rt1.imagesPerSec / pt1.imagesPerSec;
-      out.push({ threads: r.threads, name: `sampling at concurrency ${cMin} (decode ${headlineMode(m)}) vs PyTorch batch ${cMin}`, model: m.name, measured: x, goal: 5, unit: 'x', pass: x >= 5,
+      out.push({ setup, name: `sampling at concurrency ${cMin} (decode ${headlineMode(m)}) vs PyTorch batch ${cMin}`, model: m.name, measured: x, goal: 5, unit: 'x', pass: x >= 5,
         detail: `${fmt(rt1.imagesPerSec)} vs ${fmt(pt1.imagesPerSec)} images/s` });
     }
     const rtN = at(m.runtime.sampling, cMax);
     if (rt1 && rtN && cMax !== cMin) {
       const x = rtN.imagesPerSec / rt1.imagesPerSec;
-      out.push({ threads: r.threads, name: `throughput at concurrency ${cMax} vs ${cMin} (decode ${headlineMode(m)})`, model: m.name, measured: x, goal: 8, unit: 'x', pass: x >= 8,
+      out.push({ setup, name: `throughput at concurrency ${cMax} vs ${cMin} (decode ${headlineMode(m)})`, model: m.name, measured: x, goal: 8, unit: 'x', pass: x >= 8,
         detail: `${fmt(rtN.imagesPerSec)} vs ${fmt(rt1.imagesPerSec)} images/s` });
     }
     for (const b of likelihoodBatches) {
@@ -146,12 +165,12 @@ export function targets(r: ThreadsResult, concurrency: number[], likelihoodBatch
       const pl = atBatch(m.torch.likelihood, b);
       if (!rl || !pl) continue;
       const x = rl.imagesPerSec / pl.imagesPerSec;
-      out.push({ threads: r.threads, name: `likelihood at batch ${b} vs PyTorch`, model: m.name, measured: x, goal: 1.5, unit: 'x', pass: x >= 1.5,
+      out.push({ setup, name: `likelihood at batch ${b} vs PyTorch`, model: m.name, measured: x, goal: 1.5, unit: 'x', pass: x >= 1.5,
         detail: `${fmt(rl.imagesPerSec)} vs ${fmt(pl.imagesPerSec)} images/s` });
     }
     const el = rtN?.eventLoopMs;
     if (el) {
-      out.push({ threads: r.threads, name: `event-loop delay p99 at concurrency ${cMax}`, model: m.name, measured: el.p99, goal: 20, unit: 'ms', pass: el.p99 < 20,
+      out.push({ setup, name: `event-loop delay p99 at concurrency ${cMax}`, model: m.name, measured: el.p99, goal: 20, unit: 'ms', pass: el.p99 < 20,
         detail: `p50 ${el.p50.toFixed(1)} ms, max ${el.max.toFixed(1)} ms` });
     }
   }
@@ -238,7 +257,7 @@ function decodeComparison(m: ModelResult, concurrency: number[]): string | null 
     const b = at(pixel.sampling, c);
     return a && b ? `at concurrency ${c} ${fmt(a.imagesPerSec)} vs ${fmt(b.imagesPerSec)} images/s (${fmt(a.imagesPerSec / b.imagesPerSec)}×)` : '';
   }).filter(Boolean);
-  let line = `${m.name}, decode row (one sample_row run per row, the pixels in an in-graph Loop) vs pixel (one decoder_row run per row, one decoder_pixel run per pixel): ${parts.join(', ')}`;
+  let line = `${m.name}, decode row (one sample_row run per row, its pixel steps unrolled in the graph) vs pixel (one decoder_row run per row, one decoder_pixel run per pixel): ${parts.join(', ')}`;
   const a1 = at(row.sampling, cMin);
   const b1 = at(pixel.sampling, cMin);
   const w = sliceWidth(m);
@@ -277,7 +296,7 @@ export function largestCosts(r: ThreadsResult, concurrency: number[], likelihood
         line += `; a run costs about ${fit.fixed.toFixed(3)} ms fixed + ${fit.perLane.toFixed(4)} ms per lane (fit between concurrency ${cMin} and ${cMax}), `
           + `so ${pct(fit.fixed / (fit.fixed + fit.perLane))} of a batch-1 run is cost that does not grow with the batch (binding, dispatch, small kernels), not arithmetic`;
         if (top.kind === 'sample_row' && w) {
-          line += ` — about ${(fit.fixed / w).toFixed(4)} ms per pixel of its in-graph Loop, each iteration dispatching the decoder_pixel body's nodes`;
+          line += ` — about ${(fit.fixed / w).toFixed(4)} ms per pixel step of the unrolled row, mostly dispatching its small nodes`;
         }
       }
       if (next) line += `. Next: ${next.what}, ${pct(next.share)}.`;
@@ -319,7 +338,7 @@ export const fmt = (x: number): string => {
   return a >= 100 ? x.toFixed(0) : a >= 10 ? x.toFixed(1) : a >= 1 ? x.toFixed(2) : x.toFixed(3);
 };
 const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
-const cores = (x?: number) => (x === undefined ? '' : x.toFixed(2));
+const busy = (x?: number) => (x === undefined ? '' : x.toFixed(2));
 const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
 
 function table(head: string[], rows: (string | number)[][]): string {
@@ -333,8 +352,8 @@ function samplingTable(r: ThreadsResult): string {
     const series: [string, SamplingPoint[]][] = [...decodeModes(m).map((d) => [`runtime, decode ${d.mode}`, d.sampling] as [string, SamplingPoint[]]), ['PyTorch', m.torch.sampling]];
     for (const [engine, pts] of series) {
       for (const p of pts) {
-        rows.push([m.name, engine, engine !== 'PyTorch' ? `${p.concurrency} concurrent` : `batch ${p.concurrency}`, p.images,
-          fmt(p.imagesPerSec), ms(p.latencyMs.p50), ms(p.latencyMs.p95), fmt(p.gflops), pct(p.gflops / peak), cores(p.cores),
+        rows.push([m.name, engine, engine !== 'PyTorch' ? `${p.concurrency} concurrent` : `batch ${p.concurrency}${p.threads ? `, ${plural(p.threads, 'thread')}` : ''}`, p.images,
+          fmt(p.imagesPerSec), ms(p.latencyMs.p50), ms(p.latencyMs.p95), fmt(p.gflops), pct(p.gflops / peak), busy(p.cores),
           p.eventLoopMs ? p.eventLoopMs.p99.toFixed(1) : '']);
       }
     }
@@ -371,8 +390,8 @@ function likelihoodTable(r: ThreadsResult): string {
   for (const m of r.models) {
     for (const [engine, pts] of [['runtime', m.runtime.likelihood], ['PyTorch', m.torch.likelihood]] as const) {
       for (const p of pts) {
-        rows.push([m.name, engine, engine === 'runtime' ? `${p.batch} concurrent` : `batch ${p.batch}`, p.images,
-          fmt(p.imagesPerSec), fmt(p.gflops), pct(p.gflops / peak), cores(p.cores), p.meanBitsPerDim.toFixed(4)]);
+        rows.push([m.name, engine, engine === 'runtime' ? `${p.batch} concurrent` : `batch ${p.batch}${p.threads ? `, ${plural(p.threads, 'thread')}` : ''}`, p.images,
+          fmt(p.imagesPerSec), fmt(p.gflops), pct(p.gflops / peak), busy(p.cores), p.meanBitsPerDim.toFixed(4)]);
       }
     }
   }
@@ -380,8 +399,8 @@ function likelihoodTable(r: ThreadsResult): string {
 }
 
 function targetTable(checks: TargetCheck[]): string {
-  return table(['target', 'model', 'threads', 'measured', 'goal', 'result', 'detail'], checks.map((c) => [
-    c.name, c.model, c.threads,
+  return table(['target', 'model', 'workers × threads', 'measured', 'goal', 'result', 'detail'], checks.map((c) => [
+    c.name, c.model, c.setup,
     c.unit === 'x' ? `${fmt(c.measured)}×` : `${c.measured.toFixed(1)} ms`,
     c.unit === 'x' ? `≥ ${c.goal}×` : `< ${c.goal} ms`,
     c.pass ? 'PASS' : '**MISS**', c.detail,
@@ -399,7 +418,7 @@ function graphTable(m: ModelResult, p: SamplingPoint | LikelihoodPoint, what: st
 export function consoleReport(res: BenchResult): string {
   const lines: string[] = [];
   for (const r of res.runs) {
-    lines.push('', `== threads per worker: ${r.threads} (PyTorch: torch.set_num_threads(${r.threads}))`,
+    lines.push('', `== runtime ${setupName(r, res.settings.workers)}; ${torchSetup(r)}`,
       `matrix-product peak (${r.peak.n}x${r.peak.n} float32): torch ${fmt(r.peak.torchMatmul)} GFLOP/s, onnxruntime ${fmt(r.peak.onnxMatmul)} GFLOP/s`);
     for (const m of r.models) {
       lines.push(`-- ${m.name} (${m.stages.join(' -> ')}, ${m.parameters} parameters, ${fmt(m.flops.sampleImage / 1e6)} MFLOP per sampled image, ${fmt(m.flops.likelihoodImage / 1e6)} MFLOP per scored image)`);
@@ -425,8 +444,8 @@ export function consoleReport(res: BenchResult): string {
   const s = res.settings;
   lines.push('', '== targets');
   for (const r of res.runs) {
-    for (const c of targets(r, s.concurrency, s.likelihoodBatches)) {
-      lines.push(`  ${c.pass ? 'PASS' : 'MISS'}  [threads ${c.threads}] ${c.model}: ${c.name}: ${c.unit === 'x' ? `${fmt(c.measured)}x (goal >= ${c.goal}x)` : `${c.measured.toFixed(1)} ms (goal < ${c.goal} ms)`}; ${c.detail}`);
+    for (const c of targets(r, s.concurrency, s.likelihoodBatches, s.workers)) {
+      lines.push(`  ${c.pass ? 'PASS' : 'MISS'}  [${c.setup}] ${c.model}: ${c.name}: ${c.unit === 'x' ? `${fmt(c.measured)}x (goal >= ${c.goal}x)` : `${c.measured.toFixed(1)} ms (goal < ${c.goal} ms)`}; ${c.detail}`);
     }
   }
   lines.push('', '== largest remaining cost');
@@ -438,7 +457,7 @@ export function consoleReport(res: BenchResult): string {
 export function markdownReport(res: BenchResult, pngName: string): string {
   const s = res.settings;
   const head = res.runs[0];
-  const checks = res.runs.flatMap((r) => targets(r, s.concurrency, s.likelihoodBatches));
+  const checks = res.runs.flatMap((r) => targets(r, s.concurrency, s.likelihoodBatches, s.workers));
   const out: string[] = [];
   out.push('# Benchmark: the TypeScript runtime against the PyTorch reference sampler', '');
   out.push(`Generated by \`${res.command}\` on ${res.date} (${fmt(res.wallSeconds)} s wall). `
@@ -448,7 +467,9 @@ export function markdownReport(res: BenchResult, pngName: string): string {
   if (res.busyWarning) out.push(`> **Warning**: ${res.busyWarning}`, '');
   out.push(`- Machine: ${res.machine.cpu}, ${res.machine.cores} cores; load average at start ${res.machine.load.map((l) => l.toFixed(2)).join(', ')}`);
   out.push(`- Node ${res.machine.node}, onnxruntime-node ${res.machine.onnxruntime} (CPU execution provider), PyTorch ${res.machine.torch}`);
-  out.push(`- Runtime: ${s.workers} inference worker, continuous batching, ${res.runs.map((r) => r.threads).join(' and ')} intra-op thread${res.runs.length > 1 || res.runs[0]?.threads > 1 ? 's' : ''} per worker (PyTorch: the same number in \`torch.set_num_threads\`)`);
+  out.push(`- Setups (inference workers × intra-op threads per worker, against PyTorch on as many cores): ${res.runs.map((r) => `${setupName(r, s.workers)} against ${torchSetup(r)}`).join('; ')}. `
+    + 'PyTorch\'s thread count is pinned for OpenBLAS and OpenMP too (`torch.set_num_threads` alone leaves OpenBLAS multiplying on every core); '
+    + 'the "CPU cores busy" columns show what each side really used');
   out.push(`- Sampling: temperature 1, requests of one image each; ${s.concurrency.map((c, i) => `${s.sampleImages[i]} images at concurrency ${c}`).join(', ')}; `
     + `decode mode${(s.decode ?? ['row']).length > 1 ? 's' : ''} ${(s.decode ?? ['row']).join(' and ')} (the runtime's \`decode\` option; ${(s.decode ?? ['row'])[0]} is the headline and the one the targets read)`);
   out.push(`- Likelihood: the first Fashion-MNIST test images; ${s.likelihoodBatches.map((b, i) => `${s.likelihoodImages[i]} images at batch ${b}`).join(', ')}`);
@@ -460,14 +481,14 @@ export function markdownReport(res: BenchResult, pngName: string): string {
   out.push('');
 
   for (const r of res.runs) {
-    out.push(`## ${r.threads} thread${r.threads > 1 ? 's' : ''} per worker`, '');
-    out.push(`Matrix-product peak (${r.peak.n}×${r.peak.n} float32, ${r.threads} thread${r.threads > 1 ? 's' : ''}): torch.matmul ${fmt(r.peak.torchMatmul)} GFLOP/s${r.peak.torchMatmulCores !== undefined ? ` (keeping ${r.peak.torchMatmulCores.toFixed(2)} cores busy)` : ''}, `
+    out.push(`## Runtime ${setupName(r, s.workers)}; ${torchSetup(r)}`, '');
+    out.push(`Matrix-product peak (${r.peak.n}×${r.peak.n} float32, ${plural(cores(r, s.workers), 'thread')}): torch.matmul ${fmt(r.peak.torchMatmul)} GFLOP/s${r.peak.torchMatmulCores !== undefined ? ` (keeping ${r.peak.torchMatmulCores.toFixed(2)} cores busy)` : ''}, `
       + `onnxruntime MatMul ${fmt(r.peak.onnxMatmul)} GFLOP/s; "of peak" uses the larger.`, '');
     out.push('### Sampling', '', samplingTable(r), '');
     const dt = decodeTable(r);
     if (dt) {
-      out.push('### Decode modes', '', 'The runtime\'s `decode` option: `row` runs `sample_row` once per row (decoder_row, then an ONNX `Loop` '
-        + 'over the row\'s pixels running the decoder_pixel body in-graph); `pixel` runs `decoder_row` once per row and `decoder_pixel` '
+      out.push('### Decode modes', '', 'The runtime\'s `decode` option: `row` runs `sample_row` once per row (decoder_row, then the row\'s '
+        + 'pixel steps unrolled in the graph); `pixel` runs `decoder_row` once per row and `decoder_pixel` '
         + 'once per pixel (all channels). Both sample the same pixels from the same seed. "vs PyTorch" divides by PyTorch at the batch '
         + 'size equal to the concurrency.', '', dt, '');
     }
@@ -478,7 +499,7 @@ export function markdownReport(res: BenchResult, pngName: string): string {
         `${m.weightsCheck.maxAbsDiff.toExponential(1)} (${m.weightsCheck.images} images)${sameWeights(m) ? '' : ' **MISMATCH: not the same weights**'}`])), '');
   }
 
-  out.push(`## Where the runtime's time goes (${head.threads} thread${head.threads > 1 ? 's' : ''})`, '');
+  out.push(`## Where the runtime's time goes (${setupName(head, s.workers)})`, '');
   out.push('Every ONNX run is timed in the worker (`observer.graphRun`): the time from `session.run()` to its result, '
     + 'for a batch of lanes. "Outside graph runs" is the rest of the phase\'s wall time: building feeds, copying '
     + 'contexts and rows between lanes, messages to the main thread, and scheduling.', '');
@@ -501,10 +522,11 @@ export function markdownReport(res: BenchResult, pngName: string): string {
       + 'request start to its `done` event (queue included). Scoring does not depend on the decode mode and is measured once, in '
       + 'the headline mode\'s runtime.',
     '- **PyTorch sampling**: `scripts/bench_torch.py` runs `spn.sampler.sample_pipeline` (cached: context once per slice, '
-      + 'the vertical stack one row at a time from its cache (`upper_step`), the horizontal stack one pixel at a time from its '
-      + 'cache (`pixel_step`), the same steps the graphs export; batched; `torch.no_grad`) on the checkpoints, at batch 1 and at the batch sizes that '
-      + 'match the concurrency levels — what a user would otherwise run. Latency is one call\'s time (every image of a batch '
-      + 'finishes at its end).',
+      + 'then `SPN.sample_row` once per row: the vertical stack from its cache of the row above, the horizontal stack one pixel at a '
+      + 'time from per-layer partial sums — the function `sample_row.onnx` is exported from; batched; `torch.no_grad`) on the '
+      + 'checkpoints, at batch 1 and at the batch sizes that match the concurrency levels — what a user would otherwise run. '
+      + 'Latency is one call\'s time (every image of a batch finishes at its end). PyTorch runs at every thread count from 1 to '
+      + 'the setup\'s cores (with OpenBLAS and OpenMP pinned to it), and the table keeps the best figure at each point.',
     '- **Likelihood**: the exact NLL over every slice of every stage. Runtime: `c` concurrent `runtime.likelihood` requests '
       + '(they share batched `score` runs). PyTorch: `SPN.slice_nll` on batches of `b` images. Both score the same test '
       + 'images (bench_torch.py writes them to a temporary file for Node), and their bits/dim must agree: the "max |Δ '
@@ -516,19 +538,20 @@ export function markdownReport(res: BenchResult, pngName: string): string {
       + '`mm`, `bmm`), so the functional `F.conv2d` / `F.linear` calls of the cached steps count as well as modules, and counts '
       + '2 × output elements × the reduced dimension; the cached steps\' counts are checked against the layer sizes. A sampled '
       + 'image costs, per stage and slice, one `conditioning` run, one `decoder_row` run per row and one `decoder_pixel` run per '
-      + 'pixel (all channels); a `sample_row` run counts as one `decoder_row` + w `decoder_pixel` (what its Loop runs); a scored '
+      + 'pixel (all channels); a `sample_row` run counts as one `decoder_row` + w `decoder_pixel` (what it runs); a scored '
       + 'image costs one `score` run per slice. Embedding look-ups, softmax, padding and element-wise ops are not counted, so the '
       + 'figures are a slight underestimate. Both engines and both decode modes run the same steps, so they do the same FLOPs '
       + 'per image; achieved GFLOP/s = FLOPs per image × images/s.',
-    '- **Peak**: a 1024 × 1024 float32 matrix product with torch.matmul and with an onnxruntime `MatMul` graph, at the '
-      + 'same thread count, best of 5 trials of 0.2 s. It is a practical peak, not the CPU\'s theoretical one: a graph whose '
+    '- **Peak**: a 1024 × 1024 float32 matrix product with torch.matmul and with an onnxruntime `MatMul` graph, on as many '
+      + 'threads as the setup has cores (workers × threads), best of 5 trials of 0.2 s. It is a practical peak, not the CPU\'s theoretical one: a graph whose '
       + 'convolutions run more efficiently than this product can read above 100%.',
+    '- **CPU cores busy**: process CPU time (user + system, every thread) over wall time during the phase, on each side.',
     '- **Targets** (issue 3): sampling at concurrency 1 at least 5× PyTorch at batch 1; throughput at concurrency 32 at least '
       + '8× that at concurrency 1; likelihood at least 1.5× PyTorch (at each batch size); event-loop delay p99 under 20 ms.',
   ]);
   out.push('', '## Running it', '', '```sh',
-    'npm run bench                                    # full run: mu-fmnist and spn8-fmnist, 2 threads, decode row and pixel, writes docs/',
-    'npm run bench -- --threads 2,1                   # also at 1 thread per worker (about twice as long)',
+    'npm run bench                                    # full run: mu-fmnist and spn8-fmnist, setups 2x1 and 1x1, decode row and pixel, writes docs/',
+    'npm run bench -- --setups 1x1 --decode row       # one core, one decode mode (about a quarter of the time)',
     'npm run bench -- --quick --models tiny-c1        # about a minute, writes to a temporary folder',
     'npm run bench -- --help                          # every flag (and its BENCH_* environment variable)',
     '```', '');

@@ -1,7 +1,7 @@
 // `npm run bench`: the runtime against the PyTorch reference sampler, in one run, on the same
-// weights and machine. For each thread setting it runs scripts/bench_torch.py (PyTorch sampling,
+// weights and machine. For each setup (workers x threads) it runs scripts/bench_torch.py (PyTorch sampling,
 // scoring, FLOP counts and a matmul peak, as JSON), then the runtime on the same models and test
-// images in each decode mode (sampling: one sample_row run per row, an in-graph loop, against one
+// images in each decode mode (sampling: one sample_row run per row, its pixel steps unrolled, against one
 // decoder_row run per row plus one decoder_pixel run per pixel; scoring does not depend on the
 // mode and is measured once), and writes the report (docs/bench.md) and its chart (docs/bench.png).
 import { spawn } from 'node:child_process';
@@ -25,13 +25,14 @@ const HELP = `npm run bench -- [flags]     (each flag also reads the environment
 
   --models a,b              models to run: folders of --models-dir, configs of scripts/configs, checkpoints
                             in --runs [BENCH_MODELS] (default mu-fmnist,spn8-fmnist)
-  --threads 2               intra-op threads per worker to test, first is the headline [BENCH_THREADS] (default 2;
-                            --threads 2,1 adds a 1-thread run and about doubles the time)
+  --setups 2x1,1x1          runtime setups to measure, each WORKERSxTHREADS (inference workers x intra-op threads
+                            per worker); the first is the headline [BENCH_SETUPS] (default 2x1,1x1: the whole
+                            two-core machine, then one core). PyTorch is run on as many cores: at every thread
+                            count from 1 to WORKERS*THREADS, and each PyTorch figure is the best of them
   --decode row,pixel        runtime decode modes to measure sampling in: row = one sample_row run per row (an
-                            in-graph loop over the row's pixels), pixel = one decoder_row run per row and one
+                            pixel steps unrolled in the graph), pixel  = one decoder_row run per row and one
                             decoder_pixel run per pixel; row is the headline when listed [BENCH_DECODE]
                             (default row,pixel)
-  --workers 1               inference workers [BENCH_WORKERS] (default 1)
   --concurrency 1,8,32      runtime concurrency = PyTorch batch sizes for sampling [BENCH_CONCURRENCY]
   --sample-images 12,48,128 images sampled at each concurrency [BENCH_SAMPLE_IMAGES]
   --likelihood-batches 1,64 [BENCH_LIKELIHOOD_BATCHES]
@@ -50,12 +51,13 @@ const HELP = `npm run bench -- [flags]     (each flag also reads the environment
   npm run bench -- --quick --models tiny-c1    # about a minute
 `;
 
+interface Setup { workers: number; threads: number }
+
 interface Options {
   models: string[];
-  threads: number[];
+  setups: Setup[];
   /** headline first */
   decode: DecodeMode[];
-  workers: number;
   concurrency: number[];
   sampleImages: number[];
   likelihoodBatches: number[];
@@ -72,7 +74,7 @@ interface Options {
 function options(): Options {
   const { values } = parseArgs({
     options: {
-      models: { type: 'string' }, threads: { type: 'string' }, decode: { type: 'string' }, workers: { type: 'string' },
+      models: { type: 'string' }, setups: { type: 'string' }, decode: { type: 'string' },
       concurrency: { type: 'string' }, 'sample-images': { type: 'string' },
       'likelihood-batches': { type: 'string' }, 'likelihood-images': { type: 'string' },
       quick: { type: 'boolean' }, 'models-dir': { type: 'string' }, runs: { type: 'string' },
@@ -98,9 +100,12 @@ function options(): Options {
   decode.sort((a, b) => Number(b === 'row') - Number(a === 'row'));   // row, the runtime's default, is the headline
   const o: Options = {
     models: (values.models ?? env.BENCH_MODELS ?? 'mu-fmnist,spn8-fmnist').split(',').filter(Boolean),
-    threads: ints(values.threads ?? env.BENCH_THREADS ?? '2', 'threads'),
+    setups: (values.setups ?? env.BENCH_SETUPS ?? '2x1,1x1').split(',').filter(Boolean).map((x) => {
+      const m = /^(\d+)x(\d+)$/.exec(x);
+      if (!m || +m[1] < 1 || +m[2] < 1) throw new Error(`--setups: expected WORKERSxTHREADS entries like 2x1, got '${x}'`);
+      return { workers: +m[1], threads: +m[2] };
+    }),
     decode: decode as DecodeMode[],
-    workers: ints(values.workers ?? env.BENCH_WORKERS ?? '1', 'workers')[0],
     concurrency: ints(values.concurrency ?? env.BENCH_CONCURRENCY ?? '1,8,32', 'concurrency'),
     sampleImages: ints(values['sample-images'] ?? env.BENCH_SAMPLE_IMAGES ?? (quick ? '2,8,32' : '12,48,128'), 'sample-images'),
     likelihoodBatches: ints(values['likelihood-batches'] ?? env.BENCH_LIKELIHOOD_BATCHES ?? '1,64', 'likelihood-batches'),
@@ -126,7 +131,7 @@ function options(): Options {
 
 // ---- PyTorch side ------------------------------------------------------------------------------
 
-interface TorchPoint { batch: number; images: number; seconds: number; cpu_seconds: number; latencies: number[]; bits_per_dim?: number[] }
+interface TorchPoint { batch: number; images: number; seconds: number; cpu_seconds: number; latencies: number[]; bits_per_dim?: number[]; threads?: number }
 interface TorchModel {
   parameters: number;
   /** FLOPs of one run at batch 1 per stage and graph (sample_row = decoder_row + w x decoder_pixel) */
@@ -141,6 +146,26 @@ interface TorchModel {
   likelihood: TorchPoint[];
 }
 interface TorchResult { torch: string; threads: number; matmul: { n: number; gflops: number; cores: number }; models: Record<string, TorchModel> }
+
+/** PyTorch at each thread count, each figure the best of them (tagged with its thread count); the
+ * matmul peak is the one at the most threads. */
+async function runTorchBest(o: Options, threadCounts: number[], imagesOut: string, matmulOnnx: string): Promise<TorchResult> {
+  const all: TorchResult[] = [];
+  for (const t of threadCounts) {
+    process.stderr.write(`-- PyTorch at ${t} thread${t > 1 ? 's' : ''}\n`);
+    all.push(await runTorch(o, t, imagesOut, matmulOnnx));
+  }
+  const top = all[all.length - 1];
+  const best = <P extends TorchPoint>(pick: (r: TorchResult) => P[]) => pick(top).map((_, i) => {
+    const options = all.map((r) => ({ ...pick(r)[i], threads: r.threads }));
+    return options.reduce((a, b) => (b.images / b.seconds > a.images / a.seconds ? b : a));
+  });
+  const models: Record<string, TorchModel> = {};
+  for (const name of Object.keys(top.models)) {
+    models[name] = { ...top.models[name], sampling: best((r) => r.models[name].sampling), likelihood: best((r) => r.models[name].likelihood) };
+  }
+  return { ...top, models };
+}
 
 function runTorch(o: Options, threads: number, imagesOut: string, matmulOnnx: string): Promise<TorchResult> {
   const args = [join(ROOT, 'scripts', 'bench_torch.py'), '--models', o.models.join(','), '--runs', o.runs,
@@ -258,7 +283,7 @@ class Phase {
 
 interface TestImages { height: number; width: number; channels: number; images: number[][] }
 
-async function benchRuntime(o: Options, threads: number, modelsDir: string, torch: TorchResult,
+async function benchRuntime(o: Options, { workers, threads }: Setup, modelsDir: string, torch: TorchResult,
   images: Record<string, TestImages>): Promise<ModelResult[]> {
   const sampling = new Map<string, Map<DecodeMode, SamplingPoint[]>>(o.models.map((m) => [m, new Map()]));
   const firstImage = new Map<string, Map<DecodeMode, Uint8Array>>(o.models.map((m) => [m, new Map()]));
@@ -271,7 +296,7 @@ async function benchRuntime(o: Options, threads: number, modelsDir: string, torc
     let flops: Record<string, Record<string, number>> = {};
     const phase = new Phase(() => flops);
     const rt = await createRuntime({
-      modelsDir, provider: 'cpu', workers: o.workers, threads, decode,
+      modelsDir, provider: 'cpu', workers, threads, decode,
       maxRunning: Math.max(...o.concurrency, ...o.likelihoodBatches), maxQueue: 1024,
       observer: { graphRun: (m, s, g, sec, b) => phase.graphRun(m, s, g, sec, b) },
     });
@@ -287,7 +312,7 @@ async function benchRuntime(o: Options, threads: number, modelsDir: string, torc
         // warm-up: one image alone (JIT, every graph; the same seed in every mode, so the modes
         // must sample the same pixels), a burst at the highest concurrency that is aborted after a
         // moment (first runs at that batch size), and one round of scoring
-        process.stderr.write(`runtime ${name} (threads ${threads}, decode ${decode}): warming up\n`);
+        process.stderr.write(`runtime ${name} (${workers} workers x ${threads} threads, decode ${decode}): warming up\n`);
         firstImage.get(name)!.set(decode, await sampleImage(rt, name, 1e6));
         const aborts = Array.from({ length: cMax }, () => new AbortController());
         const burst = aborts.map((ac, i) => sampleOne(rt, name, 1e6 + 1 + i, ac.signal).catch(() => 0));
@@ -376,7 +401,7 @@ function torchSummary(tm: TorchModel): ModelResult['torch'] {
       return {
         concurrency: p.batch, images: p.images, seconds: p.seconds, imagesPerSec: ips,
         latencyMs: { p50: percentile(p.latencies, 50) * 1e3, p95: percentile(p.latencies, 95) * 1e3 },
-        gflops: (tm.flops.sample_image * ips) / 1e9, cores: p.cpu_seconds / p.seconds,
+        gflops: (tm.flops.sample_image * ips) / 1e9, cores: p.cpu_seconds / p.seconds, threads: p.threads,
       };
     }),
     likelihood: tm.likelihood.map((p) => {
@@ -384,7 +409,7 @@ function torchSummary(tm: TorchModel): ModelResult['torch'] {
       const b = p.bits_per_dim ?? [];
       return {
         batch: p.batch, images: p.images, seconds: p.seconds, imagesPerSec: ips,
-        gflops: (tm.flops.likelihood_image * ips) / 1e9, cores: p.cpu_seconds / p.seconds, meanBitsPerDim: b.reduce((x, y) => x + y, 0) / Math.max(1, b.length),
+        gflops: (tm.flops.likelihood_image * ips) / 1e9, cores: p.cpu_seconds / p.seconds, threads: p.threads, meanBitsPerDim: b.reduce((x, y) => x + y, 0) / Math.max(1, b.length),
       };
     }),
   };
@@ -422,18 +447,21 @@ async function main(): Promise<void> {
   const runs: ThreadsResult[] = [];
   let torchVersion = '';
   try {
-    for (const threads of o.threads) {
-      process.stderr.write(`\n== threads ${threads}: PyTorch reference\n`);
+    for (const setup of o.setups) {
+      const { workers, threads } = setup;
+      const cores = workers * threads;
+      process.stderr.write(`\n== ${workers} workers x ${threads} threads: PyTorch reference\n`);
       const imagesPath = join(tmp, 'images.json');
       const matmulPath = join(tmp, 'matmul.onnx');
-      const torch = await runTorch(o, threads, imagesPath, matmulPath);
+      const torchThreads = Array.from({ length: cores }, (_, i) => i + 1);
+      const torch = await runTorchBest(o, torchThreads, imagesPath, matmulPath);
       torchVersion = torch.torch;
       const images = JSON.parse(readFileSync(imagesPath, 'utf8')) as Record<string, TestImages>;
-      process.stderr.write(`== threads ${threads}: runtime\n`);
-      const onnxPeak = await onnxMatmulPeak(matmulPath, torch.matmul.n, threads);
-      process.stderr.write(`onnxruntime MatMul ${torch.matmul.n}: ${onnxPeak.toFixed(1)} GFLOP/s at ${threads} threads\n`);
-      const models = await benchRuntime(o, threads, modelsDir, torch, images);
-      runs.push({ threads, peak: { torchMatmul: torch.matmul.gflops, onnxMatmul: onnxPeak, n: torch.matmul.n, torchMatmulCores: torch.matmul.cores }, models });
+      process.stderr.write(`== ${workers} workers x ${threads} threads: runtime\n`);
+      const onnxPeak = await onnxMatmulPeak(matmulPath, torch.matmul.n, cores);
+      process.stderr.write(`onnxruntime MatMul ${torch.matmul.n}: ${onnxPeak.toFixed(1)} GFLOP/s at ${cores} threads\n`);
+      const models = await benchRuntime(o, setup, modelsDir, torch, images);
+      runs.push({ threads, workers, torchThreads, peak: { torchMatmul: torch.matmul.gflops, onnxMatmul: onnxPeak, n: torch.matmul.n, torchMatmulCores: torch.matmul.cores }, models });
     }
   } finally {
     rmSync(tmp, { recursive: true, force: true });
@@ -446,7 +474,7 @@ async function main(): Promise<void> {
     command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
     quick: o.quick,
     machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.versions.node, onnxruntime: ortVersion, torch: torchVersion, load: loadAtStart },
-    settings: { modelsDir: shortPath(o.modelsDir), runsDir: shortPath(o.runs), workers: o.workers, decode: o.decode, concurrency: o.concurrency, sampleImages: o.sampleImages, likelihoodBatches: o.likelihoodBatches, likelihoodImages: o.likelihoodImages },
+    settings: { modelsDir: shortPath(o.modelsDir), runsDir: shortPath(o.runs), workers: o.setups[0].workers, decode: o.decode, concurrency: o.concurrency, sampleImages: o.sampleImages, likelihoodBatches: o.likelihoodBatches, likelihoodImages: o.likelihoodImages },
     runs, busyWarning: warning ?? busyWarning(), wallSeconds: (performance.now() - t0) / 1000,
   };
   await writeReport(result, o);

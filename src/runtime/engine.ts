@@ -70,8 +70,8 @@ interface Lane {
     /** the vertical stack's per-layer caches (the row above) */
     vcaches: Float32Array;
   };
-  // scoring
-  score?: { result: ScoreResult };
+  // scoring: one lane per (stage, slice) of the image, sharing the result
+  score?: { result: ScoreResult; remaining: number };
 }
 
 const MAX_BATCH = 64;
@@ -105,15 +105,22 @@ export class Engine {
     this.kick();
   }
 
+  /** Scoring needs no order: every slice of every stage is known, so the image becomes one lane
+   * per (stage, slice), and one tick scores all of a stage's slices in one batched run. */
   addScore(model: EngineModel, request: number, image: Uint8Array, perPixel: boolean): void {
     const g = geometry(model.manifest);
-    const lane: Lane = {
-      request, model, stage: 0, phase: 'score', image, plane: new Int32Array(0), aux: null, t: 0,
-      score: { result: { slices: model.manifest.stages.map(() => new Array(g.SS).fill(0)), perPixel: perPixel ? new Float32Array(g.height * g.width) : null } },
+    const score = {
+      result: { slices: model.manifest.stages.map(() => new Array(g.SS).fill(0)), perPixel: perPixel ? new Float32Array(g.height * g.width) : null },
+      remaining: 0,
     };
-    this.enterStage(lane, 0);
-    lane.t = model.manifest.stages[0].firstSlice;
-    this.lanes.push(lane);
+    model.manifest.stages.forEach((st, stage) => {
+      const first: Lane = { request, model, stage, phase: 'score', image, plane: new Int32Array(0), aux: null, t: st.firstSlice, score };
+      this.enterStage(first, stage);
+      for (let t = st.firstSlice; t < st.lastSlice; t++) {
+        this.lanes.push({ ...first, t });
+        score.remaining++;
+      }
+    });
     this.kick();
   }
 
@@ -449,14 +456,8 @@ export class Engine {
         }
       }
       res.slices[l.stage][l.t] = sum;
-      if (++l.t < m.stages[l.stage].lastSlice) return;
-      if (l.stage + 1 < m.stages.length) {
-        this.enterStage(l, l.stage + 1);
-        l.t = m.stages[l.stage].firstSlice;
-        return;
-      }
       finished.push(l);
-      this.events.scoreDone(l.request, res);
+      if (--l.score!.remaining === 0) this.events.scoreDone(l.request, res);
     });
     if (finished.length) this.drop(finished);
   }
