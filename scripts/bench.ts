@@ -29,8 +29,8 @@ const HELP = `npm run bench -- [flags]     (each flag also reads the environment
                             per worker); the first is the headline [BENCH_SETUPS] (default 2x1,1x1: the whole
                             two-core machine, then one core). PyTorch is run on as many cores: at every thread
                             count from 1 to WORKERS*THREADS, and each PyTorch figure is the best of them
-  --decode row,pixel        runtime decode modes to measure sampling in: row = one sample_row run per row (an
-                            pixel steps unrolled in the graph), pixel  = one decoder_row run per row and one
+  --decode row,pixel        runtime decode modes to measure sampling in: row = one sample_row run per row (its
+                            pixel steps unrolled in the graph), pixel = one decoder_row run per row and one
                             decoder_pixel run per pixel; row is the headline when listed [BENCH_DECODE]
                             (default row,pixel)
   --concurrency 1,8,32      runtime concurrency = PyTorch batch sizes for sampling [BENCH_CONCURRENCY]

@@ -1,9 +1,13 @@
 // The service's whole configuration: one validated schema of environment variables.
 // This is the only module that reads process.env; everything else receives a Config.
 import envSchema from 'env-schema';
+import { availableParallelism } from 'node:os';
 import { Type, type Static } from '@sinclair/typebox';
 
 const MiB = 1024 * 1024;
+/** One single-threaded worker per core: a request's steps are sequential and too small to split
+ * across threads, so cores serve concurrent requests instead (docs/bench.md measures both). */
+export const DEFAULT_WORKERS = Math.max(1, Math.min(availableParallelism(), 8));
 
 export const ConfigSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'TCP port to listen on (0: any free port)' }),
@@ -16,9 +20,9 @@ export const ConfigSchema = Type.Object({
   }),
   DECODE: Type.Union([Type.Literal('row'), Type.Literal('pixel')], {
     default: 'row',
-    description: 'how the slice decoder samples: row runs once per row (an in-graph loop over its pixels), pixel once per pixel',
+    description: 'how the slice decoder samples: row runs one graph per row (its pixel steps unrolled), pixel one graph per pixel',
   }),
-  WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'inference worker threads' }),
+  WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: DEFAULT_WORKERS, description: 'inference worker threads (default: one per core, at most 8)' }),
   THREADS: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'intra-op threads per worker session' }),
   MAX_RUNNING: Type.Integer({ minimum: 1, default: 32, description: 'requests that run at once, sharing batched runs' }),
   MAX_QUEUE: Type.Integer({ minimum: 0, default: 64, description: 'requests waiting beyond those running; more are answered 429' }),

@@ -18,6 +18,7 @@ export function testConfig(env: Record<string, string | number> = {}): Config {
     MODELS_DIR,
     DEFAULT_MODEL: 'tiny-c1',
     EXECUTION_PROVIDER: 'cpu',
+    WORKERS: 1,
     LOG_LEVEL: 'silent',
     PORT: 0,
     HOST: '127.0.0.1',

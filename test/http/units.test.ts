@@ -1,4 +1,5 @@
 // Pure pieces of the HTTP layer: config, content negotiation, image decoding, PNG grid, heat map.
+import { availableParallelism } from 'node:os';
 import t from 'tap';
 import { loadConfig } from '../../src/config.js';
 import { negotiate } from '../../src/http/negotiate.js';
@@ -21,6 +22,7 @@ t.test('config: defaults, coercion, and a bad variable named', async (t) => {
   t.equal(c.MAX_RUNNING, 32);
   t.equal(c.SHUTDOWN_GRACE_MS, 10000);
   t.equal(c.DECODE, 'row');
+  t.equal(c.WORKERS, Math.max(1, Math.min(availableParallelism(), 8)), 'one worker per core by default');
   t.equal(loadConfig({ DECODE: 'pixel' }).DECODE, 'pixel');
   t.equal(loadConfig({ PORT: '9000', WORKERS: '3' }).PORT, 9000);
   t.throws(() => loadConfig({ EXECUTION_PROVIDER: 'tpu' }), /EXECUTION_PROVIDER/);

@@ -15,7 +15,9 @@ export interface Fixtures {
   };
 }
 
-export const MODELS_DIR = new URL('../../../models', import.meta.url).pathname;
+/** models/, or SPN_MODELS_DIR: the parity tests then check another export (e.g. one made under
+ * PyTorch 2.x, see the README) against its own fixtures */
+export const MODELS_DIR = process.env.SPN_MODELS_DIR ?? new URL('../../../models', import.meta.url).pathname;
 
 /** A models folder with only the tiny test models (links), so that tests start fast and list
  * exactly these, whatever else models/ ships. */
