@@ -33,6 +33,8 @@ export interface SamplingPoint {
   cores?: number;
   /** PyTorch only: the torch thread count this figure was measured at (the best of those tried) */
   threads?: number;
+  /** runtime only: inference workers, whose graph time adds up to workers x wall time */
+  workers?: number;
   /** main thread's event-loop delay while this ran (runtime only), ms */
   eventLoopMs?: { p50: number; p99: number; max: number };
   graphs?: GraphTime[];
@@ -46,6 +48,7 @@ export interface LikelihoodPoint {
   gflops: number;
   cores?: number;
   threads?: number;
+  workers?: number;
   meanBitsPerDim: number;
   eventLoopMs?: { p50: number; p99: number; max: number };
   graphs?: GraphTime[];
@@ -59,6 +62,9 @@ export interface ModelResult {
   flops: {
     sampleImage: number;
     likelihoodImage: number;
+    /** what the runtime executes (it computes constant first-slice contexts once) */
+    runtimeSampleImage?: number;
+    runtimeLikelihoodImage?: number;
     /** FLOPs of one sampled image per graph kind: conditioning, decoder_row, decoder_pixel */
     sampleParts?: Record<string, number>;
     /** FLOPs of one run at batch 1, per stage and graph */
@@ -179,20 +185,23 @@ export function targets(r: ThreadsResult, concurrency: number[], likelihoodBatch
 
 /** Where the worker's time goes in one phase: every graph's share of the phase's wall time,
  * and what is left outside the graph runs (feeds, copies, messages, scheduling). */
-export function breakdown(p: { seconds: number; images: number; graphs?: GraphTime[] }) {
+/** Where the workers' time went: each graph's run time as a share of the workers' capacity
+ * (wall time x workers), and the rest ("outside graph runs"). */
+export function breakdown(p: { seconds: number; images: number; graphs?: GraphTime[]; workers?: number }) {
+  const capacity = p.seconds * (p.workers ?? 1);
   const rows = (p.graphs ?? []).map((g) => ({
     label: `${g.stage}/${g.graph}`,
     seconds: g.seconds,
-    share: g.seconds / p.seconds,
+    share: g.seconds / capacity,
     runsPerImage: g.runs / p.images,
     meanBatch: g.runs ? g.lanes / g.runs : 0,
     msPerRun: g.runs ? (g.seconds / g.runs) * 1000 : 0,
     gflops: g.seconds ? (g.flopsPerLane * g.lanes) / g.seconds / 1e9 : 0,
   }));
   const inGraphs = rows.reduce((a, r) => a + r.seconds, 0);
-  const outside = Math.max(0, p.seconds - inGraphs);
+  const outside = Math.max(0, capacity - inGraphs);
   rows.sort((a, b) => b.seconds - a.seconds);
-  return { rows, inGraphs, outside, outsideShare: outside / p.seconds };
+  return { rows, inGraphs, outside, outsideShare: outside / capacity };
 }
 
 /** The graphs of one phase grouped by kind (all stages together). */
@@ -207,9 +216,9 @@ function kinds(p: { graphs?: GraphTime[] }) {
 }
 
 /** Wall-time items of one phase, largest first: each graph kind, and the time outside graph runs. */
-function costItems(p: { seconds: number; images: number; graphs?: GraphTime[] }) {
+function costItems(p: { seconds: number; images: number; graphs?: GraphTime[]; workers?: number }) {
   const items = [...kinds(p).entries()].map(([kind, k]) => ({
-    kind, what: `${kind} runs`, share: k.seconds / p.seconds,
+    kind, what: `${kind} runs`, share: k.seconds / (p.seconds * (p.workers ?? 1)),
     note: `${fmt(k.runs / p.images)} runs per image, mean batch ${fmt(k.runs ? k.lanes / k.runs : 0)}, ${(k.seconds / Math.max(1, k.runs) * 1e3).toFixed(3)} ms per run`,
   }));
   const b = breakdown(p);
@@ -271,7 +280,7 @@ function decodeComparison(m: ModelResult, concurrency: number[]): string | null 
     const pixStep = (dp.seconds / dp.runs) * 1e3 + (dr?.runs ? (dr.seconds / dr.runs) * 1e3 / w : 0);
     line += `. One pixel at concurrency ${cMin} costs ${rowStep.toFixed(3)} ms inside sample_row (its run / ${w} pixels) against `
       + `${pixStep.toFixed(3)} ms as a decoder_pixel run (plus its share of decoder_row); outside graph runs: row ${pct(breakdown(a1).outsideShare)}, `
-      + `pixel ${pct(breakdown(b1).outsideShare)} of the wall time`;
+      + `pixel ${pct(breakdown(b1).outsideShare)} of the workers' time`;
   }
   if (m.runtime.decodeParity === false) line += '. **The modes sampled different pixels from the same seed**';
   return `${line}.`;
@@ -290,7 +299,7 @@ export function largestCosts(r: ThreadsResult, concurrency: number[], likelihood
     const w = sliceWidth(m);
     if (p1?.graphs?.length) {
       const [top, next] = costItems(p1);
-      let line = `${m.name}, sampling at concurrency ${cMin} (decode ${mode}): ${top.what} take ${pct(top.share)} of the wall time (${top.note})`;
+      let line = `${m.name}, sampling at concurrency ${cMin} (decode ${mode}): ${top.what} take ${pct(top.share)} of the workers' time (${top.note})`;
       const fit = pN && top.kind ? perRunFit(p1, pN, top.kind) : null;
       if (fit && fit.fixed > 0 && fit.perLane >= 0) {   // a negative slope is noise between two short phases
         line += `; a run costs about ${fit.fixed.toFixed(3)} ms fixed + ${fit.perLane.toFixed(4)} ms per lane (fit between concurrency ${cMin} and ${cMax}), `
@@ -306,7 +315,7 @@ export function largestCosts(r: ThreadsResult, concurrency: number[], likelihood
       const [top, next] = costItems(pN);
       const split = flopSplit(m);
       const ceiling = peak / m.flops.sampleImage * 1e9;
-      const head = `${m.name}, sampling at concurrency ${cMax} (decode ${mode}): ${top.what} ${pct(top.share)} and ${next?.what ?? '-'} ${pct(next?.share ?? 0)} of the wall time; `
+      const head = `${m.name}, sampling at concurrency ${cMax} (decode ${mode}): ${top.what} ${pct(top.share)} and ${next?.what ?? '-'} ${pct(next?.share ?? 0)} of the workers' time; `
         + `the runtime computes at ${fmt(pN.gflops)} GFLOP/s, ${pct(pN.gflops / peak)} of the ${fmt(peak)} GFLOP/s matrix-product peak. `;
       const flops = `Sampling one image executes ${fmt(m.flops.sampleImage / m.flops.likelihoodImage)}× the FLOPs of scoring it`
         + `${split ? ` (the cached decoder computes each position once, as scoring does; ${split})` : ''}, so even at peak sampling would top out near ${fmt(ceiling)} images/s, `
@@ -325,7 +334,7 @@ export function largestCosts(r: ThreadsResult, concurrency: number[], likelihood
         lines.push(`${m.name}, likelihood at batch ${b}: runtime ${fmt(rl.gflops)} GFLOP/s (${pct(rl.gflops / peak)} of peak), `
           + `PyTorch ${fmt(pl.gflops)} GFLOP/s (${pct(pl.gflops / peak)}); `
           + (pl.gflops / peak > 0.6 ? 'both are compute-bound, so beating PyTorch here takes fewer or cheaper FLOPs (e.g. lower precision), not scheduling.'
-            : `the score runs take ${pct((kinds(rl).get('score')?.seconds ?? 0) / rl.seconds)} of the wall time.`));
+            : `the score runs take ${pct((kinds(rl).get('score')?.seconds ?? 0) / (rl.seconds * (rl.workers ?? 1)))} of the workers' time.`));
       }
     }
   }
@@ -412,7 +421,7 @@ function graphTable(m: ModelResult, p: SamplingPoint | LikelihoodPoint, what: st
   const rows = b.rows.map((g) => [g.label, fmt(g.runsPerImage), fmt(g.meanBatch), g.msPerRun.toFixed(3), pct(g.share), fmt(g.gflops)]);
   rows.push(['(outside graph runs)', '', '', '', pct(b.outsideShare), '']);
   return `**${m.name}, ${what}** (${fmt(p.seconds)} s wall for ${p.images} images)\n\n`
-    + table(['stage/graph', 'runs per image', 'mean batch', 'ms per run', 'share of wall', 'GFLOP/s'], rows);
+    + table(['stage/graph', 'runs per image', 'mean batch', 'ms per run', "share of the workers' time", 'GFLOP/s'], rows);
 }
 
 export function consoleReport(res: BenchResult): string {
@@ -494,14 +503,16 @@ export function markdownReport(res: BenchResult, pngName: string): string {
     }
     out.push('### Likelihood', '', likelihoodTable(r), '');
     out.push('### Models', '');
+    const both = (torch: number, rt?: number) => (rt !== undefined && rt !== torch ? `${fmt(torch / 1e6)} (runtime ${fmt(rt / 1e6)})` : fmt(torch / 1e6));
     out.push(table(['model', 'stages', 'parameters', 'MFLOP per sampled image', 'MFLOP per scored image', 'max |Δ bits/dim| runtime vs PyTorch'],
-      r.models.map((m) => [m.name, m.stages.join(' → '), m.parameters, fmt(m.flops.sampleImage / 1e6), fmt(m.flops.likelihoodImage / 1e6),
+      r.models.map((m) => [m.name, m.stages.join(' → '), m.parameters, both(m.flops.sampleImage, m.flops.runtimeSampleImage),
+        both(m.flops.likelihoodImage, m.flops.runtimeLikelihoodImage),
         `${m.weightsCheck.maxAbsDiff.toExponential(1)} (${m.weightsCheck.images} images)${sameWeights(m) ? '' : ' **MISMATCH: not the same weights**'}`])), '');
   }
 
   out.push(`## Where the runtime's time goes (${setupName(head, s.workers)})`, '');
   out.push('Every ONNX run is timed in the worker (`observer.graphRun`): the time from `session.run()` to its result, '
-    + 'for a batch of lanes. "Outside graph runs" is the rest of the phase\'s wall time: building feeds, copying '
+    + 'for a batch of lanes. Shares are of the workers\' time (the phase\'s wall time × workers). "Outside graph runs" is the rest: building feeds, copying '
     + 'contexts and rows between lanes, messages to the main thread, and scheduling.', '');
   for (const m of head.models) {
     for (const d of decodeModes(m)) {
@@ -540,8 +551,10 @@ export function markdownReport(res: BenchResult, pngName: string): string {
       + 'image costs, per stage and slice, one `conditioning` run, one `decoder_row` run per row and one `decoder_pixel` run per '
       + 'pixel (all channels); a `sample_row` run counts as one `decoder_row` + w `decoder_pixel` (what it runs); a scored '
       + 'image costs one `score` run per slice. Embedding look-ups, softmax, padding and element-wise ops are not counted, so the '
-      + 'figures are a slight underestimate. Both engines and both decode modes run the same steps, so they do the same FLOPs '
-      + 'per image; achieved GFLOP/s = FLOPs per image × images/s.',
+      + 'figures are a slight underestimate. Both decode modes run the same steps. The runtime skips work PyTorch does: where the '
+      + 'manifest says a stage\'s first-slice context is constant (no aux plane, first slice 0), it computes that context once at '
+      + 'load, so it runs no conditioning network for that slice when sampling and scores it with `score_context`; the "runtime" '
+      + 'figures in the models table subtract that. Achieved GFLOP/s = FLOPs each side executes per image × images/s.',
     '- **Peak**: a 1024 × 1024 float32 matrix product with torch.matmul and with an onnxruntime `MatMul` graph, on as many '
       + 'threads as the setup has cores (workers × threads), best of 5 trials of 0.2 s. It is a practical peak, not the CPU\'s theoretical one: a graph whose '
       + 'convolutions run more efficiently than this product can read above 100%.',

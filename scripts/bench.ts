@@ -34,7 +34,7 @@ const HELP = `npm run bench -- [flags]     (each flag also reads the environment
                             decoder_pixel run per pixel; row is the headline when listed [BENCH_DECODE]
                             (default row,pixel)
   --concurrency 1,8,32      runtime concurrency = PyTorch batch sizes for sampling [BENCH_CONCURRENCY]
-  --sample-images 12,48,128 images sampled at each concurrency [BENCH_SAMPLE_IMAGES]
+  --sample-images 24,64,128 images sampled at each concurrency [BENCH_SAMPLE_IMAGES]
   --likelihood-batches 1,64 [BENCH_LIKELIHOOD_BATCHES]
   --likelihood-images 32,256 test images scored at each batch size [BENCH_LIKELIHOOD_IMAGES]
   --quick                   fewer images (2,8,32 sampled; 4,64 scored), and the report goes to a temporary
@@ -107,7 +107,7 @@ function options(): Options {
     }),
     decode: decode as DecodeMode[],
     concurrency: ints(values.concurrency ?? env.BENCH_CONCURRENCY ?? '1,8,32', 'concurrency'),
-    sampleImages: ints(values['sample-images'] ?? env.BENCH_SAMPLE_IMAGES ?? (quick ? '2,8,32' : '12,48,128'), 'sample-images'),
+    sampleImages: ints(values['sample-images'] ?? env.BENCH_SAMPLE_IMAGES ?? (quick ? '2,8,32' : '24,64,128'), 'sample-images'),
     likelihoodBatches: ints(values['likelihood-batches'] ?? env.BENCH_LIKELIHOOD_BATCHES ?? '1,64', 'likelihood-batches'),
     likelihoodImages: ints(values['likelihood-images'] ?? env.BENCH_LIKELIHOOD_IMAGES ?? (quick ? '4,64' : '32,256'), 'likelihood-images'),
     quick,
@@ -141,6 +141,9 @@ interface TorchModel {
     /** FLOPs of one sampled image per graph kind (conditioning, decoder_row, decoder_pixel) */
     sample_parts: Record<string, number>;
     likelihood_image: number;
+    /** what the runtime executes: less the conditioning of first slices with a constant context */
+    runtime_sample_image?: number;
+    runtime_likelihood_image?: number;
   };
   sampling: TorchPoint[];
   likelihood: TorchPoint[];
@@ -329,12 +332,12 @@ async function benchRuntime(o: Options, { workers, threads }: Setup, modelsDir: 
           points.push({
             decode, concurrency: c, images: n, seconds: p.result.seconds, imagesPerSec: ips,
             latencyMs: { p50: percentile(p.result.lat, 50), p95: percentile(p.result.lat, 95) },
-            gflops: (tm.flops.sample_image * ips) / 1e9, cores: p.cores, eventLoopMs: p.eventLoopMs, graphs: p.graphs,
+            gflops: ((tm.flops.runtime_sample_image ?? tm.flops.sample_image) * ips) / 1e9, cores: p.cores, workers, eventLoopMs: p.eventLoopMs, graphs: p.graphs,
           });
           process.stderr.write(`runtime ${name} decode ${decode} sampling concurrency ${c}: ${ips.toFixed(2)} images/s, event loop p99 ${p.eventLoopMs.p99.toFixed(1)} ms\n`);
         }
         sampling.get(name)!.set(decode, points);
-        if (headline) scoring.set(name, await benchLikelihood(o, rt, phase, name, tm, raw));
+        if (headline) scoring.set(name, await benchLikelihood(o, rt, phase, name, tm, raw, workers));
       }
     } finally {
       await rt.close();
@@ -359,7 +362,8 @@ async function benchRuntime(o: Options, { workers, threads }: Setup, modelsDir: 
     const byMode = sampling.get(name)!;
     return {
       name, description: summaries.get(name)!.description, stages: summaries.get(name)!.stages.map((s) => s.name), parameters: tm.parameters,
-      flops: { sampleImage: tm.flops.sample_image, likelihoodImage: tm.flops.likelihood_image, sampleParts: tm.flops.sample_parts, perGraph: tm.flops.per_graph },
+      flops: { sampleImage: tm.flops.sample_image, likelihoodImage: tm.flops.likelihood_image,
+        runtimeSampleImage: tm.flops.runtime_sample_image, runtimeLikelihoodImage: tm.flops.runtime_likelihood_image, sampleParts: tm.flops.sample_parts, perGraph: tm.flops.per_graph },
       runtime: {
         decode: o.decode[0], sampling: byMode.get(o.decode[0])!, likelihood,
         decodeModes: o.decode.map((mode) => ({ mode, sampling: byMode.get(mode)! })),
@@ -371,7 +375,7 @@ async function benchRuntime(o: Options, { workers, threads }: Setup, modelsDir: 
   });
 }
 
-async function benchLikelihood(o: Options, rt: SpnRuntime, phase: Phase, name: string, tm: TorchModel, raw: RawImage[]) {
+async function benchLikelihood(o: Options, rt: SpnRuntime, phase: Phase, name: string, tm: TorchModel, raw: RawImage[], workers: number) {
   const bMax = Math.max(...o.likelihoodBatches);
   await Promise.all(Array.from({ length: bMax }, (_, i) => rt.likelihood({ model: name, image: raw[i % raw.length] })));
   const likelihood: LikelihoodPoint[] = [];
@@ -387,7 +391,7 @@ async function benchLikelihood(o: Options, rt: SpnRuntime, phase: Phase, name: s
     const mean = [...Array(Math.min(n, raw.length)).keys()].reduce((a, i) => a + bpd.get(i)!, 0) / Math.min(n, raw.length);
     likelihood.push({
       batch: b, images: n, seconds: p.result.seconds, imagesPerSec: ips,
-      gflops: (tm.flops.likelihood_image * ips) / 1e9, cores: p.cores, meanBitsPerDim: mean, eventLoopMs: p.eventLoopMs, graphs: p.graphs,
+      gflops: ((tm.flops.runtime_likelihood_image ?? tm.flops.likelihood_image) * ips) / 1e9, cores: p.cores, workers, meanBitsPerDim: mean, eventLoopMs: p.eventLoopMs, graphs: p.graphs,
     });
     process.stderr.write(`runtime ${name} likelihood batch ${b}: ${ips.toFixed(1)} images/s\n`);
   }

@@ -10,6 +10,9 @@ For each stage it writes four graphs (opset 17, dynamic batch, int32 pixel value
   sample_row.onnx     decoder_row + the row's w pixel steps, unrolled, with the
                       row's uniforms fed in (--row-graph loop: an ONNX Loop)     once per row
   score.onnx          all slices (+ aux), target slice -> NLL of every sub-pixel  once per slice
+  score_context.onnx  a slice and its context -> NLL of every sub-pixel: scoring
+                      without the conditioning network, for a first slice whose
+                      context is a constant (no aux plane)                        once per image
 The manifest (models/<name>/manifest.json) is everything the runtime needs.
 
   /usr/bin/python3 scripts/export.py --config mu-fmnist
@@ -35,7 +38,7 @@ from spn.row_loop import build_sample_row  # noqa: E402
 from spn.sampler import sample_pipeline, sample_stage  # noqa: E402
 from spn.stages import load_config, stage_planes  # noqa: E402
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 OPSET = 17
 FIXTURE_TEMPERATURES = [1.0, 0.7]
 
@@ -85,6 +88,15 @@ class Score(nn.Module):
 
     def forward(self, slices, target, aux=None):
         return self.m.slice_nll(slices.long(), target.long(), None if aux is None else aux.long())
+
+
+class ScoreContext(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, y, context):
+        return self.m.nll_given_context(y.long(), context)
 
 
 def onnx_export(module, args, path, inputs, outputs):
@@ -160,11 +172,27 @@ def export_stage(cfg, st, m, out_dir, row_graph="unrolled"):
                                           torch.zeros(B, L, k - 1, d), torch.zeros(B, d, h), torch.rand(B, C), torch.ones(B)),
        ["prev_values", "col", "caches", "upper", "uniform", "temperature"], ["sample", "nll", "caches_out"])
     do("score", Score(m), cargs, cin, ["nll"])
+    do("score_context", ScoreContext(m), (torch.zeros(B, C, h, h, dtype=torch.int32), torch.zeros(B, d, h, h)), ["slice", "context"], ["nll"])
     # one run per row: decoder_row + the row's pixel steps
     path = os.path.join(stage_dir, "sample_row.onnx")
     export_sample_row(m, path, row_graph, B, C, h, d)
     graphs["sample_row"] = graph_info(path, f"{st['name']}/sample_row.onnx")
     return graphs
+
+
+def first_context_constant(cfg, st, m):
+    """Whether the context of the stage's first slice is the same for every image: true when the
+    stage starts at slice 0 with no aux plane (the conditioning network sees no pixels, only the
+    meta-position). Checked on two different inputs, not assumed."""
+    if st["aux_bits"] or st["first_slice"] != 0:
+        return False
+    S, C, N = cfg["subscale"], cfg["channels"], cfg["image_size"]
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.randint(0, m.K, (2, S * S, C, N // S, N // S), generator=g) for _ in range(2))
+    with torch.no_grad():
+        ca, cb = (m.conditioning(x, torch.zeros(2, dtype=torch.int64)) for x in (a, b))
+    assert torch.equal(ca, cb), f"{st['name']}: the first slice's context depends on the image"
+    return True
 
 
 def fixture_images(cfg, n):
@@ -263,6 +291,7 @@ def main():
         stages.append({
             "name": st["name"], "role": st["role"], "bits": st["bits"], "shift": st["shift"],
             "firstSlice": st["first_slice"], "lastSlice": st["last_slice"],
+            "firstContextConstant": first_context_constant(cfg, st, m),
             "aux": ({"shift": st["shift"] + st["bits"], "bits": st["aux_bits"]} if st["aux_bits"] else None),
             "feeds": ("slices before firstSlice come from the previous stage of the same bits; "
                       + ("the aux plane is the image's higher bits" if st["aux_bits"] else "no aux plane")),

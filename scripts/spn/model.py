@@ -142,6 +142,14 @@ class SPN(nn.Module):
         B, SS, C, h, w = slices.shape
         context = self.conditioning(slices, target, aux)
         y = torch.gather(slices, 1, target.view(-1, 1, 1, 1, 1).expand(-1, 1, C, h, w))[:, 0]
+        return self.nll_given_context(y, context)
+
+    def nll_given_context(self, y, context):
+        """NLL in nats of each sub-pixel of slice y [B, C, h, w] given its context [B, d, h, w].
+
+        The first slice's context does not depend on the image when the stage has no aux plane
+        (nothing is known yet and the meta-position is fixed), so a runtime can compute it once and
+        score that slice from here, without the conditioning network."""
         logits = self.slice_logits(y, context)                              # [B, h, w, C, K]
         logp = F.log_softmax(logits, dim=-1)
         nll = -logp.gather(-1, y.permute(0, 2, 3, 1).unsqueeze(-1))[..., 0]

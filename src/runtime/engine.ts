@@ -15,6 +15,9 @@ import type { DecodeMode, GraphKind } from './types.js';
 export interface EngineModel {
   manifest: Manifest;
   sessions: ModelSessions;
+  /** per stage: the first slice's context when the manifest says it is constant (computed once
+   * at load), else null */
+  firstContext: (Float32Array | null)[];
 }
 
 export interface SampleLaneSpec {
@@ -117,7 +120,9 @@ export class Engine {
       const first: Lane = { request, model, stage, phase: 'score', image, plane: new Int32Array(0), aux: null, t: st.firstSlice, score };
       this.enterStage(first, stage);
       for (let t = st.firstSlice; t < st.lastSlice; t++) {
-        this.lanes.push({ ...first, t });
+        // a constant first context: score the slice from it, without the conditioning network
+        const phase = t === 0 && model.firstContext[stage] ? 'score_context' : 'score';
+        this.lanes.push({ ...first, t, phase });
         score.remaining++;
       }
     });
@@ -216,6 +221,19 @@ export class Engine {
       };
       if (aux) f.aux = new ort.Tensor('int32', aux, shape);
       return f;
+    }
+    if (phase === 'score_context') {
+      const context = model.firstContext[stage]!;
+      const slice = new Int32Array(B * sliceLen);
+      const contexts = new Float32Array(B * context.length);
+      batch.forEach((l, i) => {
+        slice.set(l.plane.subarray(l.t * sliceLen, (l.t + 1) * sliceLen), i * sliceLen);
+        contexts.set(context, i * context.length);
+      });
+      return {
+        slice: new ort.Tensor('int32', slice, [B, C, g.h, g.w]),
+        context: new ort.Tensor('float32', contexts, [B, d, g.h, g.w]),
+      };
     }
     if (phase === 'decoder_row' || phase === 'sample_row') {
       const vShape = cacheDims(m, stage, 'decoder_row', 'vcaches');
@@ -317,6 +335,8 @@ export class Engine {
       lane.plane.fill(0, start * sliceLen);   // generated slices start empty
       lane.t = start;
       lane.phase = 'conditioning';
+      const constant = start === 0 ? lane.model.firstContext[k] : null;
+      if (constant) this.beginSlice(lane, constant);   // no conditioning run for this slice
       return true;
     }
     return false;
@@ -325,15 +345,19 @@ export class Engine {
   private afterConditioning(lanes: Lane[], context: Float32Array): void {
     const n = context.length / lanes.length;
     lanes.forEach((l, i) => {
-      if (l.dropped) return;
-      const s = l.sample!;
-      s.context = context.slice(i * n, (i + 1) * n);
-      s.r = 0;
-      const g = geometry(l.model.manifest);
-      s.row = new Int32Array(g.channels * g.w);
-      s.vcaches = new Float32Array(cacheDims(l.model.manifest, l.stage, 'decoder_row', 'vcaches').reduce((a, b) => a * b, 1));
-      l.phase = this.decode === 'row' ? 'sample_row' : 'decoder_row';
+      if (!l.dropped) this.beginSlice(l, context.slice(i * n, (i + 1) * n));
     });
+  }
+
+  /** A sampling lane starts its slice's first row, given the slice's context (read, never written). */
+  private beginSlice(l: Lane, context: Float32Array): void {
+    const s = l.sample!;
+    s.context = context;
+    s.r = 0;
+    const g = geometry(l.model.manifest);
+    s.row = new Int32Array(g.channels * g.w);
+    s.vcaches = new Float32Array(cacheDims(l.model.manifest, l.stage, 'decoder_row', 'vcaches').reduce((a, b) => a * b, 1));
+    l.phase = this.decode === 'row' ? 'sample_row' : 'decoder_row';
   }
 
   private afterRow(lanes: Lane[], upper: Float32Array, vcaches: Float32Array): void {

@@ -9,8 +9,8 @@ import { Value } from '@sinclair/typebox/value';
 import { ModelLoadError } from './errors.js';
 import type { GraphKind, ModelSummary } from './types.js';
 
-export const SCHEMA_VERSION = 1;
-export const GRAPH_KINDS: GraphKind[] = ['conditioning', 'decoder_row', 'decoder_pixel', 'sample_row', 'score'];
+export const SCHEMA_VERSION = 2;
+export const GRAPH_KINDS: GraphKind[] = ['conditioning', 'decoder_row', 'decoder_pixel', 'sample_row', 'score', 'score_context'];
 
 const TensorInfo = Type.Object({
   name: Type.String(),
@@ -33,6 +33,9 @@ const Stage = Type.Object({
   firstSlice: Type.Integer({ minimum: 0 }),
   lastSlice: Type.Integer({ minimum: 1 }),
   aux: Type.Union([Type.Null(), Type.Object({ shift: Type.Integer(), bits: Type.Integer() })]),
+  /** the first slice's context is the same for every image (checked by the export): the runtime
+   * computes it once and skips the conditioning network for that slice */
+  firstContextConstant: Type.Boolean(),
   width: Type.Integer({ minimum: 1 }),
   classes: Type.Integer({ minimum: 2 }),
   parameters: Type.Integer(),
@@ -43,6 +46,7 @@ const Stage = Type.Object({
     decoder_pixel: GraphInfo,
     sample_row: GraphInfo,
     score: GraphInfo,
+    score_context: GraphInfo,
   }),
 });
 
@@ -89,10 +93,11 @@ function checkConsistency(file: string, m: Manifest): void {
     if (st.classes !== 1 << st.bits) fail(file, `stage '${st.name}': ${st.classes} classes for ${st.bits} bits`);
     if (st.shift + st.bits > bitDepth) fail(file, `stage '${st.name}': bits beyond the ${bitDepth}-bit depth`);
     if (st.aux && st.aux.shift !== st.shift + st.bits) fail(file, `stage '${st.name}': aux plane must be the bits above the stage`);
+    if (st.firstContextConstant && (st.aux || st.firstSlice !== 0)) fail(file, `stage '${st.name}': a constant first context needs firstSlice 0 and no aux plane`);
     for (const [graph, input] of [['decoder_pixel', 'caches'], ['decoder_row', 'vcaches']] as const) {
       const c = st.graphs[graph].inputs.find((i) => i.name === input);
       if (!c || c.shape.length !== 4 || !c.shape.slice(1).every((d) => typeof d === 'number')) {
-        fail(file, `stage '${st.name}': ${graph} must declare a cache input '${input}' of shape [batch, L, d, n]`);
+        fail(file, `stage '${st.name}': ${graph} must declare a cache input '${input}' of shape [batch, a, b, c] with fixed a, b, c`);
       }
     }
     if (st.lastSlice === S * S) covered |= ((1 << st.bits) - 1) << st.shift;

@@ -88,6 +88,28 @@ export async function createSessions(model: LoadedModel, choice: ProviderChoice,
   }
 }
 
+/** Per stage, the first slice's context where the manifest declares it constant: one conditioning
+ * run on an empty image with target 0, once at load. */
+export async function firstContexts(model: LoadedModel, s: ModelSessions): Promise<(Float32Array | null)[]> {
+  const out: (Float32Array | null)[] = [];
+  const { height, width, channels } = model.manifest.image;
+  const S = model.manifest.subscaleFactor;
+  for (const [k, st] of model.manifest.stages.entries()) {
+    if (!st.firstContextConstant) {
+      out.push(null);
+      continue;
+    }
+    const shape = [1, S * S, channels, height / S, width / S];
+    const res = await s.stages[k].conditioning.run({
+      slices: new ort.Tensor('int32', new Int32Array(shape.reduce((a, b) => a * b, 1)), shape),
+      target: new ort.Tensor('int32', new Int32Array(1), [1]),
+    });
+    out.push((res.context.data as Float32Array).slice());
+    for (const v of Object.values(res)) v.dispose();
+  }
+  return out;
+}
+
 export async function releaseSessions(s: ModelSessions): Promise<void> {
   for (const st of s.stages) for (const kind of GRAPH_KINDS) await st[kind].release();
 }

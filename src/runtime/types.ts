@@ -125,7 +125,7 @@ export interface LikelihoodResult {
 }
 
 /** Closed sets for metric labels. */
-export type GraphKind = 'conditioning' | 'decoder_row' | 'decoder_pixel' | 'sample_row' | 'score';
+export type GraphKind = 'conditioning' | 'decoder_row' | 'decoder_pixel' | 'sample_row' | 'score' | 'score_context';
 
 /** How the slice decoder samples: one run per row (an in-graph loop), or one run per pixel. */
 export type DecodeMode = 'row' | 'pixel';

@@ -3,7 +3,7 @@
 import { parentPort } from 'node:worker_threads';
 import { Engine, type EngineModel } from './engine.js';
 import type { FromWorker, ToWorker } from './protocol.js';
-import { createSessions, releaseSessions } from './sessions.js';
+import { createSessions, firstContexts, releaseSessions } from './sessions.js';
 
 const port = parentPort!;
 const post = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
@@ -45,7 +45,7 @@ port.on('message', (msg: ToWorker) => {
           for (const m of msg.models) {
             const sessions = await createSessions(m, msg.provider, msg.threads,
               (message) => post({ type: 'log', level: 'warn', message }));
-            models.set(m.manifest.name, { manifest: m.manifest, sessions });
+            models.set(m.manifest.name, { manifest: m.manifest, sessions, firstContext: await firstContexts(m, sessions) });
             providers[m.manifest.name] = { provider: sessions.provider, note: sessions.providerNote };
           }
           post({ type: 'ready', providers });

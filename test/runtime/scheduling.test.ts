@@ -2,7 +2,13 @@
 // bounded, aborted requests leave, and one request's failure does not fail the others.
 import t from 'tap';
 import { CancelledError, OverloadedError, WorkerFailedError } from '../../src/runtime/errors.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Manifest } from '../../src/runtime/manifest.js';
+import { TINY_MODELS_DIR } from './fixtures.js';
 import { collect, doneOf, runtime } from './helpers.js';
+
+const tinyManifest = (): Manifest => JSON.parse(readFileSync(join(TINY_MODELS_DIR, 'tiny-c1', 'manifest.json'), 'utf8'));
 
 const req = (seed: number, extra = {}) => ({ model: 'tiny-c1', count: 1, seed, temperature: 1, ...extra });
 
@@ -46,10 +52,31 @@ t.test("a request's samples share every run: one conditioning run per slice, one
   await new Promise((r) => setTimeout(r, 250));   // run timings arrive in bundles
   const m = rt.model('tiny-c1')!;
   const h = 28 / m.subscaleFactor;
-  for (const st of m.stages) {
+  const manifest = tinyManifest();
+  for (const [k, st] of m.stages.entries()) {
     const slices = st.lastSlice - st.firstSlice;
-    t.same(runs.get(`${st.name}/conditioning`), new Array(slices).fill(4), `${st.name}: ${slices} conditioning runs of batch 4`);
+    // a stage whose first slice has a constant context skips that slice's conditioning run
+    const conditioned = slices - (manifest.stages[k].firstContextConstant ? 1 : 0);
+    t.same(runs.get(`${st.name}/conditioning`) ?? [], new Array(conditioned).fill(4), `${st.name}: ${conditioned} conditioning runs of batch 4`);
     t.same(runs.get(`${st.name}/sample_row`), new Array(slices * h).fill(4), `${st.name}: ${slices * h} row runs of batch 4`);
+  }
+  t.ok(manifest.stages.some((s) => s.firstContextConstant), 'tiny-c1 has a stage with a constant first context');
+});
+
+t.test("scoring runs all of a stage's slices of an image in one batched run", async (t) => {
+  const runs = new Map<string, number[]>();
+  const rt = await runtime({ observer: { graphRun: (_m, s, g, _sec, b) => { const k = `${s}/${g}`; runs.set(k, [...(runs.get(k) ?? []), b]); } } });
+  t.teardown(() => rt.close());
+  const image = { height: 28, width: 28, channels: 1, data: Uint8Array.from({ length: 784 }, (_, i) => (i * 7) % 256) };
+  const r = await rt.likelihood({ model: 'tiny-c1', image });
+  await new Promise((res) => setTimeout(res, 250));
+  const manifest = tinyManifest();
+  for (const st of manifest.stages) {
+    const constant = st.firstContextConstant ? 1 : 0;
+    const rest = st.lastSlice - st.firstSlice - constant;
+    t.same(runs.get(`${st.name}/score`) ?? [], rest ? [rest] : [], `${st.name}: one score run of batch ${rest}`);
+    t.same(runs.get(`${st.name}/score_context`) ?? [], constant ? [1] : [], `${st.name}: the constant-context slice ${constant ? 'from score_context' : 'absent'}`);
+    t.ok(r.stages.find((s) => s.stage === st.name)!.slices.every((x) => x.bits > 0), `${st.name}: every slice scored`);
   }
 });
 
