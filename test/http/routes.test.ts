@@ -183,9 +183,13 @@ t.test('routes', async (t) => {
     const res = await app.inject({ method: 'POST', url: '/sample', ...json({ seed: 1 }) });
     t.equal(res.statusCode, 200);
     const text = (await app.inject('/metrics')).body;
-    for (const stage of ['small', 'size', 'depth']) {
-      t.ok(metricValue(text, 'spn_onnx_run_seconds_count', { model: 'tiny-c1', stage, graph: 'conditioning' })! > 0, stage);
+    // one sample_row run per row of each slice (7 rows; slices 1, 15 and 16); the small stage's one
+    // slice has a constant context, so conditioning runs only for the other two stages
+    for (const [stage, slices] of [['small', 1], ['size', 15], ['depth', 16]] as const) {
+      t.equal(metricValue(text, 'spn_onnx_run_seconds_count', { model: 'tiny-c1', stage, graph: 'sample_row' }), slices * 7, `${stage}: sample_row runs`);
     }
+    t.equal(metricValue(text, 'spn_onnx_run_seconds_count', { model: 'tiny-c1', stage: 'small', graph: 'conditioning' }), undefined, 'small: no conditioning run');
+    t.equal(metricValue(text, 'spn_onnx_run_seconds_count', { model: 'tiny-c1', stage: 'depth', graph: 'conditioning' }), 16, 'depth: one conditioning run per slice');
     t.equal(metricValue(text, 'spn_samples_generated_total', { model: 'tiny-c1' }), 1);
     t.equal(metricValue(text, 'spn_slices_generated_total', { model: 'tiny-c1' }), 32, '1 + 15 + 16 slices');
     t.equal(metricValue(text, 'spn_pixels_generated_total', { model: 'tiny-c1' }), 32 * 49);
