@@ -101,7 +101,7 @@ export interface BenchResult {
   command: string;
   quick: boolean;
   machine: { cpu: string; cores: number; node: string; onnxruntime: string; torch: string; load: number[] };
-  settings: { modelsDir: string; runsDir: string; workers: number; decode?: string[]; concurrency: number[]; sampleImages: number[]; likelihoodBatches: number[]; likelihoodImages: number[] };
+  settings: { modelsDir: string; runsDir: string; workers: number; trials?: number; decode?: string[]; concurrency: number[]; sampleImages: number[]; likelihoodBatches: number[]; likelihoodImages: number[] };
   runs: ThreadsResult[];
   busyWarning: string | null;
   wallSeconds: number;
@@ -185,10 +185,16 @@ export function targets(r: ThreadsResult, concurrency: number[], likelihoodBatch
 
 /** Where the worker's time goes in one phase: every graph's share of the phase's wall time,
  * and what is left outside the graph runs (feeds, copies, messages, scheduling). */
+type Phase = { seconds: number; images: number; graphs?: GraphTime[]; workers?: number; concurrency?: number; batch?: number };
+
+/** Worker time a phase had: wall time x the workers it could keep busy (a request runs on one
+ * worker, so at concurrency 1 that is one, whatever the pool's size). */
+const capacityOf = (p: Phase) => p.seconds * Math.min(p.workers ?? 1, p.concurrency ?? p.batch ?? Infinity);
+
 /** Where the workers' time went: each graph's run time as a share of the workers' capacity
- * (wall time x workers), and the rest ("outside graph runs"). */
-export function breakdown(p: { seconds: number; images: number; graphs?: GraphTime[]; workers?: number }) {
-  const capacity = p.seconds * (p.workers ?? 1);
+ * (capacityOf), and the rest ("outside graph runs"). */
+export function breakdown(p: Phase) {
+  const capacity = capacityOf(p);
   const rows = (p.graphs ?? []).map((g) => ({
     label: `${g.stage}/${g.graph}`,
     seconds: g.seconds,
@@ -216,13 +222,13 @@ function kinds(p: { graphs?: GraphTime[] }) {
 }
 
 /** Wall-time items of one phase, largest first: each graph kind, and the time outside graph runs. */
-function costItems(p: { seconds: number; images: number; graphs?: GraphTime[]; workers?: number }) {
+function costItems(p: Phase) {
   const items = [...kinds(p).entries()].map(([kind, k]) => ({
-    kind, what: `${kind} runs`, share: k.seconds / (p.seconds * (p.workers ?? 1)),
+    kind, what: `${kind} runs`, share: k.seconds / capacityOf(p),
     note: `${fmt(k.runs / p.images)} runs per image, mean batch ${fmt(k.runs ? k.lanes / k.runs : 0)}, ${(k.seconds / Math.max(1, k.runs) * 1e3).toFixed(3)} ms per run`,
   }));
   const b = breakdown(p);
-  items.push({ kind: '', what: 'worker time outside graph runs (feeds, copies, messages)', share: b.outsideShare, note: '' });
+  items.push({ kind: '', what: 'worker time outside graph runs (feeds, copies, messages)', share: b.outsideShare, note: 'no graph running' });
   return items.sort((a, c) => c.share - a.share);
 }
 
@@ -314,7 +320,7 @@ export function largestCosts(r: ThreadsResult, concurrency: number[], likelihood
     if (pN?.graphs?.length && cMax !== cMin) {
       const [top, next] = costItems(pN);
       const split = flopSplit(m);
-      const ceiling = peak / m.flops.sampleImage * 1e9;
+      const ceiling = peak / (m.flops.runtimeSampleImage ?? m.flops.sampleImage) * 1e9;
       const head = `${m.name}, sampling at concurrency ${cMax} (decode ${mode}): ${top.what} ${pct(top.share)} and ${next?.what ?? '-'} ${pct(next?.share ?? 0)} of the workers' time; `
         + `the runtime computes at ${fmt(pN.gflops)} GFLOP/s, ${pct(pN.gflops / peak)} of the ${fmt(peak)} GFLOP/s matrix-product peak. `;
       const flops = `Sampling one image executes ${fmt(m.flops.sampleImage / m.flops.likelihoodImage)}× the FLOPs of scoring it`
@@ -334,7 +340,7 @@ export function largestCosts(r: ThreadsResult, concurrency: number[], likelihood
         lines.push(`${m.name}, likelihood at batch ${b}: runtime ${fmt(rl.gflops)} GFLOP/s (${pct(rl.gflops / peak)} of peak), `
           + `PyTorch ${fmt(pl.gflops)} GFLOP/s (${pct(pl.gflops / peak)}); `
           + (pl.gflops / peak > 0.6 ? 'both are compute-bound, so beating PyTorch here takes fewer or cheaper FLOPs (e.g. lower precision), not scheduling.'
-            : `the score runs take ${pct((kinds(rl).get('score')?.seconds ?? 0) / (rl.seconds * (rl.workers ?? 1)))} of the workers' time.`));
+            : `the score runs take ${pct(((kinds(rl).get('score')?.seconds ?? 0) + (kinds(rl).get('score_context')?.seconds ?? 0)) / capacityOf(rl))} of the workers' time.`));
       }
     }
   }
@@ -512,7 +518,8 @@ export function markdownReport(res: BenchResult, pngName: string): string {
 
   out.push(`## Where the runtime's time goes (${setupName(head, s.workers)})`, '');
   out.push('Every ONNX run is timed in the worker (`observer.graphRun`): the time from `session.run()` to its result, '
-    + 'for a batch of lanes. Shares are of the workers\' time (the phase\'s wall time × workers). "Outside graph runs" is the rest: building feeds, copying '
+    + 'for a batch of lanes. Shares are of the workers\' time: the phase\'s wall time × the workers it could keep busy '
+    + '(a request runs on one worker, so one at concurrency 1). "Outside graph runs" is the rest: building feeds, copying '
     + 'contexts and rows between lanes, messages to the main thread, and scheduling.', '');
   for (const m of head.models) {
     for (const d of decodeModes(m)) {
@@ -558,6 +565,8 @@ export function markdownReport(res: BenchResult, pngName: string): string {
     '- **Peak**: a 1024 × 1024 float32 matrix product with torch.matmul and with an onnxruntime `MatMul` graph, on as many '
       + 'threads as the setup has cores (workers × threads), best of 5 trials of 0.2 s. It is a practical peak, not the CPU\'s theoretical one: a graph whose '
       + 'convolutions run more efficiently than this product can read above 100%.',
+    `- **Trials**: every figure, on both sides, is the fastest of ${res.settings.trials ?? 1} trial${(res.settings.trials ?? 1) > 1 ? 's' : ''} of the same work: other work on this `
+      + 'shared machine only ever slows a trial down.',
     '- **CPU cores busy**: process CPU time (user + system, every thread) over wall time during the phase, on each side.',
     '- **Targets** (issue 3): sampling at concurrency 1 at least 5× PyTorch at batch 1; throughput at concurrency 32 at least '
       + '8× that at concurrency 1; likelihood at least 1.5× PyTorch (at each batch size); event-loop delay p99 under 20 ms.',
