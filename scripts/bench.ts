@@ -235,15 +235,35 @@ async function best<T extends { result: { seconds: number } }>(trials: number, r
   return top!;
 }
 
-/** c loops in parallel, each running jobs until n are done. Returns wall seconds and each job's ms. */
-async function closedLoop(n: number, c: number, job: (i: number) => Promise<number>) {
+/** c loops in parallel, each starting a new job as soon as its last one ends, so that c jobs are
+ * in flight throughout; timed until the n-th job completes. Jobs still running then are aborted
+ * and not counted: waiting for them would time a tail at falling concurrency (a batch of PyTorch
+ * has no such tail). Returns the seconds to the n-th completion and each completed job's ms. */
+async function closedLoop(n: number, c: number, job: (i: number, signal: AbortSignal) => Promise<number>) {
   let next = 0;
+  let done = 0;
+  let seconds = 0;
   const lat: number[] = [];
+  const stop = new AbortController();
   const t0 = performance.now();
   await Promise.all(Array.from({ length: Math.min(c, n) }, async () => {
-    while (next < n) lat.push(await job(next++));
+    while (!stop.signal.aborted) {
+      let ms: number;
+      try {
+        ms = await job(next++, stop.signal);
+      } catch (err) {
+        if (stop.signal.aborted) break;
+        throw err;
+      }
+      if (stop.signal.aborted) break;
+      lat.push(ms);
+      if (++done === n) {
+        seconds = (performance.now() - t0) / 1000;
+        stop.abort();
+      }
+    }
   }));
-  return { seconds: (performance.now() - t0) / 1000, lat };
+  return { seconds, lat };
 }
 
 async function sampleOne(rt: SpnRuntime, model: string, seed: number, signal?: AbortSignal): Promise<number> {
@@ -344,7 +364,7 @@ async function benchRuntime(o: Options, { workers, threads }: Setup, modelsDir: 
           const n = o.sampleImages[k];
           const p = await best(o.trials, () => {
             let seed = seed0;   // every trial samples the same images
-            return phase.run(rt, name, () => closedLoop(n, c, () => sampleOne(rt, name, seed++)));
+            return phase.run(rt, name, () => closedLoop(n, c, (_i, signal) => sampleOne(rt, name, seed++, signal)));
           });
           seed0 += n;
           const ips = n / p.result.seconds;
@@ -401,13 +421,15 @@ async function benchLikelihood(o: Options, rt: SpnRuntime, phase: Phase, name: s
   const bpd = new Map<number, number>();
   for (const [k, b] of o.likelihoodBatches.entries()) {
     const n = o.likelihoodImages[k];
-    const p = await best(o.trials, () => phase.run(rt, name, () => closedLoop(n, b, async (i) => {
-      const r = await rt.likelihood({ model: name, image: raw[i % raw.length] });
+    const p = await best(o.trials, () => phase.run(rt, name, () => closedLoop(n, b, async (i, signal) => {
+      const r = await rt.likelihood({ model: name, image: raw[i % raw.length], signal });
       bpd.set(i % raw.length, r.bitsPerDim);
       return r.timings.totalMs;
     })));
     const ips = n / p.result.seconds;
-    const mean = [...Array(Math.min(n, raw.length)).keys()].reduce((a, i) => a + bpd.get(i)!, 0) / Math.min(n, raw.length);
+    // the first n test images, as PyTorch scores them (each image's bits/dim is the same in every trial)
+    const firstN = [...Array(Math.min(n, raw.length)).keys()].map((i) => bpd.get(i)).filter((x): x is number => x !== undefined);
+    const mean = firstN.reduce((a, x) => a + x, 0) / firstN.length;
     likelihood.push({
       batch: b, images: n, seconds: p.result.seconds, imagesPerSec: ips,
       gflops: ((tm.flops.runtime_likelihood_image ?? tm.flops.likelihood_image) * ips) / 1e9, cores: p.cores, workers, meanBitsPerDim: mean, eventLoopMs: p.eventLoopMs, graphs: p.graphs,
