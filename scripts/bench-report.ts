@@ -536,7 +536,9 @@ export function markdownReport(res: BenchResult, pngName: string): string {
   out.push(...[
     '- **Runtime sampling**: `createRuntime({ provider: "cpu", workers, threads, decode })`, one runtime per decode mode, then `c` '
       + 'request loops in parallel, each calling `runtime.sample({ count: 1, seed, temperature: 1 })` and draining its events until '
-      + '`done`, until the setting\'s images are made (the same seeds in every mode). images/s = images / wall time; latency = '
+      + '`done` and starting the next, so that `c` requests are in flight throughout (the same seeds in every mode). images/s = '
+      + 'images / the time to the n-th completed image; requests still running then are aborted and not counted, since waiting '
+      + 'for them would time a tail at falling concurrency that a PyTorch batch does not have. Latency = '
       + 'request start to its `done` event (queue included). Scoring does not depend on the decode mode and is measured once, in '
       + 'the headline mode\'s runtime.',
     '- **PyTorch sampling**: `scripts/bench_torch.py` runs `spn.sampler.sample_pipeline` (cached: context once per slice, '
