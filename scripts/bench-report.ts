@@ -567,8 +567,8 @@ export function markdownReport(res: BenchResult, pngName: string): string {
     '- **Peak**: a 1024 × 1024 float32 matrix product with torch.matmul and with an onnxruntime `MatMul` graph, on as many '
       + 'threads as the setup has cores (workers × threads), best of 5 trials of 0.2 s. It is a practical peak, not the CPU\'s theoretical one: a graph whose '
       + 'convolutions run more efficiently than this product can read above 100%.',
-    `- **Trials**: every figure, on both sides, is the fastest of ${res.settings.trials ?? 1} trial${(res.settings.trials ?? 1) > 1 ? 's' : ''} of the same work: other work on this `
-      + 'shared machine only ever slows a trial down.',
+    `- **Passes**: the whole measurement runs ${res.settings.trials ?? 1} time${(res.settings.trials ?? 1) > 1 ? 's' : ''}, one pass after another, and every figure, on both sides, is the fastest of its passes: other work on this `
+      + 'shared machine only ever slows a measurement down, and a slow spell hits different figures in each pass.',
     '- **CPU cores busy**: process CPU time (user + system, every thread) over wall time during the phase, on each side.',
     '- **Targets** (issue 3): sampling at concurrency 1 at least 5× PyTorch at batch 1; throughput at concurrency 32 at least '
       + '8× that at concurrency 1; likelihood at least 1.5× PyTorch (at each batch size); event-loop delay p99 under 20 ms.',
