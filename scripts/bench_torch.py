@@ -13,7 +13,7 @@ What it times, per model (a model is one or more stages, runs/<name>/<stage>/bes
               cached steps count too) in one run of each exported graph's PyTorch function at
               batch 1 with the graph's input shapes, times 2; embeddings, softmax and element-wise
               ops are not counted. sample_row is counted as decoder_row + w x decoder_pixel (what
-              its in-graph Loop runs)
+              it runs)
   matmul      an N x N float32 torch.matmul, the machine's matrix-product peak at these threads
               (best of 5 trials of 0.2 s)
 
@@ -117,7 +117,7 @@ def graph_flops(cfg, st, m):
             with MacCounter() as c:
                 fn()
             out[name] = 2 * c.macs
-    # sample_row = decoder_row + an in-graph Loop of w decoder_pixel bodies
+    # sample_row = decoder_row + w decoder_pixel steps (unrolled)
     out["sample_row"] = out["decoder_row"] + w * out["decoder_pixel"]
     check_flops(m, C, w, out)
     return out

@@ -127,7 +127,7 @@ export interface LikelihoodResult {
 /** Closed sets for metric labels. */
 export type GraphKind = 'conditioning' | 'decoder_row' | 'decoder_pixel' | 'sample_row' | 'score' | 'score_context';
 
-/** How the slice decoder samples: one run per row (an in-graph loop), or one run per pixel. */
+/** How the slice decoder samples: one run per row (its pixel steps unrolled in the graph), or one run per pixel. */
 export type DecodeMode = 'row' | 'pixel';
 
 /** Hooks the runtime calls so that the app can keep metrics without the runtime knowing HTTP. */
