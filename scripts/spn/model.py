@@ -192,7 +192,8 @@ class SPN(nn.Module):
         C, L, k = self.C, len(self.row_convs), self.row_kernel
         x = self.embed_pixel([prev_values[:, ch] for ch in range(C)]) * not_first + up
         pend = [[caches[:, l, j] for j in range(k - 1)] for l in range(L)]
-        samples, nlls, pend = self.pixel_core(x, pend, [uniform[:, ch:ch + 1] for ch in range(C)], temperature.view(-1, 1))
+        samples, nlls, pend = self.pixel_core(x, pend, [uniform[:, ch:ch + 1] for ch in range(C)], temperature.view(-1, 1),
+                                              self.row_taps())
         return torch.cat(samples, 1), torch.cat(nlls, 1), torch.stack([torch.stack(p, 1) for p in pend], 1)
 
     def embed_pixel(self, values):
@@ -203,13 +204,16 @@ class SPN(nn.Module):
             e = x if e is None else e + x
         return e
 
-    def row_taps(self, l):
-        """Layer l's causal row kernel as one [k*d, d] product: block i is the tap that a position's
-        input contributes to the position i steps later (block 0: itself)."""
-        conv, k = self.row_convs[l], self.row_kernel
-        w = torch.cat([conv.weight[:, :, 0, k - 1 - i] for i in range(k)], 0)                      # [k*d, d]
-        b = torch.cat([conv.bias, torch.zeros((k - 1) * self.d, device=conv.bias.device)])
-        return w, b
+    def row_taps(self):
+        """Each layer's causal row kernel as one [k*d, d] product (weight, bias): block i is the tap
+        that a position's input contributes to the position i steps later (block 0: itself).
+        Built once per row (or per pixel_step call), not per pixel."""
+        k, taps = self.row_kernel, []
+        for conv in self.row_convs:
+            w = torch.cat([conv.weight[:, :, 0, k - 1 - i] for i in range(k)], 0)                  # [k*d, d]
+            b = torch.cat([conv.bias, torch.zeros((k - 1) * self.d, device=conv.bias.device)])
+            taps.append((w, b))
+        return taps
 
     def sample_index(self, logits, u, t_col):
         """Inverse-CDF sampling, so that a fixed uniform number fixes the sample: the first index
@@ -218,7 +222,7 @@ class SPN(nn.Module):
         cdf = torch.cumsum(torch.softmax(logits / t_col, dim=-1), dim=-1)
         return torch.clamp((cdf < u).to(torch.int64).sum(-1, keepdim=True), max=self.K - 1)
 
-    def pixel_core(self, x, pend, u, t_col):
+    def pixel_core(self, x, pend, u, t_col, taps):
         """The horizontal stack and head at one pixel, as a shift register of partial sums.
 
         Layer l's causal conv is h_t = b + sum_i W_i relu(x_{t-i}) (i < k). Rather than keeping
@@ -229,14 +233,12 @@ class SPN(nn.Module):
 
         x [B, d] (the pixel's input: upper context + the previous pixel's embedding),
         pend: per layer, k-1 tensors [B, d] or None (zeros: the row's first pixel),
-        u: per channel, uniforms [B, 1]; t_col: temperature [B, 1]
+        u: per channel, uniforms [B, 1]; t_col: temperature [B, 1]; taps: row_taps()
         -> (samples: per channel int64 [B, 1], nll: per channel [B, 1], new pend)."""
         C, d, k, K = self.C, self.d, self.row_kernel, self.K
         new_pend = []
-        for l, mix in enumerate(self.row_mix):
-            w, b = self.row_taps(l)
+        for (w, b), mix, prev in zip(taps, self.row_mix, pend):
             parts = torch.split(F.linear(F.relu(x), w, b), d, dim=1)                               # k x [B, d]
-            prev = pend[l]
             h = parts[0] if prev is None else parts[0] + prev[0]
             x = x + F.linear(F.relu(h), mix.weight[:, :, 0, 0], mix.bias)
             nxt = []
@@ -268,10 +270,11 @@ class SPN(nn.Module):
         us = uniform.permute(1, 2, 0).reshape(w * C, -1, 1)                                        # [w*C, B, 1]
         t_col = temperature.view(-1, 1)
         pend = [None] * len(self.row_convs)
+        taps = self.row_taps()
         values, nlls, prev = [], [], None
         for c in range(w):
             x = ups[c] if prev is None else ups[c] + self.embed_pixel([p.view(-1) for p in prev])
-            prev, n, pend = self.pixel_core(x, pend, [us[c * C + ch] for ch in range(C)], t_col)
+            prev, n, pend = self.pixel_core(x, pend, [us[c * C + ch] for ch in range(C)], t_col, taps)
             values += prev
             nlls += n
         return (vcaches, torch.cat(values, 1).view(-1, w, C).permute(0, 2, 1),
