@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Export a trained model to ONNX, with its manifest, parity fixtures and a grid of samples.
 
-For each stage it writes four graphs (opset 17, dynamic batch, int32 pixel values):
+For each stage it writes six graphs (opset 17, dynamic batch, int32 pixel values):
   conditioning.onnx   slices so far (+ aux plane), target slice -> context       once per slice
   decoder_row.onnx    the row above, the row's context, per-layer caches of the
                       vertical stack -> upper context of the row, new caches     once per row

@@ -1,9 +1,9 @@
 // Scheduling: seeds fix results under batching, requests join running batches, the queue is
 // bounded, aborted requests leave, and one request's failure does not fail the others.
-import t from 'tap';
-import { CancelledError, OverloadedError, WorkerFailedError } from '../../src/runtime/errors.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import t from 'tap';
+import { CancelledError, OverloadedError, WorkerFailedError } from '../../src/runtime/errors.js';
 import type { Manifest } from '../../src/runtime/manifest.js';
 import { TINY_MODELS_DIR } from './fixtures.js';
 import { collect, doneOf, runtime } from './helpers.js';
