@@ -27,7 +27,7 @@ class RowIteration(nn.Module):
         col = it.view(1)
         up = torch.index_select(upper, 2, col)[:, :, 0]                              # [B, d]
         u = torch.index_select(uniform, 1, col)[:, 0]                                # [B, C]
-        s, n, caches = self.m.pixel_from(prev.long(), (it > 0).to(torch.float32), up, caches, u, temperature)
+        s, n, caches = self.m.pixel_from(prev.long(), it > 0, up, caches, u, temperature)
         s = s.to(torch.int32)
         mask = (torch.arange(self.w) == it).view(1, 1, self.w)
         row_out = torch.where(mask, s.unsqueeze(-1), row_values)
