@@ -67,7 +67,9 @@ interface Lane {
   dropped?: boolean;
   // sampling
   sample?: {
-    spec: SampleLaneSpec; r: number; c: number; context: Float32Array; upper: Float32Array; row: Int32Array; nats: number;
+    spec: SampleLaneSpec; r: number; c: number;
+    /** the slice's context, row by row: row r is [d, w] at r * d * w (see rowMajor) */
+    context: Float32Array; upper: Float32Array; row: Int32Array; nats: number;
     /** pixel mode: the previous pixel's values and the horizontal stack's per-layer caches */
     prev: Int32Array; caches: Float32Array;
     /** the vertical stack's per-layer caches (the row above) */
@@ -79,16 +81,41 @@ interface Lane {
 
 const MAX_BATCH = 64;
 
+/** A context [d, h, w] (at `offset` in `src`) as rows: row r's [d, w] block at r * d * w, so a row
+ * feed is one copy per lane rather than one per channel. */
+function rowMajor(src: Float32Array, offset: number, d: number, h: number, w: number): Float32Array {
+  const out = new Float32Array(d * h * w);
+  for (let k = 0; k < d; k++) {
+    for (let r = 0; r < h; r++) {
+      const from = offset + (k * h + r) * w;
+      const to = (r * d + k) * w;
+      for (let q = 0; q < w; q++) out[to + q] = src[from + q];
+    }
+  }
+  return out;
+}
+
+/** The constant first contexts, row-major, computed once per model and stage. */
+const rowMajorFirst = new WeakMap<Float32Array, Float32Array>();
+
 /** Shape of one lane's cache input of a graph, as the manifest declares it (less the batch). */
 function cacheDims(m: Manifest, stage: number, graph: 'decoder_pixel' | 'decoder_row', input: string): number[] {
   const info = m.stages[stage].graphs[graph].inputs.find((i) => i.name === input);
   return (info?.shape.slice(1) ?? []) as number[];
 }
 
-function geometry(m: Manifest) {
-  const { height, width, channels } = m.image;
-  const S = m.subscaleFactor;
-  return { height, width, channels, subscale: S, h: height / S, w: width / S, SS: S * S };
+interface Geometry { height: number; width: number; channels: number; subscale: number; h: number; w: number; SS: number }
+const geometries = new WeakMap<Manifest, Geometry>();
+
+function geometry(m: Manifest): Geometry {
+  let g = geometries.get(m);
+  if (!g) {
+    const { height, width, channels } = m.image;
+    const S = m.subscaleFactor;
+    g = { height, width, channels, subscale: S, h: height / S, w: width / S, SS: S * S };
+    geometries.set(m, g);
+  }
+  return g;
 }
 
 export class Engine {
@@ -251,10 +278,7 @@ export class Engine {
             prevRow.set(l.plane.subarray(from, from + g.w), (i * C + ch) * g.w);
           }
         }
-        for (let k = 0; k < d; k++) {
-          const from = (k * g.h + s.r) * g.w;
-          contextRow.set(s.context.subarray(from, from + g.w), (i * d + k) * g.w);
-        }
+        contextRow.set(s.context.subarray(s.r * d * g.w, (s.r + 1) * d * g.w), i * d * g.w);
         row[i] = s.r;
         vcaches.set(s.vcaches, i * vLen);
       });
@@ -336,7 +360,15 @@ export class Engine {
       lane.t = start;
       lane.phase = 'conditioning';
       const constant = start === 0 ? lane.model.firstContext[k] : null;
-      if (constant) this.beginSlice(lane, constant);   // no conditioning run for this slice
+      if (constant) {
+        // no conditioning run for this slice
+        let rows = rowMajorFirst.get(constant);
+        if (!rows) {
+          rows = rowMajor(constant, 0, st.width, g.h, g.w);
+          rowMajorFirst.set(constant, rows);
+        }
+        this.beginSlice(lane, rows);
+      }
       return true;
     }
     return false;
@@ -345,11 +377,14 @@ export class Engine {
   private afterConditioning(lanes: Lane[], context: Float32Array): void {
     const n = context.length / lanes.length;
     lanes.forEach((l, i) => {
-      if (!l.dropped) this.beginSlice(l, context.slice(i * n, (i + 1) * n));
+      if (l.dropped) return;
+      const m = l.model.manifest;
+      const g = geometry(m);
+      this.beginSlice(l, rowMajor(context, i * n, m.stages[l.stage].width, g.h, g.w));
     });
   }
 
-  /** A sampling lane starts its slice's first row, given the slice's context (read, never written). */
+  /** A sampling lane starts its slice's first row, given the slice's context, row-major (read, never written). */
   private beginSlice(l: Lane, context: Float32Array): void {
     const s = l.sample!;
     s.context = context;
@@ -402,9 +437,10 @@ export class Engine {
     lanes.forEach((l, i) => {
       if (l.dropped) return;
       const s = l.sample!;
-      s.vcaches = vcaches.slice(i * nv, (i + 1) * nv);
+      // into the lane's own buffers (sized at beginSlice): no allocation per row
+      s.vcaches.set(vcaches.subarray(i * nv, (i + 1) * nv));
       const n = s.row.length;
-      s.row = rows.slice(i * n, (i + 1) * n);
+      s.row.set(rows.subarray(i * n, (i + 1) * n));
       for (let k = i * n; k < (i + 1) * n; k++) s.nats += nll[k];
       if (this.rowDone(l)) finished.push(l);
     });

@@ -123,19 +123,18 @@ export class SpnRuntime implements Runtime {
 
   /** A place (admission), then a worker for the request: its messages flow into a channel until
    * close(), which also frees the place. */
-  private async start(t0: number, signal?: AbortSignal) {
+  private async start(t0: number, weight: number, signal?: AbortSignal) {
     const release = await this.admit(signal);
     const queueMs = performance.now() - t0;
+    const id = ++this.nextId;
+    const chan = new Channel<FromWorker>();
     let worker: PoolWorker;
     try {
-      worker = await this.pool.pick();
+      worker = await this.pool.acquire(id, { message: (m) => chan.push(m), fail: (e) => chan.fail(e) }, weight);
     } catch (err) {
       release();
       throw err;
     }
-    const id = ++this.nextId;
-    const chan = new Channel<FromWorker>();
-    this.pool.register(worker, id, { message: (m) => chan.push(m), fail: (e) => chan.fail(e) });
     const onAbort = () => chan.fail(new CancelledError());
     signal?.addEventListener('abort', onAbort, { once: true });
     return {
@@ -166,7 +165,7 @@ export class SpnRuntime implements Runtime {
       if (!(req.temperature > 0)) throw new InvalidInputError('temperature must be positive');
       if (!Number.isInteger(req.seed) || req.seed < 0 || req.seed > 0xffffffff) throw new InvalidInputError('seed must be an integer in [0, 2^32)');
       const plan = planSample(m, req.stopAfter, req.condition);
-      conn = await this.start(t0, req.signal);
+      conn = await this.start(t0, req.count, req.signal);
       const { queueMs } = conn;
       conn.worker.post({
         type: 'sample', request: conn.id, model: m.name,
@@ -228,7 +227,7 @@ export class SpnRuntime implements Runtime {
     try {
       const m = this.manifest(req.model);
       checkImage(m, req.image);
-      conn = await this.start(t0, req.signal);
+      conn = await this.start(t0, 1, req.signal);
       const { queueMs } = conn;
       conn.worker.post({ type: 'score', request: conn.id, model: m.name, image: req.image.data.slice(), perPixel: !!req.perPixel });
       for await (const msg of conn.chan) {

@@ -16,7 +16,9 @@ interface Handler {
 }
 
 export class PoolWorker {
-  readonly requests = new Map<number, Handler>();
+  readonly requests = new Map<number, Handler & { weight: number }>();
+  /** images of the requests in flight here */
+  load = 0;
   ready = false;
 
   constructor(readonly worker: Worker) {}
@@ -48,13 +50,19 @@ export class WorkerPool {
 
   private readyWaiters: (() => void)[] = [];
 
-  /** The ready worker with the fewest requests; waits (up to timeoutMs) while a replacement starts. */
-  async pick(timeoutMs = 30000): Promise<PoolWorker> {
+  /** Registers a request (weight: its images) with the ready worker that has the fewest images in
+   * flight, and returns that worker; waits (up to timeoutMs) while a replacement starts. The choice
+   * and the registration happen together, so requests that start at once spread over the workers. */
+  async acquire(request: number, handler: Handler, weight: number, timeoutMs = 30000): Promise<PoolWorker> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       let best: PoolWorker | undefined;
-      for (const w of this.workers) if (w.ready && (!best || w.requests.size < best.requests.size)) best = w;
-      if (best) return best;
+      for (const w of this.workers) if (w.ready && (!best || w.load < best.load)) best = w;
+      if (best) {
+        best.requests.set(request, { ...handler, weight });
+        best.load += weight;
+        return best;
+      }
       if (this.closing || Date.now() >= deadline) throw new WorkerFailedError('no inference worker is ready');
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
@@ -63,11 +71,10 @@ export class WorkerPool {
     }
   }
 
-  register(w: PoolWorker, request: number, handler: Handler): void {
-    w.requests.set(request, handler);
-  }
-
   unregister(w: PoolWorker, request: number): void {
+    const h = w.requests.get(request);
+    if (!h) return;
+    w.load -= h.weight;
     w.requests.delete(request);
   }
 
@@ -109,6 +116,7 @@ export class WorkerPool {
         const err = new WorkerFailedError(`inference worker ${worker.threadId} exited (code ${code}) while running this request`);
         for (const h of pw.requests.values()) h.fail(err);
         pw.requests.clear();
+        pw.load = 0;
         reject(err);
         if (!this.closing) {
           this.opts.logger?.warn({ worker: worker.threadId, code }, 'replacing inference worker');

@@ -189,3 +189,20 @@ t.test('a killed worker fails only its in-flight requests and is replaced', asyn
   t.equal(next.images.length, 1, 'served by the replacement worker');
   t.equal(rt.stats().running, 0);
 });
+
+t.test('requests that start at once spread over the workers by images in flight', async (t) => {
+  const rt = await runtime({ workers: 2 });
+  t.teardown(() => rt.close());
+  const [a, b] = rt.pool.workers;
+  // one request of four images, then six of one, all started in the same tick: the choice of worker
+  // and its registration happen together, so none of them sees a stale count (before, every
+  // request of a burst saw both workers empty and took the first)
+  const gens = [rt.sample({ ...req(30), count: 4 }), ...Array.from({ length: 6 }, (_, i) => rt.sample(req(20 + i)))];
+  const firsts = gens.map((g) => g.next());
+  await new Promise((resolve) => setImmediate(resolve));
+  t.same([a.load, b.load].sort(), [5, 5], 'ten images, five per worker');
+  t.same([a.requests.size, b.requests.size].sort(), [2, 5], 'the four-image request and one more, and five of one');
+  await Promise.all(firsts);
+  await Promise.all(gens.map(async (g) => { for await (const ev of g) void ev; }));
+  t.same([a.load, b.load], [0, 0], 'the loads return to zero when the requests end');
+});
