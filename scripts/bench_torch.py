@@ -108,7 +108,7 @@ def graph_flops(cfg, st, m):
             # prev_row [1, C, w], context_row [1, d, w], row [1], vcaches [1, L, d, w]
             ("decoder_row", lambda: m.upper_step(torch.zeros(1, C, w, dtype=torch.int64), torch.zeros(1, d, w), one,
                                                  m.empty_upper_caches(1, w))),
-            # prev_values [1, C], col [1], caches [1, L, d, k - 1], upper [1, d, w], uniform [1, C], temperature [1]
+            # prev_values [1, C], col [1], caches [1, L, k - 1, d + 1], upper [1, d, w], uniform [1, C], temperature [1]
             ("decoder_pixel", lambda: m.pixel_step(torch.zeros(1, C, dtype=torch.int64), one, m.empty_caches(1),
                                                    torch.zeros(1, d, w), torch.rand(1, C), torch.ones(1))),
             ("score", lambda: m.slice_nll(slices, t, aux)),

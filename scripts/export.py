@@ -167,9 +167,8 @@ def export_stage(cfg, st, m, out_dir, row_graph="unrolled"):
     do("decoder_row", DecoderRow(m), (torch.zeros(B, C, h, dtype=torch.int32), torch.zeros(B, d, h),
                                       torch.zeros(B, dtype=torch.int32), torch.zeros(B, Lv, d, h)),
        ["prev_row", "context_row", "row", "vcaches"], ["upper", "vcaches_out"])
-    L, k = len(m.row_convs), m.row_kernel
     do("decoder_pixel", DecoderPixel(m), (torch.zeros(B, C, dtype=torch.int32), torch.zeros(B, dtype=torch.int32),
-                                          torch.zeros(B, L, k - 1, d), torch.zeros(B, d, h), torch.rand(B, C), torch.ones(B)),
+                                          m.empty_caches(B), torch.zeros(B, d, h), torch.rand(B, C), torch.ones(B)),
        ["prev_values", "col", "caches", "upper", "uniform", "temperature"], ["sample", "nll", "caches_out"])
     do("score", Score(m), cargs, cin, ["nll"])
     do("score_context", ScoreContext(m), (torch.zeros(B, C, h, h, dtype=torch.int32), torch.zeros(B, d, h, h)), ["slice", "context"], ["nll"])

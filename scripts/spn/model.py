@@ -180,7 +180,7 @@ class SPN(nn.Module):
         """One pixel of the row, every channel in order, from a small cache.
 
         prev_values int64 [B, C] (the pixel at col - 1; ignored at col 0), col int64 [B],
-        caches [B, L, k-1, d] (each layer's pending partial sums, see `pixel_core`; ignored at
+        caches [B, L, k-1, d+1] (each layer's pending partial sums, see `pixel_core`; ignored at
         col 0), upper [B, d, w] (the row's upper context), uniform [B, C], temperature [B]
         -> (samples int64 [B, C], nll [B, C] under the model at temperature 1, new caches)."""
         up = torch.gather(upper, 2, col.view(-1, 1, 1).expand(-1, self.d, 1))[:, :, 0]          # [B, d]
@@ -210,15 +210,20 @@ class SPN(nn.Module):
 
     def row_taps(self):
         """The horizontal stack's and head's weights as the pixel steps use them, built once per
-        row (or per pixel_step call), not per pixel. Per layer (taps, bias, mix weight, mix bias):
-        taps[i] [d, d] is what a position's (relu'd) input adds to the position i steps later
-        (tap 0: itself). The last layer's mix bias carries the head's channel-0 bias, which the
-        head then adds only as the difference for channels > 0 (`chan_delta`)."""
+        row (or per pixel_step call), not per pixel. Per layer (taps, bias, mix):
+        taps[i] [d, d+1] is what a position's (relu'd) input adds to the position i steps later
+        (tap 0: itself); bias [d+1] is the conv's bias and a 1. That extra column is 0 in every
+        tap, so the conv's output carries an exact 1 through the relu, and mix [d+1, d] (the 1x1
+        mix weight with its bias as the last row) applies weight and bias in one product. The last
+        layer's mix bias also carries the head's channel-0 bias, which the head then adds only as
+        the difference for channels > 0 (`chan_delta`)."""
         k, L, out = self.row_kernel, len(self.row_convs), []
         for l, (conv, mix) in enumerate(zip(self.row_convs, self.row_mix)):
-            taps = [conv.weight[:, :, 0, k - 1 - i].t() for i in range(k)]
+            zero = conv.weight.new_zeros(self.d, 1)
+            taps = [torch.cat([conv.weight[:, :, 0, k - 1 - i].t(), zero], 1) for i in range(k)]
+            bias = torch.cat([conv.bias, conv.bias.new_ones(1)])
             bm = mix.bias + self.chan_bias[0] if l == L - 1 else mix.bias
-            out.append((taps, conv.bias, mix.weight[:, :, 0, 0].t(), bm))
+            out.append((taps, bias, torch.cat([mix.weight[:, :, 0, 0].t(), bm.view(1, -1)], 0)))
         return out
 
     def chan_delta(self, ch):
@@ -245,18 +250,18 @@ class SPN(nn.Module):
         spn8 row at batch 1, one thread).
 
         x [B, d] (the pixel's input: upper context + the previous pixel's embedding),
-        owed: per layer, k-1 tensors [B, d], or None at the row's first pixel (the bias only),
+        owed: per layer, k-1 tensors [B, d+1], or None at the row's first pixel (the bias only),
         u: per channel, uniforms [B, 1]; t_col: temperature [B, 1]; taps: row_taps()
         -> (samples: per channel int64 [B], logits: per channel [B, K] at temperature 1, new owed)."""
         C, k, K = self.C, self.row_kernel, self.K
         new_owed = []
-        for (W, b, Wm, bm), o in zip(taps, owed):
+        for (W, b, mix), o in zip(taps, owed):
             a = F.relu(x)
             o = [b] * (k - 1) if o is None else o
             given = o[1:] + [b]                                   # owed to t+1.., before this pixel
             h = torch.addmm(o[0], a, W[0])
             new_owed.append([torch.addmm(g, a, Wi) for g, Wi in zip(given, W[1:])])
-            x = x + torch.addmm(bm, F.relu(h), Wm)
+            x = torch.addmm(x, F.relu(h), mix)          # x + relu(h) W_mix + b_mix, one Gemm
         samples, logits = [], []
         prefix = None
         for ch in range(C):
@@ -295,7 +300,9 @@ class SPN(nn.Module):
         return vcaches, s.view(w, C, -1).permute(2, 1, 0), nll.view(w, C, -1).permute(2, 1, 0)
 
     def empty_caches(self, B):
-        return torch.zeros(B, len(self.row_convs), self.row_kernel - 1, self.d)
+        """pixel_step's caches at a row's first pixel (ignored there): per layer, k-1 owed sums of
+        the conv's d outputs and the extra column (see row_taps)."""
+        return torch.zeros(B, len(self.row_convs), self.row_kernel - 1, self.d + 1)
 
 
 def spn_from_config(cfg):

@@ -38,7 +38,7 @@ class RowIteration(nn.Module):
 def build_sample_row(m, export, row_graph_path, body_path, out_path, B, C, w, d, L, k):
     """export(module, args, path, inputs, outputs) is the project's torch.onnx.export wrapper."""
     it = torch.tensor(0, dtype=torch.int64)
-    export(RowIteration(m, w), (it, torch.zeros(B, C, dtype=torch.int32), torch.zeros(B, L, k - 1, d),
+    export(RowIteration(m, w), (it, torch.zeros(B, C, dtype=torch.int32), m.empty_caches(B),
                              torch.zeros(B, C, w, dtype=torch.int32), torch.zeros(B, C, w), torch.zeros(B, d, w),
                              torch.rand(B, w, C), torch.ones(B)),
            body_path, ["iter", "prev_in", "caches_in", "row_in", "nll_in", "upper", "uniform", "temperature"],
@@ -94,7 +94,7 @@ def build_sample_row(m, export, row_graph_path, body_path, out_path, B, C, w, d,
         helper.make_tensor("row_loop/true", TensorProto.BOOL, [], [True]),
         helper.make_tensor("row_loop/tail_row", TensorProto.INT64, [2], [C, w]),
         helper.make_tensor("row_loop/tail_prev", TensorProto.INT64, [1], [C]),
-        helper.make_tensor("row_loop/tail_caches", TensorProto.INT64, [3], [L, k - 1, d]),
+        helper.make_tensor("row_loop/tail_caches", TensorProto.INT64, [3], [L, k - 1, d + 1]),
         helper.make_tensor("row_loop/zero_idx", TensorProto.INT64, [1], [0]),
     ])
 
