@@ -518,7 +518,9 @@ export function markdownReport(res: BenchResult, pngName: string): string {
 
   out.push(`## Where the runtime's time goes (${setupName(head, s.workers)})`, '');
   out.push('Every ONNX run is timed in the worker (`observer.graphRun`): the time from `session.run()` to its result, '
-    + 'for a batch of lanes. Shares are of the workers\' time: the phase\'s wall time × the workers it could keep busy '
+    + 'for a batch of lanes; only the part of a run inside the measured window counts (a run still in flight when the '
+    + 'window closes, e.g. of the aborted tail of a closed loop, counts up to the close). Shares are of the workers\' time: '
+    + 'the phase\'s wall time × the workers it could keep busy '
     + '(a request runs on one worker, so one at concurrency 1). "Outside graph runs" is the rest: building feeds, copying '
     + 'contexts and rows between lanes, messages to the main thread, and scheduling.', '');
   for (const m of head.models) {

@@ -279,11 +279,20 @@ class Phase {
 
   constructor(private readonly flops: () => Record<string, Record<string, number>>) {}
 
-  graphRun(model: string, stage: string, graph: string, seconds: number, batch: number): void {
+  /** the measured window, in ms since the epoch (the runs' clock); end is Infinity while it runs */
+  private window = { start: 0, end: Infinity };
+
+  graphRun(model: string, stage: string, graph: string, seconds: number, batch: number, endMs: number): void {
     if (!this.active || model !== this.model) return;
+    // only the part of a run inside the window counts (runs in flight when it closes, e.g. of an
+    // aborted tail, report after it), and a run counts as a run where it ends
+    const startMs = endMs - seconds * 1000;
+    const inside = Math.min(endMs, this.window.end) - Math.max(startMs, this.window.start);
+    if (inside <= 0) return;
     const k = `${stage}/${graph}`;
     const g = this.times.get(k) ?? { stage, graph, runs: 0, seconds: 0, lanes: 0, flopsPerLane: this.flops()[stage]?.[graph] ?? 0 };
-    g.runs++; g.seconds += seconds; g.lanes += batch;
+    g.seconds += inside / 1000;
+    if (endMs <= this.window.end) { g.runs++; g.lanes += batch; }
     this.times.set(k, g);
   }
 
@@ -297,8 +306,11 @@ class Phase {
     this.loop.enable();
     const cpu0 = process.cpuUsage();       // every thread of the process: main, workers, ORT pools
     const t0 = performance.now();
+    this.window = { start: performance.timeOrigin + t0, end: Infinity };
     const result = await fn();
-    const wall = (performance.now() - t0) / 1000;
+    const t1 = performance.now();
+    this.window.end = performance.timeOrigin + t1;
+    const wall = (t1 - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     this.loop.disable();
     await sleep(250);
@@ -328,7 +340,7 @@ async function benchRuntime(o: Options, { workers, threads }: Setup, modelsDir: 
     const rt = await createRuntime({
       modelsDir, provider: 'cpu', workers, threads, decode,
       maxRunning: Math.max(...o.concurrency, ...o.likelihoodBatches), maxQueue: 1024,
-      observer: { graphRun: (m, s, g, sec, b) => phase.graphRun(m, s, g, sec, b) },
+      observer: { graphRun: (m, s, g, sec, b, end) => phase.graphRun(m, s, g, sec, b, end) },
     });
     try {
       for (const name of o.models) {

@@ -128,7 +128,8 @@ def check_flops(m, C, w, g):
     that the counter misses, or a model change, shows up here as a warning."""
     d, k, K = m.d, m.row_kernel, m.K
     row = 2 * len(m.upper_convs) * w * d * d * 2 * 3                      # (2, 3) convs on one row
-    pixel = 2 * (len(m.row_convs) * (d * d * k + d * d) + C * (d * d + d * K))
+    # the taps carry an extra column and the mix its bias as an extra row (SPN.row_taps)
+    pixel = 2 * (len(m.row_convs) * (d * (d + 1) * k + (d + 1) * d) + C * (d * d + d * K))
     if (g["decoder_row"], g["decoder_pixel"]) != (row, pixel):
         log(f"WARNING: FLOP count of the cached steps differs from the layer sizes: decoder_row {g['decoder_row']} "
             f"(layer sizes: {row}), decoder_pixel {g['decoder_pixel']} (layer sizes: {pixel})")

@@ -41,7 +41,7 @@ export class SpnRuntime implements Runtime {
     const pool = new WorkerPool(models, opts, (runs) => {
       for (const r of runs) {
         rt!.lastBatch = r.batch;
-        opts.observer?.graphRun?.(r.model, r.stage, r.graph, r.seconds, r.batch);
+        opts.observer?.graphRun?.(r.model, r.stage, r.graph, r.seconds, r.batch, r.endMs);
       }
     });
     rt = new SpnRuntime(opts, byName, pool);

@@ -52,4 +52,5 @@ export type FromWorker =
   | { type: 'sample-done'; request: number; index: number; image: Uint8Array; nats: number }
   | { type: 'score-done'; request: number; result: ScoreResult }
   | { type: 'failed'; request: number; message: string }
-  | { type: 'runs'; runs: { model: string; stage: string; graph: GraphKind; seconds: number; batch: number }[] };
+  /** endMs: when the run ended, in ms since the epoch (performance.timeOrigin + performance.now()) */
+  | { type: 'runs'; runs: { model: string; stage: string; graph: GraphKind; seconds: number; batch: number; endMs: number }[] };

@@ -132,7 +132,8 @@ export type DecodeMode = 'row' | 'pixel';
 
 /** Hooks the runtime calls so that the app can keep metrics without the runtime knowing HTTP. */
 export interface RuntimeObserver {
-  graphRun?(model: string, stage: string, graph: GraphKind, seconds: number, batch: number): void;
+  /** a batched graph run: its duration, its lanes, and when it ended (ms since the epoch, high resolution) */
+  graphRun?(model: string, stage: string, graph: GraphKind, seconds: number, batch: number, endMs: number): void;
   queueChanged?(queued: number, running: number): void;
   generated?(model: string, what: 'samples' | 'slices' | 'pixels', n: number): void;
   scored?(model: string, n: number): void;

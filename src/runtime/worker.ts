@@ -29,7 +29,7 @@ const events: ConstructorParameters<typeof Engine>[0] = {
   scoreDone: (request, result) => { flushRuns(); post({ type: 'score-done', request, result }); },
   failed: (request, message) => { flushRuns(); post({ type: 'failed', request, message }); },
   run: (model, stage, graph, seconds, batch) => {
-    pendingRuns.push({ model, stage, graph, seconds, batch });
+    pendingRuns.push({ model, stage, graph, seconds, batch, endMs: performance.timeOrigin + performance.now() });
     if (pendingRuns.length >= 1000) flushRuns();
     else flushTimer ??= setTimeout(flushRuns, 100);
   },
