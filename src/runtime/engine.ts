@@ -16,8 +16,8 @@ export interface EngineModel {
   manifest: Manifest;
   sessions: ModelSessions;
   /** per stage: the first slice's context when the manifest says it is constant (computed once
-   * at load), else null */
-  firstContext: (Float32Array | null)[];
+   * at load), as the graphs take it ([d, h, w], scoring) and row-major (sampling), else null */
+  firstContext: ({ context: Float32Array; rows: Float32Array } | null)[];
 }
 
 export interface SampleLaneSpec {
@@ -95,13 +95,20 @@ function rowMajor(src: Float32Array, offset: number, d: number, h: number, w: nu
   return out;
 }
 
-/** The constant first contexts, row-major, computed once per model and stage. */
-const rowMajorFirst = new WeakMap<Float32Array, Float32Array>();
-
 /** Shape of one lane's cache input of a graph, as the manifest declares it (less the batch). */
 function cacheDims(m: Manifest, stage: number, graph: 'decoder_pixel' | 'decoder_row', input: string): number[] {
   const info = m.stages[stage].graphs[graph].inputs.find((i) => i.name === input);
   return (info?.shape.slice(1) ?? []) as number[];
+}
+
+/** The engine's view of a loaded model; `contexts` are the constant first contexts ([d, h, w] per
+ * stage, or null), laid out here once for both uses. */
+export function engineModel(manifest: Manifest, sessions: ModelSessions, contexts: (Float32Array | null)[]): EngineModel {
+  const g = geometry(manifest);
+  return {
+    manifest, sessions,
+    firstContext: contexts.map((c, k) => (c ? { context: c, rows: rowMajor(c, 0, manifest.stages[k].width, g.h, g.w) } : null)),
+  };
 }
 
 interface Geometry { height: number; width: number; channels: number; subscale: number; h: number; w: number; SS: number }
@@ -250,7 +257,7 @@ export class Engine {
       return f;
     }
     if (phase === 'score_context') {
-      const context = model.firstContext[stage]!;
+      const { context } = model.firstContext[stage]!;
       const slice = new Int32Array(B * sliceLen);
       const contexts = new Float32Array(B * context.length);
       batch.forEach((l, i) => {
@@ -360,15 +367,7 @@ export class Engine {
       lane.t = start;
       lane.phase = 'conditioning';
       const constant = start === 0 ? lane.model.firstContext[k] : null;
-      if (constant) {
-        // no conditioning run for this slice
-        let rows = rowMajorFirst.get(constant);
-        if (!rows) {
-          rows = rowMajor(constant, 0, st.width, g.h, g.w);
-          rowMajorFirst.set(constant, rows);
-        }
-        this.beginSlice(lane, rows);
-      }
+      if (constant) this.beginSlice(lane, constant.rows);   // no conditioning run for this slice
       return true;
     }
     return false;

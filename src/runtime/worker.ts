@@ -1,7 +1,7 @@
 // Worker thread entry: owns the ONNX sessions and the batching engine; the main thread never
 // calls run(). Graph timings are sent back in small bundles rather than one message per run.
 import { parentPort } from 'node:worker_threads';
-import { Engine, type EngineModel } from './engine.js';
+import { Engine, engineModel, type EngineModel } from './engine.js';
 import type { FromWorker, ToWorker } from './protocol.js';
 import { createSessions, firstContexts, releaseSessions } from './sessions.js';
 
@@ -45,7 +45,7 @@ port.on('message', (msg: ToWorker) => {
           for (const m of msg.models) {
             const sessions = await createSessions(m, msg.provider, msg.threads,
               (message) => post({ type: 'log', level: 'warn', message }));
-            models.set(m.manifest.name, { manifest: m.manifest, sessions, firstContext: await firstContexts(m, sessions) });
+            models.set(m.manifest.name, engineModel(m.manifest, sessions, await firstContexts(m, sessions)));
             providers[m.manifest.name] = { provider: sessions.provider, note: sessions.providerNote };
           }
           post({ type: 'ready', providers });
