@@ -32,6 +32,7 @@ def main():
     ap.add_argument("--runs", default="runs")
     ap.add_argument("--limit", type=int, default=0, help="score only the first N test images (0: all)")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -44,7 +45,8 @@ def main():
     total = 0.0
     t0 = time.time()
     for st in cfg["stages"]:
-        bits, per_slice = stage_nll_bits(load_stage(cfg, st, args.runs), cfg, st, test)
+        bits, per_slice = stage_nll_bits(load_stage(cfg, st, args.runs, args.device), cfg, st, test,
+                                        device=args.device)
         total += bits
         out["stages"][st["name"]] = {
             "bits_per_dim": bits / dims,
