@@ -116,14 +116,12 @@ t.test('likelihood', async (t) => {
     t.equal(truncated.statusCode, 400);
     t.match(truncated.json(), { error_type: 'bad_image', error: /corrupt or truncated/ });
 
-    const t0 = performance.now();
     const bomb = await raw('image/png', await bombPng(60_000, 60_000));
     t.equal(bomb.statusCode, 413);
     t.same(bomb.json(), {
       error: `the image declares 60000x60000 pixels, more than the limit of ${512 * 512} pixels; it was not decoded`,
       error_type: 'image_too_large',
     });
-    t.ok(performance.now() - t0 < 1000, 'refused from the header, without decoding');
 
     const empty = await raw('image/png', Buffer.alloc(0));
     t.equal(empty.statusCode, 400);
