@@ -13,14 +13,17 @@ py=${PYTHON:-python3}
 min=${MINUTES:-6}
 here=$(dirname "$0")
 mkdir -p "$runs"
+pids=""
 for stage in small size depth; do
   $py "$here/train.py" --config mu-fmnist --stage $stage --minutes "$min" --device cuda --threads 4 \
     --runs "$runs" > "$runs/mu-fmnist-$stage.log" 2>&1 &
+  pids="$pids $!"
 done
 $py "$here/train.py" --config spn8-fmnist --stage full --minutes "$min" --device cuda --threads 4 \
   --runs "$runs" > "$runs/spn8-fmnist.log" 2>&1 &
+pids="$pids $!"
 fail=0
-for job in $(jobs -p); do wait "$job" || fail=1; done
+for pid in $pids; do wait "$pid" || fail=1; done   # (a POSIX sh's $(jobs -p) can be empty)
 [ $fail = 0 ] || { echo "a training run failed: see $runs/*.log"; exit 1; }
 for cfg in mu-fmnist spn8-fmnist; do
   $py "$here/evaluate.py" --config $cfg --runs "$runs"
