@@ -30,13 +30,7 @@ dev=${DEVICE:-cuda}
 [ "$dev" != cuda ] || $py -c 'import torch; assert torch.cuda.is_available()' || { echo "FAILED: PyTorch sees no CUDA device"; exit 1; }
 
 step "tiny configurations on $dev: train, evaluate, export"
-for cfg in tiny-c1 tiny-c3; do
-  for stage in small size depth; do
-    run $py "$here/train.py" --config $cfg --stage $stage --steps 60 --runs "$out/runs" --device "$dev"
-  done
-  run $py "$here/evaluate.py" --config $cfg --runs "$out/runs" --device "$dev"
-  run $py "$here/export.py" --config $cfg --runs "$out/runs" --models "$out/models"
-done
+run env PYTHON="$py" DEVICE="$dev" "$here/build-tiny-models.sh" "$out/runs" "$out/models"
 grep -h '"hardware"\|"torch"' "$out"/runs/tiny-c*/*/train.json | sort | uniq -c
 
 step "spn8-fmnist on $dev for ${FULL_MINUTES:-1.5} min"
