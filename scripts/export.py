@@ -15,7 +15,7 @@ For each stage it writes six graphs (opset 17, dynamic batch, int32 pixel values
                       context is a constant (no aux plane)                        once per image
 Each graph then goes through spn/graph_pass.py (zero padding folded into the convolution after
 it: the likelihood graphs about a tenth faster, outputs unchanged); the likelihood graphs are
-traced with the decoder's shifts as depthwise convolutions (SPN.shifted).
+traced in a layout for onnxruntime's blocked convolutions (SPN.graph_layout).
 The manifest (models/<name>/manifest.json) is everything the runtime needs.
 
   /usr/bin/python3 scripts/export.py --config mu-fmnist
@@ -85,17 +85,17 @@ class SampleRow(nn.Module):
         return vcaches, values.to(torch.int32), nll
 
 
-class ShiftByConv:
-    """Traces a scoring graph with the decoder's shifts as depthwise convolutions (SPN.shifted);
-    the model is left as it was, for the fixtures and the reference."""
+class GraphLayout:
+    """Traces a scoring graph in the layout laid out for onnxruntime (SPN.graph_layout); the model
+    is left as it was, for the fixtures and the reference."""
     def __init__(self, m):
         self.m = m
 
     def __enter__(self):
-        self.m.shift_by_conv = True
+        self.m.graph_layout = True
 
     def __exit__(self, *exc):
-        self.m.shift_by_conv = False
+        self.m.graph_layout = False
 
 
 class Score(nn.Module):
@@ -104,7 +104,7 @@ class Score(nn.Module):
         self.m = m
 
     def forward(self, slices, target, aux=None):
-        with ShiftByConv(self.m):
+        with GraphLayout(self.m):
             return self.m.slice_nll(slices.long(), target.long(), None if aux is None else aux.long())
 
 
@@ -114,7 +114,7 @@ class ScoreContext(nn.Module):
         self.m = m
 
     def forward(self, y, context):
-        with ShiftByConv(self.m):
+        with GraphLayout(self.m):
             return self.m.nll_given_context(y.long(), context)
 
 
