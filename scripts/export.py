@@ -118,14 +118,15 @@ class ScoreContext(nn.Module):
             return self.m.nll_given_context(y.long(), context)
 
 
-def onnx_export(module, args, path, inputs, outputs):
+def onnx_export(module, args, path, inputs, outputs, fold=True):
     kwargs = dict(input_names=inputs, output_names=outputs, opset_version=OPSET, do_constant_folding=True,
                   dynamic_axes={n: {0: "batch"} for n, a in list(zip(inputs, args)) + [(o, None) for o in outputs]
                                 if a is None or a.dim() > 0})
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False  # torch >= 2.9 defaults to the dynamo exporter; keep one path
     torch.onnx.export(module, args, path, **kwargs)
-    fold_pads_into_convs_file(path)
+    if fold:
+        fold_pads_into_convs_file(path)
 
 
 DTYPES = {1: "float32", 6: "int32", 7: "int64"}
