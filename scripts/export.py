@@ -13,9 +13,10 @@ For each stage it writes six graphs (opset 17, dynamic batch, int32 pixel values
   score_context.onnx  a slice and its context -> NLL of every sub-pixel: scoring
                       without the conditioning network, for a first slice whose
                       context is a constant (no aux plane)                        once per image
-Each graph then goes through spn/graph_pass.py (zero padding folded into the convolution after
-it: the likelihood graphs about a tenth faster, outputs unchanged); the likelihood graphs are
-traced in a layout for onnxruntime's blocked convolutions (SPN.graph_layout).
+The likelihood graphs are traced in a layout for onnxruntime's blocked convolutions
+(SPN.graph_layout), and every graph goes through spn/graph_pass.py (zero padding folded into the
+convolution after it); together 1.13-1.32x faster likelihood graphs than the plain trace, NLL
+within 3e-6 nats (npm run bench:score-graph).
 The manifest (models/<name>/manifest.json) is everything the runtime needs.
 
   /usr/bin/python3 scripts/export.py --config mu-fmnist
@@ -86,8 +87,8 @@ class SampleRow(nn.Module):
 
 
 class GraphLayout:
-    """Traces a scoring graph in the layout laid out for onnxruntime (SPN.graph_layout); the model
-    is left as it was, for the fixtures and the reference."""
+    """Traces a scoring graph with SPN.graph_layout set (its layout for onnxruntime); the model is
+    left as it was, for the fixtures and the reference."""
     def __init__(self, m):
         self.m = m
 

@@ -48,7 +48,7 @@ _EVAL = {
     "Transpose": lambda n, x: [np.transpose(x[0], _attr(n, "perm"))],
     "Cast": lambda n, x: [x[0].astype(_NP[_attr(n, "to")])],
     "Unsqueeze": lambda n, x: [np.expand_dims(x[0], tuple(x[1].tolist()))],
-    "Squeeze": lambda n, x: [np.squeeze(x[0], tuple(x[1].tolist()))],
+    "Squeeze": lambda n, x: [np.squeeze(x[0], None if len(x) < 2 or x[1] is None else tuple(x[1].tolist()))],
 }
 
 
@@ -64,7 +64,10 @@ def _constants(graph):
         if n.op_type == "Constant" and _attr(n, "value") is not None:
             values[n.output[0]] = numpy_helper.to_array(_attr(n, "value"))
         elif n.op_type in _EVAL and all(i in values for i in n.input if i):
-            out = _EVAL[n.op_type](n, [values[i] for i in n.input if i])
+            try:
+                out = _EVAL[n.op_type](n, [values[i] if i else None for i in n.input])
+            except (ValueError, TypeError, IndexError, KeyError):
+                continue                   # a form this small evaluator does not know: not constant
             values.update(zip(n.output, out))
     return values
 
