@@ -6,23 +6,16 @@
 // in runs/ (scripts/export_score_variants.py), fed the same inputs, checked to give the same NLL,
 // and timed at each batch size on one intra-op thread, taking turns trial by trial so that a slow
 // spell of the shared machine hits both. Writes docs/bench-score-graph.md (or --out).
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
-
-const ROOT = resolve(new URL('../..', import.meta.url).pathname);
+import { bestMs, exportVariants, generatedAt, ONE_THREAD, ROOT, rng } from './graph-variants.js';
 
 interface Stage { name: string; width: number; classes: number; firstSlice: number; lastSlice: number; auxBits: number; scoreContext: boolean }
 interface Variants { model: string; channels: number; subscale: number; size: number; stages: Stage[] }
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => { s = (s * 1664525 + 1013904223) >>> 0; return s / 2 ** 32; };
-}
 
 function scoreFeeds(v: Variants, st: Stage, B: number, seed: number): Record<string, ort.Tensor> {
   const r = rng(seed);
@@ -43,20 +36,6 @@ function contextFeeds(v: Variants, st: Stage, B: number, seed: number): Record<s
     slice: new ort.Tensor('int32', Int32Array.from({ length: B * v.channels * hw }, () => Math.floor(r() * st.classes)), [B, v.channels, v.size, v.size]),
     context: new ort.Tensor('float32', Float32Array.from({ length: B * st.width * hw }, () => r() * 2 - 1), [B, st.width, v.size, v.size]),
   };
-}
-
-/** ms per run of each session: best of `trials` trials of `reps` runs, the sessions taking turns. */
-async function timeTogether(sessions: ort.InferenceSession[], f: Record<string, ort.Tensor>, reps: number, trials: number): Promise<number[]> {
-  for (const s of sessions) for (let i = 0; i < 3; i++) await s.run(f);
-  const best = sessions.map(() => Infinity);
-  for (let t = 0; t < trials; t++) {
-    for (const [k, s] of sessions.entries()) {
-      const t0 = performance.now();
-      for (let i = 0; i < reps; i++) await s.run(f);
-      best[k] = Math.min(best[k], (performance.now() - t0) / reps);
-    }
-  }
-  return best;
 }
 
 function maxDiff(a: Float32Array, b: Float32Array): number {
@@ -83,18 +62,14 @@ async function main(): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'spn-score-graph-'));
   const rows: string[][] = [];
   const load = loadavg()[0];
-  const opts: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all' };
   try {
     for (const model of values.models!.split(',')) {
       const out = join(tmp, model);
-      const p = spawnSync(values.python!, [join(ROOT, 'scripts', 'export_score_variants.py'), '--config', model, '--runs', values.runs!, '--out', out],
-        { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-      if (p.status !== 0) throw new Error(`export_score_variants.py --config ${model} exited with ${p.status}`);
-      const v = JSON.parse(p.stdout) as Variants;
+      const v = exportVariants<Variants>(values.python!, 'export_score_variants.py', model, values.runs!, out);
       for (const st of v.stages) {
         for (const graph of st.scoreContext ? ['score', 'score_context'] : ['score']) {
-          const plain = await ort.InferenceSession.create(join(out, st.name, `${graph}.plain.onnx`), opts);
-          const shipped = await ort.InferenceSession.create(join(out, st.name, `${graph}.shipped.onnx`), opts);
+          const plain = await ort.InferenceSession.create(join(out, st.name, `${graph}.plain.onnx`), ONE_THREAD);
+          const shipped = await ort.InferenceSession.create(join(out, st.name, `${graph}.shipped.onnx`), ONE_THREAD);
           for (const B of batches) {
             const f = graph === 'score' ? scoreFeeds(v, st, B, 1000 + B) : contextFeeds(v, st, B, 2000 + B);
             const a = (await plain.run(f)).nll.data as Float32Array;
@@ -104,7 +79,7 @@ async function main(): Promise<void> {
             const once = performance.now();
             await plain.run(f);
             const reps = Math.max(1, Math.round(20 / Math.max(performance.now() - once, 0.01)));
-            const [tp, ts] = await timeTogether([plain, shipped], f, reps, trials);
+            const [tp, ts] = await bestMs([plain, shipped], f, reps, trials, 3);
             rows.push([model, st.name, graph, String(B), tp.toFixed(3), ts.toFixed(3), `${(tp / ts).toFixed(2)}×`, diff.toExponential(1)]);
             console.log(`${model}/${st.name}/${graph} batch ${B}: plain ${tp.toFixed(3)} ms, shipped ${ts.toFixed(3)} ms, ${(tp / ts).toFixed(2)}× (max |Δ nll| ${diff.toExponential(1)} nats)`);
           }
@@ -119,7 +94,7 @@ async function main(): Promise<void> {
   const md = [
     '# Likelihood graphs: as shipped against the plain trace',
     '',
-    `Generated by \`npm run bench:score-graph\` on ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}; 1-minute load average ${load.toFixed(2)} at start. `
+    `Generated by \`npm run bench:score-graph\` on ${generatedAt()}; 1-minute load average ${load.toFixed(2)} at start. `
       + 'Both variants are exported in the same run from the same checkpoints (`scripts/export_score_variants.py`), get the same '
       + `inputs, and are timed on one intra-op thread, taking turns: ms per run, best of ${trials} trials of about 20 ms of runs each. `
       + 'A `score` run scores one slice of each image of the batch (conditioning network included); a `score_context` run scores a '

@@ -87,36 +87,50 @@ class SampleRow(nn.Module):
 
 
 class GraphLayout:
-    """Traces a scoring graph with SPN.graph_layout set (its layout for onnxruntime); the model is
-    left as it was, for the fixtures and the reference."""
-    def __init__(self, m):
-        self.m = m
+    """Traces a scoring graph with SPN.graph_layout set as asked (its layout for onnxruntime); the
+    model is left as it was, for the fixtures and the reference."""
+    def __init__(self, m, on):
+        self.m, self.on = m, on
 
     def __enter__(self):
-        self.m.graph_layout = True
+        self.m.graph_layout = self.on
 
     def __exit__(self, *exc):
         self.m.graph_layout = False
 
 
 class Score(nn.Module):
-    def __init__(self, m):
+    """graph_layout=False traces the function as training runs it (export_score_variants.py)."""
+    def __init__(self, m, graph_layout=True):
         super().__init__()
-        self.m = m
+        self.m, self.graph_layout = m, graph_layout
 
     def forward(self, slices, target, aux=None):
-        with GraphLayout(self.m):
+        with GraphLayout(self.m, self.graph_layout):
             return self.m.slice_nll(slices.long(), target.long(), None if aux is None else aux.long())
 
 
 class ScoreContext(nn.Module):
-    def __init__(self, m):
+    def __init__(self, m, graph_layout=True):
         super().__init__()
-        self.m = m
+        self.m, self.graph_layout = m, graph_layout
 
     def forward(self, y, context):
-        with GraphLayout(self.m):
+        with GraphLayout(self.m, self.graph_layout):
             return self.m.nll_given_context(y.long(), context)
+
+
+def score_inputs(cfg, st, m, B):
+    """Example inputs and their names for conditioning/score (slices, target, aux if the stage has
+    one) and for score_context (slice, context)."""
+    S, C, N = cfg["subscale"], cfg["channels"], cfg["image_size"]
+    SS, h = S * S, N // S
+    args = (torch.zeros(B, SS, C, h, h, dtype=torch.int32), torch.full((B,), st["first_slice"], dtype=torch.int32))
+    names = ["slices", "target"]
+    if st["aux_bits"]:
+        args += (torch.zeros(B, SS, C, h, h, dtype=torch.int32),)
+        names.append("aux")
+    return args, names, (torch.zeros(B, C, h, h, dtype=torch.int32), torch.zeros(B, m.d, h, h)), ["slice", "context"]
 
 
 def onnx_export(module, args, path, inputs, outputs, fold=True):
@@ -168,11 +182,9 @@ def export_sample_row(m, path, variant, B, C, h, d):
 
 def export_stage(cfg, st, m, out_dir, row_graph="unrolled"):
     S, C, N = cfg["subscale"], cfg["channels"], cfg["image_size"]
-    SS, h, d = S * S, N // S, m.d
+    h, d = N // S, m.d
     B = 2
-    slices = torch.zeros(B, SS, C, h, h, dtype=torch.int32)
-    target = torch.full((B,), st["first_slice"], dtype=torch.int32)
-    aux = torch.zeros(B, SS, C, h, h, dtype=torch.int32) if st["aux_bits"] else None
+    cargs, cin, ctx_args, ctx_in = score_inputs(cfg, st, m, B)
     stage_dir = os.path.join(out_dir, st["name"])
     os.makedirs(stage_dir, exist_ok=True)
     graphs = {}
@@ -182,8 +194,6 @@ def export_stage(cfg, st, m, out_dir, row_graph="unrolled"):
         onnx_export(module, args, path, inputs, outputs)
         graphs[name] = graph_info(path, f"{st['name']}/{name}.onnx")
 
-    cin = ["slices", "target"] + (["aux"] if aux is not None else [])
-    cargs = (slices, target) + ((aux,) if aux is not None else ())
     do("conditioning", Conditioning(m), cargs, cin, ["context"])
     Lv = len(m.upper_convs)
     do("decoder_row", DecoderRow(m), (torch.zeros(B, C, h, dtype=torch.int32), torch.zeros(B, d, h),
@@ -193,7 +203,7 @@ def export_stage(cfg, st, m, out_dir, row_graph="unrolled"):
                                           m.empty_caches(B), torch.zeros(B, d, h), torch.rand(B, C), torch.ones(B)),
        ["prev_values", "col", "caches", "upper", "uniform", "temperature"], ["sample", "nll", "caches_out"])
     do("score", Score(m), cargs, cin, ["nll"])
-    do("score_context", ScoreContext(m), (torch.zeros(B, C, h, h, dtype=torch.int32), torch.zeros(B, d, h, h)), ["slice", "context"], ["nll"])
+    do("score_context", ScoreContext(m), ctx_args, ctx_in, ["nll"])
     # one run per row: decoder_row + the row's pixel steps
     path = os.path.join(stage_dir, "sample_row.onnx")
     export_sample_row(m, path, row_graph, B, C, h, d)

@@ -13,31 +13,10 @@ import json
 import os
 import sys
 
-import torch
-import torch.nn as nn
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from evaluate import load_stage  # noqa: E402
-from export import Score, ScoreContext, first_context_constant, onnx_export  # noqa: E402
+from export import Score, ScoreContext, first_context_constant, onnx_export, score_inputs  # noqa: E402
 from spn.stages import load_config  # noqa: E402
-
-
-class PlainScore(nn.Module):
-    def __init__(self, m):
-        super().__init__()
-        self.m = m
-
-    def forward(self, slices, target, aux=None):
-        return self.m.slice_nll(slices.long(), target.long(), None if aux is None else aux.long())
-
-
-class PlainScoreContext(nn.Module):
-    def __init__(self, m):
-        super().__init__()
-        self.m = m
-
-    def forward(self, y, context):
-        return self.m.nll_given_context(y.long(), context)
 
 
 def main():
@@ -47,28 +26,22 @@ def main():
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     cfg = load_config(args.config)
-    S, C, N = cfg["subscale"], cfg["channels"], cfg["image_size"]
-    SS, h = S * S, N // S
-    B = 2
     stages = []
     for st in cfg["stages"]:
         m = load_stage(cfg, st, args.runs)
         out = os.path.join(args.out, st["name"])
         os.makedirs(out, exist_ok=True)
-        aux = torch.zeros(B, SS, C, h, h, dtype=torch.int32) if st["aux_bits"] else None
-        sargs = (torch.zeros(B, SS, C, h, h, dtype=torch.int32), torch.full((B,), st["first_slice"], dtype=torch.int32))
-        sargs += (aux,) if aux is not None else ()
-        names = ["slices", "target"] + (["aux"] if aux is not None else [])
+        sargs, names, ctx_args, ctx_names = score_inputs(cfg, st, m, 2)
         ctx = first_context_constant(cfg, st, m)
-        for variant, score, score_context, fold in (("plain", PlainScore, PlainScoreContext, False),
-                                                    ("shipped", Score, ScoreContext, True)):
-            onnx_export(score(m), sargs, os.path.join(out, f"score.{variant}.onnx"), names, ["nll"], fold=fold)
+        for variant, layout in (("plain", False), ("shipped", True)):
+            onnx_export(Score(m, layout), sargs, os.path.join(out, f"score.{variant}.onnx"), names, ["nll"], fold=layout)
             if ctx:
-                onnx_export(score_context(m), (torch.zeros(B, C, h, h, dtype=torch.int32), torch.zeros(B, m.d, h, h)),
-                            os.path.join(out, f"score_context.{variant}.onnx"), ["slice", "context"], ["nll"], fold=fold)
+                onnx_export(ScoreContext(m, layout), ctx_args, os.path.join(out, f"score_context.{variant}.onnx"),
+                            ctx_names, ["nll"], fold=layout)
         stages.append({"name": st["name"], "width": m.d, "classes": m.K, "firstSlice": st["first_slice"],
                        "lastSlice": m.last_slice, "auxBits": st["aux_bits"], "scoreContext": ctx})
-    json.dump({"model": cfg["name"], "channels": C, "subscale": S, "size": h, "stages": stages}, sys.stdout)
+    json.dump({"model": cfg["name"], "channels": cfg["channels"], "subscale": cfg["subscale"],
+               "size": cfg["image_size"] // cfg["subscale"], "stages": stages}, sys.stdout)
     print()
 
 
