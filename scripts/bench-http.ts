@@ -1,0 +1,290 @@
+// `npm run bench:http`: the service over HTTP against the runtime it wraps, in one run on the same
+// models and machine. The service is the real server (dist/src/server.js, its own process,
+// listening on a loopback port); the runtime is the same SpnRuntime, in this process, with the same
+// workers. Each is driven by closed loops of c clients (a client sends its next request when its
+// last one is answered), and the two take turns pass by pass, so a slow spell of the shared
+// machine hits both. What HTTP adds is the ratio: routing, validation, JSON and base64, PNG
+// encoding (every slice of a stream is two PNGs), the event stream, and the client's own parsing.
+// Writes docs/bench-http.md (or --out) and prints the table.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { encodePng } from '../src/http/png.js';
+import { createRuntime, type RawImage, type SpnRuntime } from '../src/runtime/index.js';
+import { generatedAt, ROOT } from './graph-variants.js';
+
+const HELP = `npm run bench:http -- [flags]
+  --model mu-fmnist         the model to sample and score
+  --workers 2               inference workers on both sides (default: one per core, as the server's default)
+  --concurrency 1,8,32      clients sampling at once
+  --sample-images 16,48,160 images sampled per pass at each concurrency (each request one image)
+  --likelihood-concurrency 1,32
+  --likelihood-images 48,320
+  --trials 2                passes; every figure is the best of its passes
+  --out docs/bench-http.md  ('-': print only)`;
+
+interface Opts {
+  model: string; workers: number; concurrency: number[]; sampleImages: number[];
+  likelihoodConcurrency: number[]; likelihoodImages: number[]; trials: number; out: string;
+}
+
+function options(): Opts {
+  const { values } = parseArgs({
+    options: {
+      model: { type: 'string', default: 'mu-fmnist' }, workers: { type: 'string', default: '' },
+      concurrency: { type: 'string', default: '1,8,32' }, 'sample-images': { type: 'string', default: '16,48,160' },
+      'likelihood-concurrency': { type: 'string', default: '1,32' }, 'likelihood-images': { type: 'string', default: '48,320' },
+      trials: { type: 'string', default: '2' }, out: { type: 'string', default: join(ROOT, 'docs', 'bench-http.md') },
+      help: { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    process.exit(0);
+  }
+  const ints = (s: string, what: string) => {
+    const l = s.split(',').map(Number);
+    if (!l.length || l.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`--${what}: expected positive integers, got '${s}'`);
+    return l;
+  };
+  const o: Opts = {
+    model: values.model!, workers: values.workers ? ints(values.workers, 'workers')[0] : 0,
+    concurrency: ints(values.concurrency!, 'concurrency'), sampleImages: ints(values['sample-images']!, 'sample-images'),
+    likelihoodConcurrency: ints(values['likelihood-concurrency']!, 'likelihood-concurrency'),
+    likelihoodImages: ints(values['likelihood-images']!, 'likelihood-images'),
+    trials: ints(values.trials!, 'trials')[0], out: values.out!,
+  };
+  if (o.sampleImages.length !== o.concurrency.length) throw new Error('--sample-images needs one count per --concurrency entry');
+  if (o.likelihoodImages.length !== o.likelihoodConcurrency.length) throw new Error('--likelihood-images needs one count per --likelihood-concurrency entry');
+  return o;
+}
+
+/** c clients in closed loops until n jobs are done; each job's ms, and the seconds for all n. */
+async function closedLoop(n: number, c: number, job: (i: number) => Promise<{ ms: number; firstMs?: number }>) {
+  let next = 0;
+  const lat: number[] = [];
+  const first: number[] = [];
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: Math.min(c, n) }, async () => {
+    while (next < n) {
+      const r = await job(next++);
+      lat.push(r.ms);
+      if (r.firstMs !== undefined) first.push(r.firstMs);
+    }
+  }));
+  return { seconds: (performance.now() - t0) / 1000, lat, first };
+}
+
+const pct = (xs: number[], p: number) => {
+  if (!xs.length) return NaN;
+  const s = xs.slice().sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))];
+};
+
+/** CPU seconds (user + system) the process has used, all its threads: from /proc. */
+function processCpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;   // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function startServer(o: Opts, workers: number): Promise<{ proc: ChildProcess; base: string }> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, [join(ROOT, 'dist', 'src', 'server.js')], {
+    cwd: ROOT,
+    env: {
+      ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', MODELS_DIR: join(ROOT, 'models'),
+      DEFAULT_MODEL: o.model, WORKERS: String(workers), MAX_RUNNING: '64', MAX_QUEUE: '512', EXECUTION_PROVIDER: 'cpu',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const base = `http://127.0.0.1:${port}`;
+  const t0 = performance.now();
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`the server exited with ${proc.exitCode} before it was ready`);
+    try {
+      if ((await fetch(`${base}/health/ready`)).status === 200) return { proc, base };
+    } catch { /* not listening yet */ }
+    if (performance.now() - t0 > 120_000) throw new Error('the server was not ready within 120 s');
+    await sleep(100);
+  }
+}
+
+async function postJson(url: string, body: unknown): Promise<{ images: unknown[]; timings: { totalMs: number } }> {
+  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify(body) });
+  if (r.status !== 200) throw new Error(`${url}: ${r.status} ${await r.text()}`);
+  return (await r.json()) as { images: unknown[]; timings: { totalMs: number } };
+}
+
+/** One image as an event stream: ms to the first slice event and to the done event. */
+async function sampleStream(url: string, body: unknown): Promise<{ ms: number; firstMs: number }> {
+  const t0 = performance.now();
+  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'text/event-stream' }, body: JSON.stringify(body) });
+  if (r.status !== 200 || !r.body) throw new Error(`${url}: ${r.status}`);
+  const dec = new TextDecoder();
+  let text = '';
+  let firstMs = NaN;
+  for await (const chunk of r.body) {
+    text += dec.decode(chunk as Uint8Array, { stream: true });
+    if (Number.isNaN(firstMs) && text.includes('event: slice')) firstMs = performance.now() - t0;
+    if (text.includes('event: done')) {
+      // the done event's data ends with a blank line
+      if (/event: done\ndata: [^\n]*\n\n/.test(text)) break;
+    }
+    if (text.includes('event: error')) throw new Error(`stream ended with an error: ${text.slice(text.indexOf('event: error'), text.indexOf('event: error') + 300)}`);
+  }
+  if (!text.includes('event: done')) throw new Error('stream ended without a done event');
+  return { ms: performance.now() - t0, firstMs };
+}
+
+async function sampleDirect(rt: SpnRuntime, model: string, seed: number): Promise<{ ms: number; firstMs: number }> {
+  const t0 = performance.now();
+  let firstMs = NaN;
+  for await (const ev of rt.sample({ model, count: 1, seed, temperature: 1 })) {
+    if (ev.type === 'slice' && Number.isNaN(firstMs)) firstMs = performance.now() - t0;
+    if (ev.type === 'done') break;
+  }
+  return { ms: performance.now() - t0, firstMs };
+}
+
+interface Row {
+  what: string; c: number; images: number;
+  direct: { perSec: number; p50: number; p95: number; first50?: number; cores: number };
+  http: { perSec: number; p50: number; p95: number; first50?: number; cores: number };
+}
+
+function better(a: Row['direct'] | undefined, b: Row['direct']): Row['direct'] {
+  return !a || b.perSec > a.perSec ? b : a;
+}
+
+async function main(): Promise<void> {
+  const o = options();
+  const manifest = JSON.parse(readFileSync(join(ROOT, 'models', o.model, 'manifest.json'), 'utf8')) as { image: { height: number; width: number; channels: number } };
+  const workers = o.workers || Number(process.env.WORKERS) || Math.max(1, Math.min((await import('node:os')).availableParallelism(), 8));
+  const load = loadavg();
+  const started = performance.now();
+  process.stderr.write(`-- starting the server and the in-process runtime (${workers} workers each)\n`);
+  const { proc, base } = await startServer(o, workers);
+  const rt = await createRuntime({ modelsDir: join(ROOT, 'models'), provider: 'cpu', workers, threads: 1, maxQueue: 512, maxRunning: 64 });
+  const rows = new Map<string, Row>();
+  try {
+    // Images to score: drawn once from the model, sent as PNG over HTTP and raw to the runtime.
+    const raws: RawImage[] = [];
+    for (let s = 0; s < 16; s++) {
+      for await (const ev of rt.sample({ model: o.model, count: 1, seed: 1000 + s, temperature: 1 })) if (ev.type === 'done') raws.push(ev.images[0]);
+    }
+    const pngs = await Promise.all(raws.map(encodePng));
+    const { height, width, channels } = manifest.image;
+    if (raws[0].height !== height || raws[0].width !== width || raws[0].channels !== channels) throw new Error('sampled image does not match the manifest');
+
+    type Side = 'direct' | 'http';
+    const measure = async (key: string, what: string, c: number, n: number, side: Side, job: (i: number) => Promise<{ ms: number; firstMs?: number }>) => {
+      const cpu0 = side === 'http' ? processCpuSeconds(proc.pid!) : process.cpuUsage();
+      const r = await closedLoop(n, c, job);
+      const cpu = side === 'http'
+        ? processCpuSeconds(proc.pid!) - (cpu0 as number)
+        : (() => { const u = process.cpuUsage(cpu0 as NodeJS.CpuUsage); return (u.user + u.system) / 1e6; })();
+      const fig = { perSec: n / r.seconds, p50: pct(r.lat, 0.5), p95: pct(r.lat, 0.95), first50: r.first.length ? pct(r.first, 0.5) : undefined, cores: cpu / r.seconds };
+      const row = rows.get(key) ?? { what, c, images: n, direct: undefined as unknown as Row['direct'], http: undefined as unknown as Row['http'] };
+      row[side] = better(row[side], fig);
+      rows.set(key, row);
+      process.stderr.write(`   ${what.padEnd(28)} c=${String(c).padEnd(3)} ${side.padEnd(6)} ${fig.perSec.toFixed(1)} images/s, p50 ${fig.p50.toFixed(1)} ms\n`);
+    };
+
+    // one warm-up pass of each kind, not counted
+    await closedLoop(8, 8, (i) => sampleDirect(rt, o.model, i));
+    await closedLoop(8, 8, async (i) => { const t0 = performance.now(); await postJson(`${base}/sample`, { model: o.model, seed: i }); return { ms: performance.now() - t0 }; });
+
+    let seed = 0;
+    for (let t = 0; t < o.trials; t++) {
+      process.stderr.write(`-- pass ${t + 1} of ${o.trials}\n`);
+      const sides: Side[] = t % 2 ? ['http', 'direct'] : ['direct', 'http'];
+      for (const [k, c] of o.concurrency.entries()) {
+        const n = o.sampleImages[k];
+        for (const side of sides) {
+          if (side === 'direct') {
+            const s0 = seed; seed += n;
+            await measure(`sample-${c}`, 'sample (JSON)', c, n, side, (i) => sampleDirect(rt, o.model, s0 + i));
+            const s1 = seed; seed += n;
+            await measure(`stream-${c}`, 'sample (event stream)', c, n, side, (i) => sampleDirect(rt, o.model, s1 + i));
+          } else {
+            const s0 = seed; seed += n;
+            await measure(`sample-${c}`, 'sample (JSON)', c, n, side, async (i) => {
+              const t0 = performance.now();
+              const r = await postJson(`${base}/sample`, { model: o.model, seed: s0 + i });
+              if (r.images.length !== 1) throw new Error('expected one image');
+              return { ms: performance.now() - t0, firstMs: r.timings.totalMs };
+            });
+            const s1 = seed; seed += n;
+            await measure(`stream-${c}`, 'sample (event stream)', c, n, side, (i) => sampleStream(`${base}/sample`, { model: o.model, seed: s1 + i }));
+          }
+        }
+      }
+      for (const [k, c] of o.likelihoodConcurrency.entries()) {
+        const n = o.likelihoodImages[k];
+        for (const side of sides) {
+          await measure(`likelihood-${c}`, 'likelihood (PNG upload)', c, n, side, async (i) => {
+            const t0 = performance.now();
+            if (side === 'direct') {
+              await rt.likelihood({ model: o.model, image: raws[i % raws.length] });
+            } else {
+              const r = await fetch(`${base}/likelihood?model=${o.model}`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(pngs[i % pngs.length]) });
+              if (r.status !== 200) throw new Error(`/likelihood: ${r.status} ${await r.text()}`);
+              const j = (await r.json()) as { bitsPerDim: number };
+              if (!(j.bitsPerDim > 0)) throw new Error('no bits/dim in the answer');
+            }
+            return { ms: performance.now() - t0 };
+          });
+        }
+      }
+    }
+  } finally {
+    await rt.close();
+    proc.kill('SIGTERM');
+  }
+
+  const wall = (performance.now() - started) / 1000;
+  const f = (x: number | undefined, d = 1) => (x === undefined || Number.isNaN(x) ? '' : x.toFixed(d));
+  const lines = [
+    '# Benchmark: the service over HTTP against the runtime it wraps',
+    '',
+    `Generated by \`npm run bench:http${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\` on ${generatedAt()} (${wall.toFixed(0)} s wall), model \`${o.model}\`, ${workers} inference workers on each side, ${o.trials} passes (every figure is the best of its passes; the two sides take turns pass by pass). Load average at start ${load.map((x) => x.toFixed(2)).join(', ')}.`,
+    '',
+    '- **runtime**: `SpnRuntime.sample` / `.likelihood` called in the benchmark process (no HTTP; for the event-stream rows the same call, timed to its first slice event)',
+    '- **HTTP**: the server (`dist/src/server.js`, its own process, `LOG_LEVEL=warn`) on a loopback port, driven by `fetch` clients in the benchmark process: `POST /sample` answering JSON (the image as base64 PNG), `POST /sample` as an event stream (every slice event carries two PNGs, the slice and the image so far; timed until the `done` event), `POST /likelihood` with a PNG body (the images were sampled from the model first)',
+    '- every request is one image; c clients each send their next request when the last is answered',
+    '- "cores busy": CPU seconds per wall second of the process doing the work (the benchmark process for the runtime, the server process for HTTP, all threads)',
+    '',
+    '| request | clients | images | runtime images/s | HTTP images/s | HTTP / runtime | p50 ms runtime / HTTP | p95 ms runtime / HTTP | first slice p50 ms runtime / HTTP | cores busy runtime / HTTP |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...[...rows.values()].map((r) => `| ${r.what} | ${r.c} | ${r.images} | ${f(r.direct.perSec)} | ${f(r.http.perSec)} | **${f(r.http.perSec / r.direct.perSec, 2)}** | ${f(r.direct.p50)} / ${f(r.http.p50)} | ${f(r.direct.p95)} / ${f(r.http.p95)} | ${r.what.includes('stream') ? `${f(r.direct.first50)} / ${f(r.http.first50)}` : ''} | ${f(r.direct.cores, 2)} / ${f(r.http.cores, 2)} |`),
+    '',
+  ];
+  const md = lines.join('\n');
+  process.stdout.write(md);
+  if (o.out !== '-') {
+    writeFileSync(o.out, md);
+    process.stderr.write(`-- wrote ${o.out}\n`);
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
