@@ -189,7 +189,7 @@ async function main(): Promise<void> {
     for (let s = 0; s < 16; s++) {
       for await (const ev of rt.sample({ model: o.model, count: 1, seed: 1000 + s, temperature: 1 })) if (ev.type === 'done') raws.push(ev.images[0]);
     }
-    const pngs = await Promise.all(raws.map(encodePng));
+    const pngs = raws.map(encodePng);
     const { height, width, channels } = manifest.image;
     if (raws[0].height !== height || raws[0].width !== width || raws[0].channels !== channels) throw new Error('sampled image does not match the manifest');
 

@@ -21,10 +21,8 @@ export class SampleOutput {
     this.lastSliceMs.set(ev.sample, ev.elapsedMs);
     if (!encode) return undefined;
     const bits = this.model.stages.find((s) => s.name === ev.stage)?.bits ?? 8;
-    const [slicePng, imagePng] = await Promise.all([
-      encodePng(sliceForDisplay(ev.values, ev.sliceHeight, ev.sliceWidth, ev.image.channels, bits)),
-      encodePng(ev.image),
-    ]);
+    const slicePng = encodePng(sliceForDisplay(ev.values, ev.sliceHeight, ev.sliceWidth, ev.image.channels, bits));
+    const imagePng = encodePng(ev.image);
     return {
       sample: ev.sample,
       stage: ev.stage,
@@ -41,7 +39,7 @@ export class SampleOutput {
     const name = this.model.name;
     this.metrics.queueTime.observe({ model: name, kind: 'sample' }, ev.timings.queueMs / 1000);
     this.metrics.timeToFirstSlice.observe({ model: name }, ev.timings.firstSliceMs / 1000);
-    const pngs = await Promise.all(ev.images.map(encodePng));
+    const pngs = ev.images.map(encodePng);
     return {
       model: name,
       seed: ev.seed,

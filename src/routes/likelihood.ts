@@ -99,7 +99,7 @@ export default async function likelihoodRoutes(app: FastifyInstance, { config }:
       };
       if (req.perPixel && r.perPixelBits) {
         const { image, minBits, maxBits } = heatMap(r.perPixelBits, model.image.height, model.image.width);
-        result.perPixel = { png: (await encodePng(image)).toString('base64'), width: image.width, height: image.height, minBits, maxBits };
+        result.perPixel = { png: encodePng(image).toString('base64'), width: image.width, height: image.height, minBits, maxBits };
       }
       return result;
     } catch (err) {

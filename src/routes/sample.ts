@@ -103,7 +103,7 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
           .type('image/png')
           .header('x-seed', String(done.seed))
           .header('x-bits-per-dim', done.images.map((i) => i.bitsPerDim.toFixed(6)).join(','))
-          .send(await encodePng(images.length > 1 ? grid(images) : images[0]));
+          .send(encodePng(images.length > 1 ? grid(images) : images[0]));
       }
       return reply.type('application/json; charset=utf-8').send(done);
     } catch (err) {
