@@ -5,6 +5,7 @@
 //   and every change made is reported back in `conversions`.
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import type { RawImage } from '../runtime/types.js';
+import { decodePlainPng } from './png.js';
 import { BadImageError, ImageMismatchError, ImageTooLargeError } from './errors.js';
 
 export interface ImageShape {
@@ -48,36 +49,14 @@ export async function decodeImage(
   const format = sniffFormat(bytes);
   if (!format) throw new BadImageError('the data is not a PNG, JPEG or WebP image');
 
-  // Header only: sharp does not decode pixels for metadata().
-  let meta: Metadata;
-  try {
-    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
-  } catch (err) {
-    throw new BadImageError(`the ${format.toUpperCase()} image is corrupt or truncated: ${firstLine(err)}`);
-  }
-  const width = meta.width ?? 0;
-  const height = meta.height ?? 0;
-  if (!(width > 0 && height > 0)) throw new BadImageError(`the ${format.toUpperCase()} image declares no size`);
-  if (width * height > maxPixels) {
-    throw new ImageTooLargeError(`the image declares ${width}x${height} pixels, more than the limit of ${maxPixels} pixels; it was not decoded`);
-  }
-  if ((meta.pages ?? 1) > 1) throw new ImageMismatchError(`the image is animated (${meta.pages} frames); send a single frame`);
-  if (meta.depth && meta.depth !== 'uchar') throw new ImageMismatchError(`the image has ${meta.depth} samples; send 8 bits per channel`);
-  if (meta.space === 'cmyk') throw new ImageMismatchError('the image is CMYK; send a greyscale or RGB image');
-
-  let decoded: { data: Buffer; info: OutputInfo };
-  try {
-    const grey = (meta.channels ?? 3) <= 2;
-    // failOn 'truncated' (not the default 'warning') so a cut-off file is refused, not padded out.
-    const s = sharp(bytes, { limitInputPixels: maxPixels, failOn: 'truncated' });
-    decoded = await (grey ? s.toColourspace('b-w') : s).raw().toBuffer({ resolveWithObject: true });
-  } catch (err) {
-    throw new BadImageError(`the ${format.toUpperCase()} image could not be decoded (corrupt or truncated): ${firstLine(err)}`);
-  }
-
-  const source = { format, width, height, channels: decoded.info.channels };
+  // A plain PNG (8-bit, not interlaced, small) is decoded here, without sharp's fixed cost; sharp
+  // takes everything else, and any file the plain decoder does not fully accept.
+  const plain = format === 'png' ? decodePlainPng(bytes, maxPixels) : undefined;
+  const raw = plain ?? await decodeWithSharp(bytes, format, maxPixels);
+  const { width, height } = raw;
+  const source = { format, width, height, channels: raw.channels };
   const conversions: string[] = [];
-  let img: RawImage = { width, height, channels: decoded.info.channels, data: new Uint8Array(decoded.data.buffer, decoded.data.byteOffset, decoded.data.byteLength) };
+  let img: RawImage = raw;
 
   if (img.channels === 2 || img.channels === 4) {
     if (!alphaOpaque(img)) throw new ImageMismatchError('the image has transparent pixels and the model has no alpha channel; flatten it first');
@@ -113,6 +92,46 @@ export async function decodeImage(
   }
   if (problems.length) throw new ImageMismatchError(`the image does not fit model '${model.name}': ${problems.join('; ')}`);
   return { image: img, source, conversions };
+}
+
+/** Header first (size, frames, sample depth, colour space checked before any pixel is decoded),
+ * then the pixels, on sharp's threads. */
+async function decodeWithSharp(bytes: Buffer, format: string, maxPixels: number): Promise<RawImage> {
+  // Header only: sharp does not decode pixels for metadata().
+  let meta: Metadata;
+  try {
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (err) {
+    throw new BadImageError(`the ${format.toUpperCase()} image is corrupt or truncated: ${firstLine(err)}`);
+  }
+  const width = meta.width ?? 0;
+  const height = meta.height ?? 0;
+  if (!(width > 0 && height > 0)) throw new BadImageError(`the ${format.toUpperCase()} image declares no size`);
+  if (width * height > maxPixels) {
+    throw new ImageTooLargeError(`the image declares ${width}x${height} pixels, more than the limit of ${maxPixels} pixels; it was not decoded`);
+  }
+  if ((meta.pages ?? 1) > 1) throw new ImageMismatchError(`the image is animated (${meta.pages} frames); send a single frame`);
+  if (meta.depth && meta.depth !== 'uchar') throw new ImageMismatchError(`the image has ${meta.depth} samples; send 8 bits per channel`);
+  if (meta.space === 'cmyk') throw new ImageMismatchError('the image is CMYK; send a greyscale or RGB image');
+
+  let decoded: { data: Buffer; info: OutputInfo };
+  try {
+    const grey = meta.channels === 1;
+    // failOn 'truncated' (not the default 'warning') so a cut-off file is refused, not padded out.
+    const s = sharp(bytes, { limitInputPixels: maxPixels, failOn: 'truncated' });
+    // grey + alpha comes out as RGBA ('b-w' would drop the alpha unchecked): back to grey + alpha below
+    decoded = await (grey ? s.toColourspace('b-w') : s).raw().toBuffer({ resolveWithObject: true });
+  } catch (err) {
+    throw new BadImageError(`the ${format.toUpperCase()} image could not be decoded (corrupt or truncated): ${firstLine(err)}`);
+  }
+  const data = new Uint8Array(decoded.data.buffer, decoded.data.byteOffset, decoded.data.byteLength);
+  if (meta.channels !== 2 || decoded.info.channels !== 4) return { width, height, channels: decoded.info.channels, data };
+  const greyAlpha = new Uint8Array(width * height * 2);
+  for (let p = 0; p < width * height; p++) {
+    greyAlpha[2 * p] = data[4 * p];
+    greyAlpha[2 * p + 1] = data[4 * p + 3];
+  }
+  return { width, height, channels: 2, data: greyAlpha };
 }
 
 function firstLine(err: unknown): string {

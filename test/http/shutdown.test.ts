@@ -65,7 +65,9 @@ t.test('SIGTERM mid-stream with time to spare: the stream finishes, new connecti
 });
 
 t.test('SIGTERM mid-stream with a short grace period: in-band shutdown error, exit 0', async (t) => {
-  const server = await startServer({ SHUTDOWN_GRACE_MS: '100' });
+  // The stream must outlast the grace period: 16 images of tiny-c3 take 110-180 ms in row mode
+  // (too close to a grace of 100 ms once PNG encoding got cheap), 230-320 ms one run per pixel.
+  const server = await startServer({ SHUTDOWN_GRACE_MS: '20', DECODE: 'pixel' });
   t.teardown(() => void server.child.kill('SIGKILL'));
   const { events } = await streamThenTerm(server);
   const last = events.at(-1)!;
