@@ -3,6 +3,7 @@
 import envSchema from 'env-schema';
 import { availableParallelism } from 'node:os';
 import { Type, type Static } from '@sinclair/typebox';
+import { DEFAULT_QUANTUM } from './runtime/types.js';
 
 const MiB = 1024 * 1024;
 /** One single-threaded worker per core: a request's steps are sequential and too small to split
@@ -21,6 +22,12 @@ export const ConfigSchema = Type.Object({
   DECODE: Type.Union([Type.Literal('row'), Type.Literal('pixel')], {
     default: 'row',
     description: 'how the slice decoder samples: row runs one graph per row (its pixel steps unrolled), pixel one graph per pixel',
+  }),
+  QUANTUM: Type.Integer({
+    minimum: 1,
+    maximum: 100000,
+    default: DEFAULT_QUANTUM,
+    description: 'scheduler: decoder steps (rows, or pixels in pixel mode) one stage of concurrent samples keeps the turn before the next gets it; 1 runs every stage every step',
   }),
   WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: DEFAULT_WORKERS, description: 'inference worker threads (default: one per core, at most 8)' }),
   THREADS: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'intra-op threads per worker session' }),

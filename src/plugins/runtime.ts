@@ -64,6 +64,7 @@ export default fp<{ config: Config } & RuntimeDeps>(
         maxQueue: config.MAX_QUEUE,
         maxRunning: config.MAX_RUNNING,
         decode: config.DECODE,
+        quantum: config.QUANTUM,
         observer: app.metrics.observer,
         logger: app.log,
       }).then(adopt, (err: Error) => {

@@ -1,16 +1,26 @@
 // The continuous-batching engine. It runs inside a worker thread that owns the ONNX sessions.
 //
 // Every image being sampled or scored is a *lane* with its own state (stage, slice, row, column,
-// caches, buffers). Each tick groups the lanes by (model, stage, graph) and runs one batched
-// graph per group; a lane that arrives while others run joins at the next tick, so requests share
-// runs at the granularity of a decoder step (a row, or a pixel in pixel mode). Lanes of cancelled requests are dropped before the
-// next run. All per-request state (random numbers, buffers) lives in the lane.
+// caches, buffers). Each tick groups the lanes by (model, stage, graph) and runs batched graphs:
+// every group whose lanes need one run of it (conditioning, decoder_row, scoring), and one of the
+// *stepping* groups (sample_row, decoder_pixel: a run per row or pixel, many in a row), which
+// keep the turn for up to `quantum` ticks each, round robin. A lane that arrives while others run
+// joins its group's next run, so requests share runs at the granularity of a decoder step (a row,
+// or a pixel in pixel mode); a new group waits at most one quantum per group ahead of it. Lanes of
+// cancelled requests are dropped before the next run. All per-request state (random numbers,
+// buffers) lives in the lane.
+//
+// Why turns, not every group every tick: lanes spread over MU's three stages would make three
+// small runs per tick, each paying a run's fixed cost and each bringing another graph's weights
+// back into cache. Giving one stage's group the turn for a while lets the lanes that finish it
+// gather in the next stage's group, so the runs stay large (npm run bench:http, the scheduling
+// section of the README).
 import ort from 'onnxruntime-node';
 import type { Manifest } from './manifest.js';
 import { uniformAt } from './rng.js';
 import type { ModelSessions } from './sessions.js';
 import { bitPlane, sliceOffset, toSlices } from './subscale.js';
-import type { DecodeMode, GraphKind } from './types.js';
+import { DEFAULT_QUANTUM, type DecodeMode, type GraphKind } from './types.js';
 
 export interface EngineModel {
   manifest: Manifest;
@@ -81,6 +91,9 @@ interface Lane {
 
 const MAX_BATCH = 64;
 
+/** Graphs a lane runs many times in a row (one run per row or per pixel); others it runs once and moves on. */
+const STEPPING: ReadonlySet<Phase> = new Set(['sample_row', 'decoder_pixel']);
+
 /** A context [d, h, w] (at `offset` in `src`) as rows: row r's [d, w] block at r * d * w, so a row
  * feed is one copy per lane rather than one per channel. */
 function rowMajor(src: Float32Array, offset: number, d: number, h: number, w: number): Float32Array {
@@ -128,8 +141,12 @@ function geometry(m: Manifest): Geometry {
 export class Engine {
   private lanes: Lane[] = [];
   private loopDone: Promise<void> | null = null;
+  /** stepping groups in turn order (the first has the turn), and how many ticks it has had */
+  private turns: string[] = [];
+  private turnTicks = 0;
 
-  constructor(private readonly events: EngineEvents, private readonly decode: DecodeMode = 'row') {}
+  constructor(private readonly events: EngineEvents, private readonly decode: DecodeMode = 'row',
+    private readonly quantum = DEFAULT_QUANTUM) {}
 
   addSample(model: EngineModel, spec: SampleLaneSpec): void {
     const lane: Lane = {
@@ -186,13 +203,36 @@ export class Engine {
         const g = groups.get(k);
         if (g) g.push(l); else groups.set(k, [l]);
       }
-      for (const group of groups.values()) {
+      for (const group of this.chooseGroups(groups)) {
         for (let i = 0; i < group.length; i += MAX_BATCH) {
           const batch = group.slice(i, i + MAX_BATCH).filter((l) => !l.dropped);
           if (batch.length) await this.runBatch(batch);
         }
       }
     }
+  }
+
+  /** This tick's groups: every run-once group, and the stepping group whose turn it is. */
+  private chooseGroups(groups: Map<string, Lane[]>): Lane[][] {
+    if (this.quantum <= 1) return [...groups.values()];
+    const chosen: Lane[][] = [];
+    const stepping = new Set<string>();
+    for (const [k, g] of groups) {
+      if (STEPPING.has(g[0].phase)) stepping.add(k);
+      else chosen.push(g);
+    }
+    const had = this.turns[0];
+    this.turns = this.turns.filter((k) => stepping.has(k));
+    for (const k of stepping) if (!this.turns.includes(k)) this.turns.push(k);
+    if (!this.turns.length) return chosen;
+    if (this.turns[0] !== had) this.turnTicks = 0;                 // its group is gone: the next one's turn
+    else if (this.turnTicks >= this.quantum) {                     // quantum used up: to the back of the line
+      this.turns.push(this.turns.shift()!);
+      this.turnTicks = 0;
+    }
+    this.turnTicks++;
+    chosen.push(groups.get(this.turns[0])!);
+    return chosen;
   }
 
   private drop(lanes: Lane[]): void {

@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { ModelLoadError, WorkerFailedError } from './errors.js';
 import type { LoadedModel } from './manifest.js';
 import type { FromWorker, ToWorker } from './protocol.js';
-import type { ExecutionProvider, ProviderChoice, RuntimeOptions } from './types.js';
+import { DEFAULT_QUANTUM, type ExecutionProvider, type ProviderChoice, type RuntimeOptions } from './types.js';
 
 const WORKER_URL = new URL('./worker.js', import.meta.url);
 
@@ -35,7 +35,7 @@ export class WorkerPool {
 
   constructor(
     private readonly models: LoadedModel[],
-    private readonly opts: Pick<RuntimeOptions, 'workers' | 'threads' | 'logger' | 'decode'> & { provider: ProviderChoice },
+    private readonly opts: Pick<RuntimeOptions, 'workers' | 'threads' | 'logger' | 'decode' | 'quantum'> & { provider: ProviderChoice },
     private readonly onRuns: (runs: Extract<FromWorker, { type: 'runs' }>['runs']) => void,
   ) {}
 
@@ -123,7 +123,8 @@ export class WorkerPool {
           this.spawn().catch((e: Error) => this.opts.logger?.error({ err: e }, 'replacement worker failed to start'));
         }
       });
-      pw.post({ type: 'init', models: this.models, provider: this.opts.provider, threads: this.opts.threads, decode: this.opts.decode ?? 'row' });
+      pw.post({ type: 'init', models: this.models, provider: this.opts.provider, threads: this.opts.threads, decode: this.opts.decode ?? 'row',
+        quantum: this.opts.quantum ?? DEFAULT_QUANTUM });
     });
   }
 

@@ -9,6 +9,8 @@ export interface InitMessage {
   provider: ProviderChoice;
   threads: number;
   decode: DecodeMode;
+  /** ticks a stepping group keeps the turn (engine.ts) */
+  quantum: number;
 }
 
 export interface SampleMessage {

@@ -127,6 +127,10 @@ export interface LikelihoodResult {
 /** Closed sets for metric labels. */
 export type GraphKind = 'conditioning' | 'decoder_row' | 'decoder_pixel' | 'sample_row' | 'score' | 'score_context';
 
+/** Ticks (decoder steps) a stepping group keeps the turn in a worker's engine (engine.ts): 56 rows
+ * is four 14-row slices of the shipped models. 1: every group every tick. */
+export const DEFAULT_QUANTUM = 56;
+
 /** How the slice decoder samples: one run per row (its pixel steps unrolled in the graph), or one run per pixel. */
 export type DecodeMode = 'row' | 'pixel';
 
@@ -152,6 +156,9 @@ export interface RuntimeOptions {
   maxRunning: number;
   /** default 'row' */
   decode?: DecodeMode;
+  /** ticks a stepping group (sample_row, decoder_pixel runs) keeps the turn before the next stage's
+   * group gets it; 1 runs every group every tick. Default DEFAULT_QUANTUM (engine.ts). */
+  quantum?: number;
   observer?: RuntimeObserver;
   logger?: { info(o: object | string, msg?: string): void; warn(o: object | string, msg?: string): void; error(o: object | string, msg?: string): void };
 }

@@ -38,7 +38,7 @@ const events: ConstructorParameters<typeof Engine>[0] = {
 port.on('message', (msg: ToWorker) => {
   switch (msg.type) {
     case 'init':
-      engine = new Engine(events, msg.decode);
+      engine = new Engine(events, msg.decode, msg.quantum);
       void (async () => {
         try {
           const providers: Record<string, { provider: 'cuda' | 'cpu'; note?: string }> = {};

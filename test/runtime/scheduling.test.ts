@@ -102,6 +102,44 @@ t.test('a request that arrives while another runs joins its batches (continuous 
   t.equal(doneOf(b).timings.queueMs < 50, true, `second request did not wait for the first to end (queue ${doneOf(b).timings.queueMs} ms)`);
 });
 
+t.test('stages take turns: a stage keeps the turn for a quantum of steps, and a newcomer gets it within one', async (t) => {
+  // Request A is in its second stage (size) when B arrives in the first (small, 7 rows, no
+  // conditioning run): their rows cannot share runs, so the worker alternates between the two
+  // stages' row graphs, `quantum` runs at a time (with quantum 1, every other run).
+  for (const quantum of [4, 1]) {
+    const runs: { stage: string; batch: number; endMs: number }[] = [];
+    const rt = await runtime({ quantum, observer: { graphRun: (_m, stage, g, _s, batch, endMs) => { if (g === 'sample_row') runs.push({ stage, batch, endMs }); } } });
+    let bAt = 0;
+    let startB!: () => void;
+    const aInSize = new Promise<void>((r) => { startB = r; });
+    const a = (async () => {
+      for await (const ev of rt.sample(req(31))) if (ev.type === 'slice' && !bAt) startB();
+    })();
+    await aInSize;
+    bAt = performance.timeOrigin + performance.now();
+    doneOf(await collect(rt.sample(req(32))));
+    await a;
+    await rt.close();
+    const after = runs.filter((r) => r.endMs > bAt);
+    const firstB = after.findIndex((r) => r.stage === 'small');
+    t.ok(firstB >= 0 && firstB <= quantum + 1, `quantum ${quantum}: B's first row ran after ${firstB} of A's (at most the quantum, and the run in flight)`);
+    // B's 7 small-image rows, in streaks: the runs from B's first to its last small row
+    const lastB = after.map((r) => r.stage).lastIndexOf('small');
+    const span = after.slice(firstB, lastB + 1).map((r) => r.stage === 'small');
+    t.equal(span.filter(Boolean).length, 7, `quantum ${quantum}: B's 7 rows of the small image`);
+    const streaks: number[] = [];
+    span.forEach((isB, i) => { if (isB) { if (i > 0 && span[i - 1]) streaks[streaks.length - 1]++; else streaks.push(1); } });
+    if (quantum === 4) {
+      t.same(streaks, [4, 3], "quantum 4: B's rows in turns of 4");
+    } else {
+      // every tick runs both stages, except a tick in which A runs its next slice's conditioning
+      t.ok(streaks.length >= 4 && Math.max(...streaks) <= 2, `quantum 1: B's rows interleaved with A's (${streaks})`);
+    }
+    const aStreaks = span.join('').split('true').filter((x) => x).map((x) => x.split('false').length - 1);
+    t.ok(aStreaks.every((n) => n <= quantum), `quantum ${quantum}: A's rows in between in turns of at most ${quantum} (${aStreaks})`);
+  }
+});
+
 t.test('the queue is bounded: past it a request is refused at once', async (t) => {
   const failures: string[] = [];
   const rt = await runtime({ maxRunning: 1, maxQueue: 1, observer: { failed: (r) => failures.push(r) } });
