@@ -6,7 +6,7 @@
 // mode and is measured once), and writes the report (docs/bench.md) and its chart (docs/bench.png).
 import { spawn } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
 import { createRuntime, type DecodeMode, type ModelSummary, type RawImage, type SpnRuntime } from '../src/runtime/index.js';
 import { renderChart } from './bench-chart.js';
+import { modelsSubset } from './graph-variants.js';
 import {
   consoleReport, markdownReport, percentile,
   type BenchResult, type GraphTime, type LikelihoodPoint, type ModelResult, type SamplingPoint, type ThreadsResult,
@@ -194,16 +195,6 @@ function runTorch(o: Options, threads: number, imagesOut: string, matmulOnnx: st
 }
 
 // ---- runtime side ------------------------------------------------------------------------------
-
-/** Only the chosen models: the runtime loads every model folder under its modelsDir. */
-function modelsSubset(o: Options): string {
-  const dir = mkdtempSync(join(tmpdir(), 'spn-bench-models-'));
-  for (const m of o.models) {
-    mkdirSync(join(dir, m));
-    for (const e of readdirSync(join(o.modelsDir, m))) symlinkSync(join(o.modelsDir, m, e), join(dir, m, e));
-  }
-  return dir;
-}
 
 async function onnxMatmulPeak(path: string, n: number, threads: number): Promise<number> {
   const s = await ort.InferenceSession.create(path, { executionProviders: ['cpu'], intraOpNumThreads: threads, interOpNumThreads: 1 });
@@ -517,7 +508,7 @@ async function main(): Promise<void> {
   const warning = busyWarning();
   if (warning) process.stderr.write(`WARNING: ${warning}\n`);
   const tmp = mkdtempSync(join(tmpdir(), 'spn-bench-'));
-  const modelsDir = modelsSubset(o);
+  const modelsDir = modelsSubset(o.modelsDir, o.models);
   const passes: ThreadsResult[][] = [];
   let torchVersion = '';
   try {

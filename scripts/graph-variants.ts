@@ -1,7 +1,10 @@
-// What `npm run bench:row-graph` and `npm run bench:score-graph` share: both export two variants
-// of some graphs fresh from the checkpoints (a Python script that prints the stages as JSON),
-// feed them the same seeded inputs, and time them on one intra-op thread.
+// What the benchmark scripts share. `npm run bench:row-graph` and `npm run bench:score-graph` both
+// export two variants of some graphs fresh from the checkpoints (a Python script that prints the
+// stages as JSON), feed them the same seeded inputs, and time them on one intra-op thread; the
+// runtime benchmarks load only the models they measure.
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
@@ -43,3 +46,14 @@ export async function bestMs(sessions: ort.InferenceSession[], f: Record<string,
 }
 
 export const generatedAt = (): string => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+
+/** A folder holding only `models` (links into `modelsDir`): the runtime loads every model folder
+ * under its modelsDir. */
+export function modelsSubset(modelsDir: string, models: string[]): string {
+  const dir = mkdtempSync(join(tmpdir(), 'spn-bench-models-'));
+  for (const m of models) {
+    mkdirSync(join(dir, m));
+    for (const e of readdirSync(join(modelsDir, m))) symlinkSync(join(modelsDir, m, e), join(dir, m, e));
+  }
+  return dir;
+}

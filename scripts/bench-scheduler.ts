@@ -1,0 +1,141 @@
+// `npm run bench:scheduler`: the engine's turn-taking scheduler (each stage's row graph keeps the
+// turn for QUANTUM steps) against running every stage every step (QUANTUM=1, the previous
+// scheduler), in one run on the same models: two runtimes in this process, identical but for the
+// quantum, taking turns block by block so that a slow spell of the shared machine hits both.
+//
+// Clients run closed loops (each sends its next request when its last is answered), optionally
+// after a random think time: with none, requests that start together stay in step through the
+// stages (the main benchmark's condition); with some, they arrive out of step, as independent
+// users' requests do, and spread over the stages. Writes docs/bench-scheduler.md (or --out).
+import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { createRuntime, DEFAULT_QUANTUM, type SpnRuntime } from '../src/runtime/index.js';
+import { generatedAt, modelsSubset, ROOT } from './graph-variants.js';
+
+const HELP = `npm run bench:scheduler -- [flags]
+  --models mu-fmnist,spn8-fmnist
+  --quantum ${DEFAULT_QUANTUM}              the quantum measured against 1
+  --concurrency 8,32        clients
+  --think 0,20              each client waits a random 0..think ms before each request
+  --seconds 3               length of one block
+  --blocks 4                blocks per setting and scheduler (they alternate)
+  --workers 2               inference workers per runtime (default: one per core, at most 8)
+  --out docs/bench-scheduler.md ('-': print only)`;
+
+interface Side { quantum: number; rt: SpnRuntime; rates: number[]; lat: number[]; first: number[]; runs: number; lanes: number; on: boolean }
+
+const pct = (xs: number[], p: number) => {
+  const s = xs.slice().sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))] : NaN;
+};
+
+async function block(side: Side, model: string, clients: number, thinkMs: number, seconds: number): Promise<void> {
+  const end = performance.now() + seconds * 1000;
+  let done = 0;
+  let seed = 0;
+  const t0 = performance.now();
+  side.on = true;
+  await Promise.all(Array.from({ length: clients }, async () => {
+    while (performance.now() < end) {
+      if (thinkMs) await new Promise((r) => setTimeout(r, Math.random() * thinkMs));
+      const s0 = performance.now();
+      let first = NaN;
+      for await (const ev of side.rt.sample({ model, count: 1, seed: seed++, temperature: 1 })) {
+        if (ev.type === 'slice' && Number.isNaN(first)) first = performance.now() - s0;
+        if (ev.type === 'done') break;
+      }
+      side.lat.push(performance.now() - s0);
+      side.first.push(first);
+      done++;
+    }
+  }));
+  side.on = false;
+  side.rates.push(done / ((performance.now() - t0) / 1000));
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      models: { type: 'string', default: 'mu-fmnist,spn8-fmnist' }, quantum: { type: 'string', default: String(DEFAULT_QUANTUM) },
+      concurrency: { type: 'string', default: '8,32' }, think: { type: 'string', default: '0,20' },
+      seconds: { type: 'string', default: '3' }, blocks: { type: 'string', default: '4' }, workers: { type: 'string', default: '' },
+      out: { type: 'string', default: join(ROOT, 'docs', 'bench-scheduler.md') }, help: { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  const ints = (s: string, what: string, min = 1) => {
+    const l = s.split(',').map(Number);
+    if (!l.length || l.some((x) => !Number.isInteger(x) || x < min)) throw new Error(`--${what}: expected integers >= ${min}, got '${s}'`);
+    return l;
+  };
+  const models = values.models!.split(',');
+  const quantum = ints(values.quantum!, 'quantum', 2)[0];
+  const concurrency = ints(values.concurrency!, 'concurrency');
+  const thinks = ints(values.think!, 'think', 0);
+  const seconds = ints(values.seconds!, 'seconds')[0];
+  const blocks = ints(values.blocks!, 'blocks')[0];
+  const workers = values.workers ? ints(values.workers, 'workers')[0] : Math.max(1, Math.min((await import('node:os')).availableParallelism(), 8));
+  const load = loadavg();
+  const started = performance.now();
+  const modelsDir = modelsSubset(join(ROOT, 'models'), models);
+
+  const rows: string[] = [];
+  for (const model of models) {
+    const sides: Side[] = [];
+    for (const q of [1, quantum]) {
+      const side = { quantum: q, rates: [], lat: [], first: [], runs: 0, lanes: 0, on: false } as unknown as Side;
+      side.rt = await createRuntime({
+        modelsDir, provider: 'cpu', workers, threads: 1, maxQueue: 1024, maxRunning: 256, quantum: q,
+        observer: { graphRun: (_m, _s, graph, _sec, batch) => { if (side.on && graph === 'sample_row') { side.runs++; side.lanes += batch; } } },
+      });
+      sides.push(side);
+    }
+    for (const clients of concurrency) {
+      for (const think of thinks) {
+        for (const s of sides) Object.assign(s, { rates: [], lat: [], first: [], runs: 0, lanes: 0 });
+        for (const s of sides) await block(s, model, clients, think, 1);   // warm-up, not counted
+        for (const s of sides) Object.assign(s, { rates: [], lat: [], first: [], runs: 0, lanes: 0 });
+        for (let b = 0; b < blocks; b++) {
+          for (const s of b % 2 ? [...sides].reverse() : sides) await block(s, model, clients, think, seconds);
+        }
+        const [a, q] = sides;
+        const med = (s: Side) => pct(s.rates, 0.5);
+        const line = `| ${model} | ${clients} | ${think ? `0–${think} ms` : 'none'} | ${med(a).toFixed(1)} | ${med(q).toFixed(1)} | **${(med(q) / med(a)).toFixed(2)}×** | `
+          + `${pct(a.lat, 0.5).toFixed(0)} / ${pct(q.lat, 0.5).toFixed(0)} | ${pct(a.lat, 0.95).toFixed(0)} / ${pct(q.lat, 0.95).toFixed(0)} | `
+          + `${pct(a.first, 0.5).toFixed(0)} / ${pct(q.first, 0.5).toFixed(0)} | ${(a.lanes / a.runs).toFixed(1)} / ${(q.lanes / q.runs).toFixed(1)} |`;
+        rows.push(line);
+        process.stderr.write(`${line}\n`);
+      }
+    }
+    for (const s of sides) await s.rt.close();
+  }
+  const wall = (performance.now() - started) / 1000;
+  const md = [
+    '# Benchmark: the scheduler, stages taking turns against every stage every step',
+    '',
+    `Generated by \`npm run bench:scheduler${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\` on ${generatedAt()} (${wall.toFixed(0)} s wall), ${workers} inference workers per runtime, one intra-op thread. Load average at start ${load.map((x) => x.toFixed(2)).join(', ')}.`,
+    '',
+    `Two runtimes in one process, the same models and workers, one with \`QUANTUM=1\` (every group of lanes runs every step: the previous scheduler) and one with \`QUANTUM=${quantum}\` (each stage's row graph keeps the turn for ${quantum} steps, round robin; run-once graphs such as conditioning still run every step). They take turns in blocks of ${seconds} s, ${blocks} blocks each per setting; images/s is the median block, latencies are over every request of the blocks. Clients run closed loops of one-image requests; "think" is a random wait before each request, which puts requests out of step with each other, as independent users' are.`,
+    '',
+    '| model | clients | think | images/s, every step | images/s, turns | turns / every step | latency p50 ms (every step / turns) | latency p95 ms | first slice p50 ms | mean sample_row batch |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...rows,
+    '',
+  ].join('\n');
+  process.stdout.write(md);
+  if (values.out !== '-') {
+    writeFileSync(values.out!, md);
+    process.stderr.write(`-- wrote ${values.out}\n`);
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
