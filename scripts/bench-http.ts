@@ -65,20 +65,26 @@ function options(): Opts {
 }
 
 /** c clients in closed loops until n jobs are done; each job's ms, and the seconds for all n. */
-async function closedLoop(n: number, c: number, job: (i: number) => Promise<{ ms: number; firstMs?: number }>) {
+async function closedLoop(n: number, c: number, job: (i: number) => Promise<Answer>) {
   let next = 0;
   const lat: number[] = [];
   const first: number[] = [];
+  const server: number[] = [];
   const t0 = performance.now();
   await Promise.all(Array.from({ length: Math.min(c, n) }, async () => {
     while (next < n) {
       const r = await job(next++);
       lat.push(r.ms);
       if (r.firstMs !== undefined) first.push(r.firstMs);
+      if (r.serverMs !== undefined) server.push(r.serverMs);
     }
   }));
-  return { seconds: (performance.now() - t0) / 1000, lat, first };
+  return { seconds: (performance.now() - t0) / 1000, lat, first, server };
 }
+
+/** One request: its ms at the client, to its first slice event (streams), and inside the runtime
+ * as the answer reports it (queue to done: `timings.totalMs`). */
+interface Answer { ms: number; firstMs?: number; serverMs?: number }
 
 const pct = (xs: number[], p: number) => {
   if (!xs.length) return NaN;
@@ -163,13 +169,10 @@ async function sampleDirect(rt: SpnRuntime, model: string, seed: number): Promis
   return { ms: performance.now() - t0, firstMs };
 }
 
-interface Row {
-  what: string; c: number; images: number;
-  direct: { perSec: number; p50: number; p95: number; first50?: number; cores: number };
-  http: { perSec: number; p50: number; p95: number; first50?: number; cores: number };
-}
+interface Figures { perSec: number; p50: number; p95: number; first50?: number; server50?: number; cores: number; clientCores?: number }
+interface Row { what: string; c: number; images: number; direct: Figures; http: Figures }
 
-function better(a: Row['direct'] | undefined, b: Row['direct']): Row['direct'] {
+function better(a: Figures | undefined, b: Figures): Figures {
   return !a || b.perSec > a.perSec ? b : a;
 }
 
@@ -194,13 +197,19 @@ async function main(): Promise<void> {
     if (raws[0].height !== height || raws[0].width !== width || raws[0].channels !== channels) throw new Error('sampled image does not match the manifest');
 
     type Side = 'direct' | 'http';
-    const measure = async (key: string, what: string, c: number, n: number, side: Side, job: (i: number) => Promise<{ ms: number; firstMs?: number }>) => {
-      const cpu0 = side === 'http' ? processCpuSeconds(proc.pid!) : process.cpuUsage();
+    const measure = async (key: string, what: string, c: number, n: number, side: Side, job: (i: number) => Promise<Answer>) => {
+      const server0 = processCpuSeconds(proc.pid!);
+      const self0 = process.cpuUsage();
       const r = await closedLoop(n, c, job);
-      const cpu = side === 'http'
-        ? processCpuSeconds(proc.pid!) - (cpu0 as number)
-        : (() => { const u = process.cpuUsage(cpu0 as NodeJS.CpuUsage); return (u.user + u.system) / 1e6; })();
-      const fig = { perSec: n / r.seconds, p50: pct(r.lat, 0.5), p95: pct(r.lat, 0.95), first50: r.first.length ? pct(r.first, 0.5) : undefined, cores: cpu / r.seconds };
+      const serverCpu = processCpuSeconds(proc.pid!) - server0;
+      const self = process.cpuUsage(self0);
+      const selfCpu = (self.user + self.system) / 1e6;
+      const fig: Figures = {
+        perSec: n / r.seconds, p50: pct(r.lat, 0.5), p95: pct(r.lat, 0.95),
+        first50: r.first.length ? pct(r.first, 0.5) : undefined, server50: r.server.length ? pct(r.server, 0.5) : undefined,
+        // the runtime side works in this process; the HTTP side in the server, with this process as its client
+        cores: (side === 'http' ? serverCpu : selfCpu) / r.seconds, clientCores: side === 'http' ? selfCpu / r.seconds : undefined,
+      };
       const row = rows.get(key) ?? { what, c, images: n, direct: undefined as unknown as Row['direct'], http: undefined as unknown as Row['http'] };
       row[side] = better(row[side], fig);
       rows.set(key, row);
@@ -229,7 +238,7 @@ async function main(): Promise<void> {
               const t0 = performance.now();
               const r = await postJson(`${base}/sample`, { model: o.model, seed: s0 + i });
               if (r.images.length !== 1) throw new Error('expected one image');
-              return { ms: performance.now() - t0, firstMs: r.timings.totalMs };
+              return { ms: performance.now() - t0, serverMs: r.timings.totalMs };
             });
             const s1 = seed; seed += n;
             await measure(`stream-${c}`, 'sample (event stream)', c, n, side, (i) => sampleStream(`${base}/sample`, { model: o.model, seed: s1 + i }));
@@ -246,8 +255,9 @@ async function main(): Promise<void> {
             } else {
               const r = await fetch(`${base}/likelihood?model=${o.model}`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(pngs[i % pngs.length]) });
               if (r.status !== 200) throw new Error(`/likelihood: ${r.status} ${await r.text()}`);
-              const j = (await r.json()) as { bitsPerDim: number };
+              const j = (await r.json()) as { bitsPerDim: number; timings: { totalMs: number } };
               if (!(j.bitsPerDim > 0)) throw new Error('no bits/dim in the answer');
+              return { ms: performance.now() - t0, serverMs: j.timings.totalMs };
             }
             return { ms: performance.now() - t0 };
           });
@@ -269,11 +279,12 @@ async function main(): Promise<void> {
     '- **runtime**: `SpnRuntime.sample` / `.likelihood` called in the benchmark process (no HTTP; for the event-stream rows the same call, timed to its first slice event)',
     '- **HTTP**: the server (`dist/src/server.js`, its own process, `LOG_LEVEL=warn`) on a loopback port, driven by `fetch` clients in the benchmark process: `POST /sample` answering JSON (the image as base64 PNG), `POST /sample` as an event stream (every slice event carries two PNGs, the slice and the image so far; timed until the `done` event), `POST /likelihood` with a PNG body (the images were sampled from the model first)',
     '- every request is one image; c clients each send their next request when the last is answered',
-    '- "cores busy": CPU seconds per wall second of the process doing the work (the benchmark process for the runtime, the server process for HTTP, all threads)',
+    '- "in runtime": the request\'s time inside the server\'s runtime as its answer reports it (`timings.totalMs`, queue to result); the rest of the HTTP latency is HTTP: parsing, validation, PNG and JSON, the event stream, the client',
+    '- "cores busy": CPU seconds per wall second of the process doing the work (the benchmark process for the runtime, the server process for HTTP, all threads); "client": the benchmark process while it drives the server, on the same two cores',
     '',
-    '| request | clients | images | runtime images/s | HTTP images/s | HTTP / runtime | p50 ms runtime / HTTP | p95 ms runtime / HTTP | first slice p50 ms runtime / HTTP | cores busy runtime / HTTP |',
+    '| request | clients | images | runtime images/s | HTTP images/s | HTTP / runtime | p50 ms runtime / HTTP (in runtime) | p95 ms runtime / HTTP | first slice p50 ms runtime / HTTP | cores busy runtime / HTTP (client) |',
     '|---|---|---|---|---|---|---|---|---|---|',
-    ...[...rows.values()].map((r) => `| ${r.what} | ${r.c} | ${r.images} | ${f(r.direct.perSec)} | ${f(r.http.perSec)} | **${f(r.http.perSec / r.direct.perSec, 2)}** | ${f(r.direct.p50)} / ${f(r.http.p50)} | ${f(r.direct.p95)} / ${f(r.http.p95)} | ${r.what.includes('stream') ? `${f(r.direct.first50)} / ${f(r.http.first50)}` : ''} | ${f(r.direct.cores, 2)} / ${f(r.http.cores, 2)} |`),
+    ...[...rows.values()].map((r) => `| ${r.what} | ${r.c} | ${r.images} | ${f(r.direct.perSec)} | ${f(r.http.perSec)} | **${f(r.http.perSec / r.direct.perSec, 2)}** | ${f(r.direct.p50)} / ${f(r.http.p50)}${r.http.server50 === undefined ? '' : ` (${f(r.http.server50)})`} | ${f(r.direct.p95)} / ${f(r.http.p95)} | ${r.what.includes('stream') ? `${f(r.direct.first50)} / ${f(r.http.first50)}` : ''} | ${f(r.direct.cores, 2)} / ${f(r.http.cores, 2)} (${f(r.http.clientCores, 2)}) |`),
     '',
   ];
   const md = lines.join('\n');
