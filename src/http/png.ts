@@ -27,8 +27,8 @@ export function crc32(bytes: Uint8Array): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-/** length, type, data, CRC of type + data */
-function chunk(type: string, data: Buffer): Buffer {
+/** A PNG chunk: length, type, data, CRC of type + data. */
+export function pngChunk(type: string, data: Buffer): Buffer {
   const out = Buffer.alloc(12 + data.length);
   out.writeUInt32BE(data.length, 0);
   out.write(type, 4, 'latin1');
@@ -55,7 +55,7 @@ export function encodePng(img: RawImage): Buffer {
   ihdr[8] = 8;                          // bit depth
   ihdr[9] = channels === 1 ? 0 : 2;     // colour type: grey, truecolour
   // compression, filter method, interlace: 0
-  return Buffer.concat([SIGNATURE, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(rows, { level: 3 })), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([SIGNATURE, pngChunk('IHDR', ihdr), pngChunk('IDAT', deflateSync(rows, { level: 3 })), pngChunk('IEND', Buffer.alloc(0))]);
 }
 
 /** A slice's values at its stage's depth (0 .. 2^bits-1), stretched to 0..255 so it can be looked at. */

@@ -4,18 +4,9 @@ import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import t from 'tap';
 import { decodeImage } from '../../src/http/decode-image.js';
-import { crc32, decodePlainPng, encodePng, PLAIN_PNG_MAX_PIXELS } from '../../src/http/png.js';
+import { decodePlainPng, encodePng, PLAIN_PNG_MAX_PIXELS, pngChunk as chunk } from '../../src/http/png.js';
 
 const COLOUR: Record<number, number> = { 1: 0, 2: 4, 3: 2, 4: 6 };
-
-function chunk(type: string, data: Buffer): Buffer {
-  const out = Buffer.alloc(12 + data.length);
-  out.writeUInt32BE(data.length, 0);
-  out.write(type, 4, 'latin1');
-  data.copy(out, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length);
-  return out;
-}
 
 /** A PNG whose rows all use filter type `filter` (0-4), as the PNG specification defines them. */
 function pngWithFilter(data: Uint8Array, width: number, height: number, channels: number, filter: number, extra: Buffer[] = []): Buffer {
