@@ -13,8 +13,8 @@
 // Why turns, not every group every tick: lanes spread over MU's three stages would make three
 // small runs per tick, each paying a run's fixed cost and each bringing another graph's weights
 // back into cache. Giving one stage's group the turn for a while lets the lanes that finish it
-// gather in the next stage's group, so the runs stay large (npm run bench:http, the scheduling
-// section of the README).
+// gather in the next stage's group, so the runs stay large (npm run bench:scheduler measures both
+// orders; QUANTUM=1 is the old one).
 import ort from 'onnxruntime-node';
 import type { Manifest } from './manifest.js';
 import { uniformAt } from './rng.js';
