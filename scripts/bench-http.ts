@@ -14,8 +14,11 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { encodePng } from '../src/http/png.js';
+import sharp from 'sharp';
+import { DEFAULT_WORKERS } from '../src/config.js';
+import { decodePlainPng, encodePng } from '../src/http/png.js';
 import { createRuntime, type RawImage, type SpnRuntime } from '../src/runtime/index.js';
+import { percentile } from './bench-report.js';
 import { generatedAt, ROOT } from './graph-variants.js';
 
 const HELP = `npm run bench:http -- [flags]
@@ -85,12 +88,6 @@ async function closedLoop(n: number, c: number, job: (i: number) => Promise<Answ
 /** One request: its ms at the client, to its first slice event (streams), and inside the runtime
  * as the answer reports it (queue to done: `timings.totalMs`). */
 interface Answer { ms: number; firstMs?: number; serverMs?: number }
-
-const pct = (xs: number[], p: number) => {
-  if (!xs.length) return NaN;
-  const s = xs.slice().sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(p * s.length))];
-};
 
 /** CPU seconds (user + system) the process has used, all its threads: from /proc. */
 function processCpuSeconds(pid: number): number {
@@ -172,6 +169,51 @@ async function sampleDirect(rt: SpnRuntime, model: string, seed: number): Promis
   return { ms: performance.now() - t0, firstMs };
 }
 
+/** ms of wall and of CPU (all threads) per call of `fn`, best of 3 trials of `n` calls. */
+async function perCall(n: number, fn: () => unknown): Promise<{ ms: number; cpuMs: number }> {
+  let best = { ms: Infinity, cpuMs: Infinity };
+  for (let t = 0; t < 3; t++) {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await fn();
+    const c = process.cpuUsage(c0);
+    const ms = (performance.now() - t0) / n;
+    if (ms < best.ms) best = { ms, cpuMs: (c.user + c.system) / 1000 / n };
+  }
+  return best;
+}
+
+/** The service's own PNG encoder and plain-PNG decoder against sharp doing the same (as the service
+ * did before: encode with the same settings; header read, then decode), on one sampled image and
+ * one slice of it, one call at a time. */
+async function pngCodecs(img: RawImage, S: number): Promise<string[]> {
+  const slice: RawImage = { height: img.height / S, width: img.width / S, channels: img.channels, data: new Uint8Array((img.height / S) * (img.width / S) * img.channels) };
+  for (let r = 0; r < slice.height; r++) {
+    for (let c = 0; c < slice.width; c++) {
+      for (let k = 0; k < img.channels; k++) slice.data[(r * slice.width + c) * img.channels + k] = img.data[((r * S) * img.width + c * S) * img.channels + k];
+    }
+  }
+  const sharpEncode = (x: RawImage) => {
+    const s = sharp(Buffer.from(x.data), { raw: { width: x.width, height: x.height, channels: x.channels as 1 | 3 } });
+    return (x.channels === 1 ? s.toColourspace('b-w') : s).png({ compressionLevel: 3, adaptiveFiltering: false }).toBuffer();
+  };
+  const sharpDecode = async (png: Buffer) => {
+    const meta = await sharp(png).metadata();
+    const s = sharp(png, { failOn: 'truncated' });
+    return (meta.channels === 1 ? s.toColourspace('b-w') : s).raw().toBuffer();
+  };
+  const rows: string[] = [];
+  const row = (what: string, ours: { ms: number; cpuMs: number }, theirs: { ms: number; cpuMs: number }) =>
+    rows.push(`| ${what} | ${ours.ms.toFixed(3)} (${ours.cpuMs.toFixed(3)}) | ${theirs.ms.toFixed(3)} (${theirs.cpuMs.toFixed(3)}) | **${(theirs.cpuMs / ours.cpuMs).toFixed(1)}×** |`);
+  for (const [what, x] of [[`encode ${img.width}x${img.height}`, img], [`encode ${slice.width}x${slice.height} (a slice)`, slice]] as const) {
+    row(what, await perCall(400, () => encodePng(x)), await perCall(400, () => sharpEncode(x)));
+  }
+  const png = encodePng(img);
+  if (!decodePlainPng(png, 1e9)) throw new Error('the plain decoder did not take the encoder\'s PNG');
+  row(`decode ${img.width}x${img.height}`, await perCall(400, () => decodePlainPng(png, 1e9)), await perCall(400, () => sharpDecode(png)));
+  return rows;
+}
+
 interface Figures { perSec: number; p50: number; p95: number; first50?: number; server50?: number; cores: number; clientCores?: number }
 interface Row { what: string; c: number; images: number; direct: Figures; http: Figures }
 
@@ -181,14 +223,15 @@ function better(a: Figures | undefined, b: Figures): Figures {
 
 async function main(): Promise<void> {
   const o = options();
-  const manifest = JSON.parse(readFileSync(join(ROOT, 'models', o.model, 'manifest.json'), 'utf8')) as { image: { height: number; width: number; channels: number } };
-  const workers = o.workers || Number(process.env.WORKERS) || Math.max(1, Math.min((await import('node:os')).availableParallelism(), 8));
+  const manifest = JSON.parse(readFileSync(join(ROOT, 'models', o.model, 'manifest.json'), 'utf8')) as { image: { height: number; width: number; channels: number }; subscaleFactor: number };
+  const workers = o.workers || DEFAULT_WORKERS;
   const load = loadavg();
   const started = performance.now();
   process.stderr.write(`-- starting the server and the in-process runtime (${workers} workers each)\n`);
   const { proc, base } = await startServer(o, workers);
   const rt = await createRuntime({ modelsDir: join(ROOT, 'models'), provider: 'cpu', workers, threads: 1, maxQueue: 512, maxRunning: 64 });
   const rows = new Map<string, Row>();
+  let codecRows: string[] = [];
   try {
     // Images to score: drawn once from the model, sent as PNG over HTTP and raw to the runtime.
     const raws: RawImage[] = [];
@@ -198,6 +241,7 @@ async function main(): Promise<void> {
     const pngs = raws.map(encodePng);
     const { height, width, channels } = manifest.image;
     if (raws[0].height !== height || raws[0].width !== width || raws[0].channels !== channels) throw new Error('sampled image does not match the manifest');
+    codecRows = await pngCodecs(raws[0], manifest.subscaleFactor);
 
     type Side = 'direct' | 'http';
     const measure = async (key: string, what: string, c: number, n: number, side: Side, job: (i: number) => Promise<Answer>) => {
@@ -208,8 +252,8 @@ async function main(): Promise<void> {
       const self = process.cpuUsage(self0);
       const selfCpu = (self.user + self.system) / 1e6;
       const fig: Figures = {
-        perSec: n / r.seconds, p50: pct(r.lat, 0.5), p95: pct(r.lat, 0.95),
-        first50: r.first.length ? pct(r.first, 0.5) : undefined, server50: r.server.length ? pct(r.server, 0.5) : undefined,
+        perSec: n / r.seconds, p50: percentile(r.lat, 50), p95: percentile(r.lat, 95),
+        first50: r.first.length ? percentile(r.first, 50) : undefined, server50: r.server.length ? percentile(r.server, 50) : undefined,
         // the runtime side works in this process; the HTTP side in the server, with this process as its client
         cores: (side === 'http' ? serverCpu : selfCpu) / r.seconds, clientCores: side === 'http' ? selfCpu / r.seconds : undefined,
       };
@@ -288,6 +332,14 @@ async function main(): Promise<void> {
     '| request | clients | images | runtime images/s | HTTP images/s | HTTP / runtime | p50 ms runtime / HTTP (in runtime) | p95 ms runtime / HTTP | first slice p50 ms runtime / HTTP | cores busy runtime / HTTP (client) |',
     '|---|---|---|---|---|---|---|---|---|---|',
     ...[...rows.values()].map((r) => `| ${r.what} | ${r.c} | ${r.images} | ${f(r.direct.perSec)} | ${f(r.http.perSec)} | **${f(r.http.perSec / r.direct.perSec, 2)}** | ${f(r.direct.p50)} / ${f(r.http.p50)}${r.http.server50 === undefined ? '' : ` (${f(r.http.server50)})`} | ${f(r.direct.p95)} / ${f(r.http.p95)} | ${r.what.includes('stream') ? `${f(r.direct.first50)} / ${f(r.http.first50)}` : ''} | ${f(r.direct.cores, 2)} / ${f(r.http.cores, 2)} (${f(r.http.clientCores, 2)}) |`),
+    '',
+    '## PNG',
+    '',
+    'The service encodes its PNGs (answers, and two per slice event) with its own encoder and decodes plain PNG uploads with its own decoder (`src/http/png.ts`); before, sharp did both. Here each against sharp doing the same work, one call at a time in the benchmark process: ms per call (CPU ms, all threads: sharp works on libuv\'s thread pool), best of 3 trials of 400 calls.',
+    '',
+    '| work | this service ms (CPU) | sharp ms (CPU) | sharp / this service, CPU |',
+    '|---|---|---|---|',
+    ...codecRows,
     '',
   ];
   const md = lines.join('\n');

@@ -12,7 +12,9 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { DEFAULT_WORKERS } from '../src/config.js';
 import { createRuntime, DEFAULT_QUANTUM, type SpnRuntime } from '../src/runtime/index.js';
+import { percentile } from './bench-report.js';
 import { generatedAt, modelsSubset, ROOT } from './graph-variants.js';
 
 const HELP = `npm run bench:scheduler -- [flags]
@@ -25,19 +27,15 @@ const HELP = `npm run bench:scheduler -- [flags]
   --workers 2               inference workers per runtime (default: one per core, at most 8)
   --out docs/bench-scheduler.md ('-': print only)`;
 
-interface Side { quantum: number; rt: SpnRuntime; rates: number[]; lat: number[]; first: number[]; runs: number; lanes: number; on: boolean }
-
-const pct = (xs: number[], p: number) => {
-  const s = xs.slice().sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))] : NaN;
-};
+/** One runtime and what its blocks measured; `rows` counts its sample_row runs and their lanes while `on`. */
+interface Side { quantum: number; rt: SpnRuntime; rates: number[]; lat: number[]; first: number[]; rows: { runs: number; lanes: number; on: boolean } }
 
 async function block(side: Side, model: string, clients: number, thinkMs: number, seconds: number): Promise<void> {
   const end = performance.now() + seconds * 1000;
   let done = 0;
   let seed = 0;
   const t0 = performance.now();
-  side.on = true;
+  side.rows.on = true;
   await Promise.all(Array.from({ length: clients }, async () => {
     while (performance.now() < end) {
       if (thinkMs) await new Promise((r) => setTimeout(r, Math.random() * thinkMs));
@@ -52,7 +50,7 @@ async function block(side: Side, model: string, clients: number, thinkMs: number
       done++;
     }
   }));
-  side.on = false;
+  side.rows.on = false;
   side.rates.push(done / ((performance.now() - t0) / 1000));
 }
 
@@ -80,7 +78,7 @@ async function main(): Promise<void> {
   const thinks = ints(values.think!, 'think', 0);
   const seconds = ints(values.seconds!, 'seconds')[0];
   const blocks = ints(values.blocks!, 'blocks')[0];
-  const workers = values.workers ? ints(values.workers, 'workers')[0] : Math.max(1, Math.min((await import('node:os')).availableParallelism(), 8));
+  const workers = values.workers ? ints(values.workers, 'workers')[0] : DEFAULT_WORKERS;
   const load = loadavg();
   const started = performance.now();
   const modelsDir = modelsSubset(join(ROOT, 'models'), models);
@@ -89,26 +87,28 @@ async function main(): Promise<void> {
   for (const model of models) {
     const sides: Side[] = [];
     for (const q of [1, quantum]) {
-      const side = { quantum: q, rates: [], lat: [], first: [], runs: 0, lanes: 0, on: false } as unknown as Side;
-      side.rt = await createRuntime({
+      const rows = { runs: 0, lanes: 0, on: false };
+      const rt = await createRuntime({
         modelsDir, provider: 'cpu', workers, threads: 1, maxQueue: 1024, maxRunning: 256, quantum: q,
-        observer: { graphRun: (_m, _s, graph, _sec, batch) => { if (side.on && graph === 'sample_row') { side.runs++; side.lanes += batch; } } },
+        observer: { graphRun: (_m, _s, graph, _sec, batch) => { if (rows.on && graph === 'sample_row') { rows.runs++; rows.lanes += batch; } } },
       });
-      sides.push(side);
+      sides.push({ quantum: q, rt, rates: [], lat: [], first: [], rows });
     }
     for (const clients of concurrency) {
       for (const think of thinks) {
-        for (const s of sides) Object.assign(s, { rates: [], lat: [], first: [], runs: 0, lanes: 0 });
         for (const s of sides) await block(s, model, clients, think, 1);   // warm-up, not counted
-        for (const s of sides) Object.assign(s, { rates: [], lat: [], first: [], runs: 0, lanes: 0 });
+        for (const s of sides) {
+          Object.assign(s, { rates: [], lat: [], first: [] });
+          Object.assign(s.rows, { runs: 0, lanes: 0 });   // in place: the runtime's observer holds it
+        }
         for (let b = 0; b < blocks; b++) {
           for (const s of b % 2 ? [...sides].reverse() : sides) await block(s, model, clients, think, seconds);
         }
         const [a, q] = sides;
-        const med = (s: Side) => pct(s.rates, 0.5);
+        const med = (s: Side) => percentile(s.rates, 50);
         const line = `| ${model} | ${clients} | ${think ? `0–${think} ms` : 'none'} | ${med(a).toFixed(1)} | ${med(q).toFixed(1)} | **${(med(q) / med(a)).toFixed(2)}×** | `
-          + `${pct(a.lat, 0.5).toFixed(0)} / ${pct(q.lat, 0.5).toFixed(0)} | ${pct(a.lat, 0.95).toFixed(0)} / ${pct(q.lat, 0.95).toFixed(0)} | `
-          + `${pct(a.first, 0.5).toFixed(0)} / ${pct(q.first, 0.5).toFixed(0)} | ${(a.lanes / a.runs).toFixed(1)} / ${(q.lanes / q.runs).toFixed(1)} |`;
+          + `${percentile(a.lat, 50).toFixed(0)} / ${percentile(q.lat, 50).toFixed(0)} | ${percentile(a.lat, 95).toFixed(0)} / ${percentile(q.lat, 95).toFixed(0)} | `
+          + `${percentile(a.first, 50).toFixed(0)} / ${percentile(q.first, 50).toFixed(0)} | ${(a.rows.lanes / a.rows.runs).toFixed(1)} / ${(q.rows.lanes / q.rows.runs).toFixed(1)} |`;
         rows.push(line);
         process.stderr.write(`${line}\n`);
       }

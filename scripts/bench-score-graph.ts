@@ -6,13 +6,10 @@
 // in runs/ (scripts/export_score_variants.py), fed the same inputs, checked to give the same NLL,
 // and timed at each batch size on one intra-op thread, taking turns trial by trial so that a slow
 // spell of the shared machine hits both. Writes docs/bench-score-graph.md (or --out).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
-import { bestMs, exportVariants, generatedAt, ONE_THREAD, ROOT, rng } from './graph-variants.js';
+import { bestMs, graphBench, ONE_THREAD, rng } from './graph-variants.js';
 
 interface Stage { name: string; width: number; classes: number; firstSlice: number; lastSlice: number; auxBits: number; scoreContext: boolean }
 interface Variants { model: string; channels: number; subscale: number; size: number; stages: Stage[] }
@@ -44,58 +41,36 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
   return m;
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      models: { type: 'string', default: 'mu-fmnist,spn8-fmnist' }, batches: { type: 'string', default: '1,16,48' },
-      runs: { type: 'string', default: join(ROOT, 'runs') }, out: { type: 'string', default: join(ROOT, 'docs', 'bench-score-graph.md') },
-      python: { type: 'string', default: process.env.PYTHON ?? '/usr/bin/python3' }, trials: { type: 'string', default: '7' },
-      help: { type: 'boolean' },
-    },
-  });
-  if (values.help) {
-    console.log('npm run bench:score-graph -- [--models mu-fmnist,spn8-fmnist] [--batches 1,16,48] [--trials 7] [--runs runs] [--out docs/bench-score-graph.md]');
-    return;
-  }
-  const batches = values.batches!.split(',').map(Number);
-  const trials = Number(values.trials);
-  const tmp = mkdtempSync(join(tmpdir(), 'spn-score-graph-'));
-  const rows: string[][] = [];
-  const load = loadavg()[0];
-  try {
-    for (const model of values.models!.split(',')) {
-      const out = join(tmp, model);
-      const v = exportVariants<Variants>(values.python!, 'export_score_variants.py', model, values.runs!, out);
-      for (const st of v.stages) {
-        for (const graph of st.scoreContext ? ['score', 'score_context'] : ['score']) {
-          const plain = await ort.InferenceSession.create(join(out, st.name, `${graph}.plain.onnx`), ONE_THREAD);
-          const shipped = await ort.InferenceSession.create(join(out, st.name, `${graph}.shipped.onnx`), ONE_THREAD);
-          for (const B of batches) {
-            const f = graph === 'score' ? scoreFeeds(v, st, B, 1000 + B) : contextFeeds(v, st, B, 2000 + B);
-            const a = (await plain.run(f)).nll.data as Float32Array;
-            const b = (await shipped.run(f)).nll.data as Float32Array;
-            const diff = maxDiff(a, b);
-            // reps: about 20 ms of runs per trial
-            const once = performance.now();
-            await plain.run(f);
-            const reps = Math.max(1, Math.round(20 / Math.max(performance.now() - once, 0.01)));
-            const [tp, ts] = await bestMs([plain, shipped], f, reps, trials, 3);
-            rows.push([model, st.name, graph, String(B), tp.toFixed(3), ts.toFixed(3), `${(tp / ts).toFixed(2)}×`, diff.toExponential(1)]);
-            console.log(`${model}/${st.name}/${graph} batch ${B}: plain ${tp.toFixed(3)} ms, shipped ${ts.toFixed(3)} ms, ${(tp / ts).toFixed(2)}× (max |Δ nll| ${diff.toExponential(1)} nats)`);
-          }
-          await plain.release();
-          await shipped.release();
+const rows: string[][] = [];
+
+await graphBench<Variants>({
+  name: 'score-graph', title: 'Likelihood graphs: as shipped against the plain trace', script: 'export_score_variants.py',
+  batches: '1,16,48', count: { flag: 'trials', default: '7' },
+  async measure(v, out, { batches, count: trials }) {
+    for (const st of v.stages) {
+      for (const graph of st.scoreContext ? ['score', 'score_context'] : ['score']) {
+        const plain = await ort.InferenceSession.create(join(out, st.name, `${graph}.plain.onnx`), ONE_THREAD);
+        const shipped = await ort.InferenceSession.create(join(out, st.name, `${graph}.shipped.onnx`), ONE_THREAD);
+        for (const B of batches) {
+          const f = graph === 'score' ? scoreFeeds(v, st, B, 1000 + B) : contextFeeds(v, st, B, 2000 + B);
+          const a = (await plain.run(f)).nll.data as Float32Array;
+          const b = (await shipped.run(f)).nll.data as Float32Array;
+          const diff = maxDiff(a, b);
+          // reps: about 20 ms of runs per trial
+          const once = performance.now();
+          await plain.run(f);
+          const reps = Math.max(1, Math.round(20 / Math.max(performance.now() - once, 0.01)));
+          const [tp, ts] = await bestMs([plain, shipped], f, reps, trials, 3);
+          rows.push([v.model, st.name, graph, String(B), tp.toFixed(3), ts.toFixed(3), `${(tp / ts).toFixed(2)}×`, diff.toExponential(1)]);
+          console.log(`${v.model}/${st.name}/${graph} batch ${B}: plain ${tp.toFixed(3)} ms, shipped ${ts.toFixed(3)} ms, ${(tp / ts).toFixed(2)}× (max |Δ nll| ${diff.toExponential(1)} nats)`);
         }
+        await plain.release();
+        await shipped.release();
       }
     }
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
-  }
-  const md = [
-    '# Likelihood graphs: as shipped against the plain trace',
-    '',
-    `Generated by \`npm run bench:score-graph\` on ${generatedAt()}; 1-minute load average ${load.toFixed(2)} at start. `
-      + 'Both variants are exported in the same run from the same checkpoints (`scripts/export_score_variants.py`), get the same '
+  },
+  report: ({ count: trials }) => [
+    'Both variants are exported in the same run from the same checkpoints (`scripts/export_score_variants.py`), get the same '
       + `inputs, and are timed on one intra-op thread, taking turns: ms per run, best of ${trials} trials of about 20 ms of runs each. `
       + 'A `score` run scores one slice of each image of the batch (conditioning network included); a `score_context` run scores a '
       + 'first slice from its constant context.',
@@ -110,9 +85,5 @@ async function main(): Promise<void> {
     '|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => `| ${r.join(' | ')} |`),
     '',
-  ].join('\n');
-  writeFileSync(values.out!, md);
-  console.log(`wrote ${values.out}`);
-}
-
-await main();
+  ].join('\n'),
+});

@@ -296,6 +296,24 @@ def sample_grid(cfg, models, path, n=64, temperature=1.0, seed=0):
     img.save(path)
 
 
+def variant_stages(doc):
+    """The command line the variant exporters share (export_row_variants.py, export_score_variants.py:
+    --config, --runs, --out): the config, and per stage (stage, trained model, its folder under --out)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--runs", default="runs")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    cfg = load_config(args.config)
+
+    def stages():
+        for st in cfg["stages"]:
+            out = os.path.join(args.out, st["name"])
+            os.makedirs(out, exist_ok=True)
+            yield st, load_stage(cfg, st, args.runs), out
+    return cfg, stages()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True)

@@ -8,29 +8,18 @@ Prints the stages as JSON.
 
   /usr/bin/python3 scripts/export_score_variants.py --config mu-fmnist --out /tmp/score
 """
-import argparse
 import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evaluate import load_stage  # noqa: E402
-from export import Score, ScoreContext, first_context_constant, onnx_export, score_inputs  # noqa: E402
-from spn.stages import load_config  # noqa: E402
+from export import Score, ScoreContext, first_context_constant, onnx_export, score_inputs, variant_stages  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", required=True)
-    ap.add_argument("--runs", default="runs")
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
-    cfg = load_config(args.config)
+    cfg, each = variant_stages(__doc__)
     stages = []
-    for st in cfg["stages"]:
-        m = load_stage(cfg, st, args.runs)
-        out = os.path.join(args.out, st["name"])
-        os.makedirs(out, exist_ok=True)
+    for st, m, out in each:
         sargs, names, ctx_args, ctx_names = score_inputs(cfg, st, m, 2)
         ctx = first_context_constant(cfg, st, m)
         for variant, layout in (("plain", False), ("shipped", True)):

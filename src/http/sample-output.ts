@@ -15,7 +15,7 @@ export class SampleOutput {
   ) {}
 
   /** Records time between slices of the same sample; encodes PNGs only when asked (streams). */
-  async slice(ev: SliceEvent, encode: boolean): Promise<SliceEventData | undefined> {
+  slice(ev: SliceEvent, encode: boolean): SliceEventData | undefined {
     const last = this.lastSliceMs.get(ev.sample);
     if (last !== undefined) this.metrics.timeBetweenSlices.observe({ model: this.model.name }, Math.max(0, ev.elapsedMs - last) / 1000);
     this.lastSliceMs.set(ev.sample, ev.elapsedMs);
@@ -35,7 +35,7 @@ export class SampleOutput {
     };
   }
 
-  async done(ev: DoneEvent): Promise<SampleResult> {
+  done(ev: DoneEvent): SampleResult {
     const name = this.model.name;
     this.metrics.queueTime.observe({ model: name, kind: 'sample' }, ev.timings.queueMs / 1000);
     this.metrics.timeToFirstSlice.observe({ model: name }, ev.timings.firstSliceMs / 1000);

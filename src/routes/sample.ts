@@ -91,9 +91,9 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
       let done: SampleResult | undefined;
       let images;
       for await (const ev of events) {
-        if (ev.type === 'slice') await out.slice(ev, false);
+        if (ev.type === 'slice') out.slice(ev, false);
         else if (ev.type === 'done') {
-          done = await out.done(ev);
+          done = out.done(ev);
           images = ev.images;
         }
       }
@@ -143,9 +143,9 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
         let r = await first;
         while (!r.done) {
           const ev = r.value;
-          if (ev.type === 'slice') await sse.send('slice', serialize.slice((await out.slice(ev, true))!));
+          if (ev.type === 'slice') await sse.send('slice', serialize.slice(out.slice(ev, true)!));
           else if (ev.type === 'stage') await sse.send('stage', serialize.stage({ sample: ev.sample, stage: ev.stage, elapsedMs: ev.elapsedMs }));
-          else await sse.send('done', serialize.done(await out.done(ev)));
+          else await sse.send('done', serialize.done(out.done(ev)));
           r = await events.next();
         }
         completed = true;
