@@ -1,6 +1,8 @@
 // Readiness and graceful shutdown. Tracks every request that is doing model work, so that on
 // shutdown the service can stop taking work, let that work finish within a grace period, and then
 // abort what is left (streams end with an in-band error event).
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
 import fp from 'fastify-plugin';
 import { ShutdownAbort, ShuttingDownError } from '../http/errors.js';
 
@@ -88,6 +90,48 @@ export class Lifecycle {
   }
 }
 
+/**
+ * The server's open connections, and which of them have an answer in progress. Node's
+ * closeIdleConnections() closes kept-alive connections between requests, but not one that is
+ * connected and has not sent (all of) a request: a browser's preconnect, a load balancer's TCP
+ * probe, a stalled client. server.close() waits for those until Node's headersTimeout (60 s), which
+ * held shutdown past its last-resort timer (exit 1 after SHUTDOWN_GRACE_MS + 15 s).
+ */
+export class Connections {
+  private readonly open = new Set<Socket>();
+  private readonly answering = new Map<Socket, number>();
+
+  constructor(server: Server) {
+    server.on('connection', (s: Socket) => {
+      this.open.add(s);
+      s.once('close', () => {
+        this.open.delete(s);
+        this.answering.delete(s);
+      });
+    });
+    server.on('request', (req, res) => {
+      const s = req.socket;
+      this.answering.set(s, (this.answering.get(s) ?? 0) + 1);
+      res.once('close', () => {
+        const n = (this.answering.get(s) ?? 1) - 1;
+        if (n > 0) this.answering.set(s, n);
+        else this.answering.delete(s);
+      });
+    });
+  }
+
+  /** Closes every connection with no answer in progress; answers how many it closed. */
+  closeQuiet(): number {
+    let n = 0;
+    for (const s of this.open) {
+      if (this.answering.has(s)) continue;
+      s.destroy();
+      n++;
+    }
+    return n;
+  }
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     lifecycle: Lifecycle;
@@ -100,6 +144,7 @@ export default fp(
   async (app) => {
     const lifecycle = new Lifecycle();
     app.decorate('lifecycle', lifecycle);
+    const connections = new Connections(app.server);
 
     // Requests that reach us on kept-alive connections while draining: refuse new model work,
     // keep answering probes and scrapes, and ask the client to reconnect elsewhere.
@@ -116,8 +161,10 @@ export default fp(
       const result = await lifecycle.drain(graceMs);
       // Kept-alive connections become idle only once their last answer is flushed, which can be
       // after the drain (and after server.close() closed the idle ones of that moment): keep
-      // closing idle connections until the server has closed, or close() would wait for them.
-      const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+      // closing connections with no answer in progress (idle, or with no request yet) until the
+      // server has closed, or close() would wait for them.
+      const sweep = setInterval(() => connections.closeQuiet(), 50);
+      connections.closeQuiet();
       try {
         await app.close();
       } finally {

@@ -4,6 +4,7 @@
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { MODELS_DIR, ROOT, readSse, sleep } from './helpers.js';
 
@@ -11,13 +12,20 @@ interface Server {
   child: ChildProcess;
   url: string;
   logs: Array<Record<string, unknown>>;
+  /** what the server wrote to stderr (also passed on to ours) */
+  stderr: () => string;
   exited: Promise<number | null>;
 }
 
 async function startServer(env: Record<string, string>): Promise<Server> {
   const child = spawn(process.execPath, [`${ROOT}dist/src/server.js`], {
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', MODELS_DIR, DEFAULT_MODEL: 'tiny-c1', EXECUTION_PROVIDER: 'cpu', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    process.stderr.write(d);
   });
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   const logs: Array<Record<string, unknown>> = [];
@@ -31,7 +39,7 @@ async function startServer(env: Record<string, string>): Promise<Server> {
   });
   const url = await Promise.race([listening, exited.then((code) => Promise.reject(new Error(`server exited early with ${code}`)))]);
   for (let i = 0; i < 200 && (await fetch(`${url}/health/ready`)).status !== 200; i++) await sleep(50);
-  return { child, url, logs, exited };
+  return { child, url, logs, stderr: () => stderr, exited };
 }
 
 function streamThenTerm(server: Server) {
@@ -76,4 +84,49 @@ t.test('SIGTERM mid-stream with a short grace period: in-band shutdown error, ex
   t.notOk(events.some((e) => e.event === 'done'));
   t.equal(await server.exited, 0);
   t.same(server.logs.find((l) => l.msg === 'shut down')?.aborted, 1);
+});
+
+t.test('SIGTERM with connections that sent no request, half a request, or are kept alive: all closed, exit 0', async (t) => {
+  // Node's closeIdleConnections() leaves the first two open, and server.close() then waited for
+  // them until the last-resort timer (exit 1 after the grace + 15 s).
+  const server = await startServer({ SHUTDOWN_GRACE_MS: '200' });
+  t.teardown(() => void server.child.kill('SIGKILL'));
+  const port = Number(new URL(server.url).port);
+  const open = async (): Promise<Socket> => {
+    const s = connect(port, '127.0.0.1');
+    await once(s, 'connect');
+    return s;
+  };
+  const silent = await open();
+  const partial = await open();
+  partial.write('POST /sample HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n');
+  const kept = await open();
+  kept.write('GET /health/live HTTP/1.1\r\nHost: localhost\r\n\r\n');
+  const [answer] = (await once(kept, 'data')) as [Buffer];
+  t.match(answer.toString(), /^HTTP\/1\.1 200/, 'the kept-alive connection was answered');
+  const closed = [silent, partial, kept].map((s) => {
+    s.on('error', () => {}); // a reset is a close too
+    return once(s, 'close');
+  });
+  await sleep(100); // the partial request's bytes have arrived
+  server.child.kill('SIGTERM');
+  t.equal(await server.exited, 0, 'shut down without waiting for them');
+  await Promise.all(closed);
+  t.same(server.logs.find((l) => l.msg === 'shut down')?.aborted, 0);
+  t.notOk(server.logs.some((l) => l.msg === 'shutdown did not finish in time; exiting'));
+});
+
+t.test('EXECUTION_PROVIDER=auto without CUDA: one JSON warning per model and worker, no native error output', async (t) => {
+  const server = await startServer({ EXECUTION_PROVIDER: 'auto', WORKERS: '2' });
+  t.teardown(() => void server.child.kill('SIGKILL'));
+  const models = (await (await fetch(`${server.url}/models`)).json()) as { models: Array<{ name: string; provider: string }> };
+  if (models.models.some((m) => m.provider === 'cuda')) {
+    t.pass('CUDA is available here: nothing fell back');
+  } else {
+    const warnings = server.logs.filter((l) => /CUDA execution provider unavailable, running on CPU/.test(String(l.msg)));
+    t.equal(warnings.length, 2 * models.models.length, 'the fallback and its cause, once per model per worker, as JSON log lines');
+    t.equal(server.stderr(), '', 'nothing on stderr (onnxruntime wrote a colored multi-line error per graph there)');
+  }
+  server.child.kill('SIGTERM');
+  t.equal(await server.exited, 0);
 });
