@@ -160,7 +160,7 @@ export interface RuntimeOptions {
    * group gets it; 1 runs every group every tick. Default DEFAULT_QUANTUM (engine.ts). */
   quantum?: number;
   observer?: RuntimeObserver;
-  logger?: { info(o: object | string, msg?: string): void; warn(o: object | string, msg?: string): void; error(o: object | string, msg?: string): void };
+  logger?: { info(o: object | string, msg?: string): void; warn(o: object | string, msg?: string): void; error(o: object | string, msg?: string): void; debug?(o: object | string, msg?: string): void };
 }
 
 export interface Runtime {
