@@ -78,9 +78,11 @@ export async function createSessions(model: LoadedModel, choice: ProviderChoice,
   if (choice === 'cpu') return { provider: 'cpu', stages: await openAll(model, 'cpu', threads) };
   // A failed CUDA load is also written to stderr by onnxruntime's provider bridge, as a multi-line
   // colored native error per graph, through the process-wide logger that a session's
-  // logSeverityLevel does not reach (only env.logLevel does, read when the first session of the
-  // thread is created). With `auto` that failure is expected on a machine without CUDA and is
-  // reported by us, with its cause; errors of later calls still reach us as exceptions.
+  // logSeverityLevel does not reach. Only env.logLevel does, and only when the process's first
+  // session is created (the native environment is made once and shared by every thread; in the
+  // service all workers get the same choice, so the first of them sets it). With `auto` that
+  // failure is expected on a machine without CUDA and is reported by us, with its cause; errors of
+  // later calls still reach us as exceptions.
   if (choice === 'auto') ort.env.logLevel = 'fatal';
   try {
     return { provider: 'cuda', stages: await openAll(model, 'cuda', threads) };
