@@ -90,11 +90,16 @@ async function closedLoop(n: number, c: number, job: (i: number) => Promise<Answ
 interface Answer { ms: number; firstMs?: number; serverMs?: number }
 
 /** CPU seconds (user + system) the process has used, all its threads: from /proc. */
-function processCpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+/** CPU seconds of a process (all its threads), or of one of its threads (tid). */
+function processCpuSeconds(pid: number, tid?: number): number {
+  const f = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
   const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;   // utime, stime in clock ticks (USER_HZ = 100)
 }
+
+/** CPU seconds of a process's main thread (its thread id is the process id): for the service,
+ * the thread that does all of HTTP, while the inference workers are threads of their own. */
+const mainThreadCpuSeconds = (pid: number) => processCpuSeconds(pid, pid);
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -214,7 +219,7 @@ async function pngCodecs(img: RawImage, S: number): Promise<string[]> {
   return rows;
 }
 
-interface Figures { perSec: number; p50: number; p95: number; first50?: number; server50?: number; cores: number; clientCores?: number }
+interface Figures { perSec: number; p50: number; p95: number; first50?: number; server50?: number; cores: number; clientCores?: number; mainCores: number }
 interface Row { what: string; c: number; images: number; direct: Figures; http: Figures }
 
 function better(a: Figures | undefined, b: Figures): Figures {
@@ -246,9 +251,11 @@ async function main(): Promise<void> {
     type Side = 'direct' | 'http';
     const measure = async (key: string, what: string, c: number, n: number, side: Side, job: (i: number) => Promise<Answer>) => {
       const server0 = processCpuSeconds(proc.pid!);
+      const main0 = mainThreadCpuSeconds(side === 'http' ? proc.pid! : process.pid);
       const self0 = process.cpuUsage();
       const r = await closedLoop(n, c, job);
       const serverCpu = processCpuSeconds(proc.pid!) - server0;
+      const mainCpu = mainThreadCpuSeconds(side === 'http' ? proc.pid! : process.pid) - main0;
       const self = process.cpuUsage(self0);
       const selfCpu = (self.user + self.system) / 1e6;
       const fig: Figures = {
@@ -256,6 +263,7 @@ async function main(): Promise<void> {
         first50: r.first.length ? percentile(r.first, 50) : undefined, server50: r.server.length ? percentile(r.server, 50) : undefined,
         // the runtime side works in this process; the HTTP side in the server, with this process as its client
         cores: (side === 'http' ? serverCpu : selfCpu) / r.seconds, clientCores: side === 'http' ? selfCpu / r.seconds : undefined,
+        mainCores: mainCpu / r.seconds,
       };
       const row = rows.get(key) ?? { what, c, images: n, direct: undefined as unknown as Row['direct'], http: undefined as unknown as Row['http'] };
       row[side] = better(row[side], fig);
@@ -327,11 +335,11 @@ async function main(): Promise<void> {
     '- **HTTP**: the server (`dist/src/server.js`, its own process, `LOG_LEVEL=warn`) on a loopback port, driven by `fetch` clients in the benchmark process: `POST /sample` answering JSON (the image as base64 PNG), `POST /sample` as an event stream (every slice event carries two PNGs, the slice and the image so far; timed until the `done` event), `POST /likelihood` with a PNG body (the images were sampled from the model first)',
     '- every request is one image; c clients each send their next request when the last is answered',
     '- "in runtime": the request\'s time inside the server\'s runtime as its answer reports it (`timings.totalMs`, queue to result); the rest of the HTTP latency is HTTP: parsing, validation, PNG and JSON, the event stream, the client',
-    '- "cores busy": CPU seconds per wall second of the process doing the work (the benchmark process for the runtime, the server process for HTTP, all threads); "client": the benchmark process while it drives the server, on the same two cores',
+    '- "cores busy": CPU seconds per wall second of the process doing the work (the benchmark process for the runtime, the server process for HTTP, all threads); "client": the benchmark process while it drives the server, on the same two cores; "main thread": the same for that process\'s main thread alone (the service\'s HTTP, routing, PNG and JSON; for the runtime side, the event delivery and the closed-loop clients); the rest is the inference workers and the runtime\'s helper threads (garbage collection, libuv)',
     '',
-    '| request | clients | images | runtime images/s | HTTP images/s | HTTP / runtime | p50 ms runtime / HTTP (in runtime) | p95 ms runtime / HTTP | first slice p50 ms runtime / HTTP | cores busy runtime / HTTP (client) |',
-    '|---|---|---|---|---|---|---|---|---|---|',
-    ...[...rows.values()].map((r) => `| ${r.what} | ${r.c} | ${r.images} | ${f(r.direct.perSec)} | ${f(r.http.perSec)} | **${f(r.http.perSec / r.direct.perSec, 2)}** | ${f(r.direct.p50)} / ${f(r.http.p50)}${r.http.server50 === undefined ? '' : ` (${f(r.http.server50)})`} | ${f(r.direct.p95)} / ${f(r.http.p95)} | ${r.what.includes('stream') ? `${f(r.direct.first50)} / ${f(r.http.first50)}` : ''} | ${f(r.direct.cores, 2)} / ${f(r.http.cores, 2)} (${f(r.http.clientCores, 2)}) |`),
+    '| request | clients | images | runtime images/s | HTTP images/s | HTTP / runtime | p50 ms runtime / HTTP (in runtime) | p95 ms runtime / HTTP | first slice p50 ms runtime / HTTP | cores busy runtime / HTTP (client) | main thread cores runtime / HTTP |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+    ...[...rows.values()].map((r) => `| ${r.what} | ${r.c} | ${r.images} | ${f(r.direct.perSec)} | ${f(r.http.perSec)} | **${f(r.http.perSec / r.direct.perSec, 2)}** | ${f(r.direct.p50)} / ${f(r.http.p50)}${r.http.server50 === undefined ? '' : ` (${f(r.http.server50)})`} | ${f(r.direct.p95)} / ${f(r.http.p95)} | ${r.what.includes('stream') ? `${f(r.direct.first50)} / ${f(r.http.first50)}` : ''} | ${f(r.direct.cores, 2)} / ${f(r.http.cores, 2)} (${f(r.http.clientCores, 2)}) | ${f(r.direct.mainCores, 2)} / ${f(r.http.mainCores, 2)} |`),
     '',
     '## PNG',
     '',
