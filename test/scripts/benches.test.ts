@@ -1,0 +1,74 @@
+// The benchmark scripts, run small on the tiny model, so that they keep working as the code under
+// them changes: each must finish, and what it reports must hold together. No timing is asserted
+// (the machines are shared); what is asserted is the shape of each report and, for `npm run
+// bench`, that PyTorch (the checkpoints shipped in runs/) and the runtime (the graphs in models/)
+// score the same images to within float32 rounding: both sides run the same weights.
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BenchResult } from '../../scripts/bench-report.js';
+
+const ROOT = new URL('../../../', import.meta.url).pathname;
+const run = (script: string, args: string[]) =>
+  execFileSync(process.execPath, [join(ROOT, 'dist', 'scripts', script), ...args], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 240_000 });
+/** the rows of the first markdown table whose header starts with `first` */
+const table = (md: string, first: string) => {
+  const lines = md.split('\n');
+  const at = lines.findIndex((l) => l.startsWith(`| ${first} |`));
+  const rows: string[][] = [];
+  for (let i = at + 2; at >= 0 && i < lines.length && lines[i].startsWith('|'); i++) rows.push(lines[i].split('|').slice(1, -1).map((c) => c.trim()));
+  return rows;
+};
+
+t.test('npm run bench (quick, tiny-c1, one core): both sides run the same weights, every point measured', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'spn-bench-test-'));
+  t.teardown(() => rmSync(out, { recursive: true, force: true }));
+  run('bench.js', ['--quick', '--models', 'tiny-c1', '--setups', '1x1', '--decode', 'row', '--trials', '1', '--out', out, '--json', join(out, 'bench.json')]);
+  const res = JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as BenchResult;
+  t.equal(res.runs.length, 1);
+  const [m] = res.runs[0].models;
+  t.equal(m.name, 'tiny-c1');
+  t.ok(m.weightsCheck.images > 0, 'images scored on both sides');
+  t.ok(m.weightsCheck.maxAbsDiff < 1e-4, `PyTorch and the runtime agree on bits/dim (${m.weightsCheck.maxAbsDiff})`);
+  for (const side of [m.runtime, m.torch]) {
+    t.same(side.sampling.map((p) => p.concurrency), res.settings.concurrency, 'a sampling point per concurrency');
+    t.same(side.likelihood.map((p) => p.batch), res.settings.likelihoodBatches, 'a likelihood point per batch');
+    for (const p of [...side.sampling, ...side.likelihood]) t.ok(p.imagesPerSec > 0 && p.images > 0);
+  }
+  const md = readFileSync(join(out, 'bench.md'), 'utf8');
+  t.equal(table(md, 'target').length, 5, 'the five targets of issue 3 are reported');
+  t.match(md, /## Largest remaining cost/);
+});
+
+t.test('npm run bench:cores (tiny-c1): a row per stage, graph and batch', async (t) => {
+  const md = run('bench-cores.js', ['--models', 'tiny-c1', '--batches', '1,4', '--seconds', '0.05', '--trials', '1', '--out', '-']);
+  const rows = table(md, 'model');
+  t.equal(rows.length, 3 * 2 * 2, 'three stages x two graphs x two batch sizes');
+  for (const r of rows) {
+    t.ok(Number(r[4]) > 0 && Number(r[5]) > 0, 'ms per run alone and together');
+    t.ok(Number(r[6].replace(/\*/g, '')) > 0, 'two workers / one');
+  }
+  t.same(rows.filter((r) => r[3] === '1').map((r) => r[7]), Array(6).fill('1.00×'), 'batch 1 is the batching baseline');
+});
+
+t.test('npm run bench:http (tiny-c1): every kind of request over HTTP and directly, and the server shuts down', async (t) => {
+  const md = run('bench-http.js', ['--model', 'tiny-c1', '--concurrency', '1,2', '--sample-images', '2,4', '--likelihood-concurrency', '2',
+    '--likelihood-images', '4', '--trials', '1', '--out', '-']);
+  const rows = table(md, 'request');
+  t.same(rows.map((r) => `${r[0]} ${r[1]}`), ['sample (JSON) 1', 'sample (event stream) 1', 'sample (JSON) 2', 'sample (event stream) 2', 'likelihood (PNG upload) 2']);
+  for (const r of rows) t.ok(Number(r[3]) > 0 && Number(r[4]) > 0, `${r[0]}: images/s on both sides`);
+  t.equal(table(md, 'work').length, 3, 'the PNG codec table');
+  // the server's error log goes to the same output; the bench's fetch client sometimes leaves a
+  // connection it never used, which held the server's shutdown before session 7
+  t.notMatch(md, /shutdown did not finish in time/, 'the server shut down by itself');
+});
+
+t.test('npm run bench:scheduler (tiny-c1): both quanta measured', async (t) => {
+  const md = run('bench-scheduler.js', ['--models', 'tiny-c1', '--concurrency', '4', '--think', '0', '--seconds', '1', '--blocks', '1', '--out', '-']);
+  const rows = table(md, 'model');
+  t.same(rows.map((r) => r.slice(0, 3)), [['tiny-c1', '4', 'none']]);
+  t.ok(Number(rows[0][3]) > 0 && Number(rows[0][4]) > 0, 'images/s with each scheduler');
+  t.notMatch(md, /NaN|Infinity/, 'every figure is a number');
+});
