@@ -72,3 +72,16 @@ t.test('npm run bench:scheduler (tiny-c1): both quanta measured', async (t) => {
   t.ok(Number(rows[0][3]) > 0 && Number(rows[0][4]) > 0, 'images/s with each scheduler');
   t.notMatch(md, /NaN|Infinity/, 'every figure is a number');
 });
+
+t.test('npm run bench:row-graph and bench:score-graph (tiny-c1): the variants exported fresh compute the same', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'spn-graph-bench-test-'));
+  t.teardown(() => rmSync(out, { recursive: true, force: true }));
+  run('bench-row-graph.js', ['--models', 'tiny-c1', '--batches', '1,2', '--reps', '3', '--out', join(out, 'row.md')]);
+  const rows = table(readFileSync(join(out, 'row.md'), 'utf8'), 'model');
+  t.equal(rows.length, 3 * 2, 'three stages x two batch sizes');
+  t.same(rows.map((r) => r[6]), Array(6).fill('yes'), 'the Loop graph and the unrolled one sample the same pixels');
+  run('bench-score-graph.js', ['--models', 'tiny-c1', '--batches', '1,2', '--trials', '1', '--out', join(out, 'score.md')]);
+  const score = table(readFileSync(join(out, 'score.md'), 'utf8'), 'model');
+  t.ok(score.length >= 3 * 2, 'every stage\'s scoring graphs at both batch sizes');
+  for (const r of score) t.ok(Number(r[7]) < 1e-4, `${r[1]}/${r[2]} batch ${r[3]}: plain and shipped score the same (${r[7]} nats)`);
+});
