@@ -38,7 +38,8 @@ export class SpnRuntime implements Runtime {
     const models = await loadModels(opts.modelsDir);
     const byName = new Map(models.map((m) => [m.manifest.name, m]));
     let rt: SpnRuntime | undefined;
-    const pool = new WorkerPool(models, opts, (runs) => {
+    const pool = new WorkerPool(models, opts, ({ runs, arrivals }) => {
+      for (const a of arrivals) opts.observer?.arrived?.(a.model, a.lanes, a.atMs);
       for (const r of runs) {
         rt!.lastBatch = r.batch;
         opts.observer?.graphRun?.(r.model, r.stage, r.graph, r.seconds, r.batch, r.endMs);

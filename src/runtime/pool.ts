@@ -36,7 +36,7 @@ export class WorkerPool {
   constructor(
     private readonly models: LoadedModel[],
     private readonly opts: Pick<RuntimeOptions, 'workers' | 'threads' | 'logger' | 'decode' | 'quantum'> & { provider: ProviderChoice },
-    private readonly onRuns: (runs: Extract<FromWorker, { type: 'runs' }>['runs']) => void,
+    private readonly onRuns: (msg: Extract<FromWorker, { type: 'runs' }>) => void,
   ) {}
 
   async start(): Promise<void> {
@@ -106,7 +106,7 @@ export class WorkerPool {
             }
             return;
           case 'runs':
-            this.onRuns(msg.runs);
+            this.onRuns(msg);
             return;
           default:
             pw.requests.get(msg.request)?.message(msg);

@@ -54,5 +54,7 @@ export type FromWorker =
   | { type: 'sample-done'; request: number; index: number; image: Uint8Array; nats: number }
   | { type: 'score-done'; request: number; result: ScoreResult }
   | { type: 'failed'; request: number; message: string }
-  /** endMs: when the run ended, in ms since the epoch (performance.timeOrigin + performance.now()) */
-  | { type: 'runs'; runs: { model: string; stage: string; graph: GraphKind; seconds: number; batch: number; endMs: number }[] };
+  /** endMs: when the run ended, in ms since the epoch (performance.timeOrigin + performance.now());
+   * arrivals: when the engine took each request in (its lanes join the next tick), on that clock */
+  | { type: 'runs'; runs: { model: string; stage: string; graph: GraphKind; seconds: number; batch: number; endMs: number }[];
+      arrivals: { model: string; lanes: number; atMs: number }[] };

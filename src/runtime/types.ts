@@ -138,6 +138,8 @@ export type DecodeMode = 'row' | 'pixel';
 export interface RuntimeObserver {
   /** a batched graph run: its duration, its lanes, and when it ended (ms since the epoch, high resolution) */
   graphRun?(model: string, stage: string, graph: GraphKind, seconds: number, batch: number, endMs: number): void;
+  /** a request reached its worker's engine (its lanes join the next tick), on graphRun's clock */
+  arrived?(model: string, lanes: number, atMs: number): void;
   queueChanged?(queued: number, running: number): void;
   generated?(model: string, what: 'samples' | 'slices' | 'pixels', n: number): void;
   scored?(model: string, n: number): void;

@@ -9,13 +9,20 @@ const port = parentPort!;
 const post = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 const models = new Map<string, EngineModel>();
 let pendingRuns: Extract<FromWorker, { type: 'runs' }>['runs'] = [];
+let pendingArrivals: Extract<FromWorker, { type: 'runs' }>['arrivals'] = [];
 let flushTimer: NodeJS.Timeout | null = null;
 
 function flushRuns(): void {
   if (flushTimer) clearTimeout(flushTimer);
   flushTimer = null;
-  if (pendingRuns.length) post({ type: 'runs', runs: pendingRuns });
+  if (pendingRuns.length || pendingArrivals.length) post({ type: 'runs', runs: pendingRuns, arrivals: pendingArrivals });
   pendingRuns = [];
+  pendingArrivals = [];
+}
+
+function arrived(model: string, lanes: number): void {
+  pendingArrivals.push({ model, lanes, atMs: performance.timeOrigin + performance.now() });
+  flushTimer ??= setTimeout(flushRuns, 100);
 }
 
 let engine!: Engine;
@@ -57,10 +64,12 @@ port.on('message', (msg: ToWorker) => {
     case 'sample': {
       const model = models.get(msg.model)!;
       for (const lane of msg.lanes) engine.addSample(model, { request: msg.request, ...lane });
+      arrived(msg.model, msg.lanes.length);
       break;
     }
     case 'score':
       engine.addScore(models.get(msg.model)!, msg.request, msg.image, msg.perPixel);
+      arrived(msg.model, 1);
       break;
     case 'cancel':
       engine.cancel(msg.request);
