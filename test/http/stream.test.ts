@@ -59,7 +59,10 @@ t.test('a stream: every slice PNG agrees with the image so far; the final image 
 });
 
 t.test('while queued: the status at once, keep-alive comments every SSE_KEEPALIVE_MS, then the stream', async (t) => {
-  const { app, url } = await listening({ MAX_RUNNING: 1, MAX_QUEUE: 1, SSE_KEEPALIVE_MS: 100 });
+  // The first request must outlast the keep-alive interval (at least 100 ms) by a margin on any
+  // machine: 16 images of tiny-c3 took 106-184 ms here in row mode (106 ms once in session 7, the
+  // test's margin then 6 ms), 230-320 ms one run per pixel.
+  const { app, url } = await listening({ MAX_RUNNING: 1, MAX_QUEUE: 1, SSE_KEEPALIVE_MS: 100, DECODE: 'pixel' });
   t.teardown(() => app.close());
   const sentFirst = performance.now();
   const first = fetch(`${url}/sample`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'tiny-c3', count: 16, seed: 1 }) });
