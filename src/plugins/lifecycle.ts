@@ -120,15 +120,9 @@ export class Connections {
     });
   }
 
-  /** Closes every connection with no answer in progress; answers how many it closed. */
-  closeQuiet(): number {
-    let n = 0;
-    for (const s of this.open) {
-      if (this.answering.has(s)) continue;
-      s.destroy();
-      n++;
-    }
-    return n;
+  /** Closes every connection with no answer in progress. */
+  closeQuiet(): void {
+    for (const s of this.open) if (!this.answering.has(s)) s.destroy();
   }
 }
 

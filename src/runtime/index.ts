@@ -48,6 +48,8 @@ export class SpnRuntime implements Runtime {
     rt = new SpnRuntime(opts, byName, pool);
     await pool.start();
     for (const [name, p] of Object.entries(pool.providers)) {
+      // a CUDA fallback (with `auto`), once per model however many workers loaded it
+      if (p.note) opts.logger?.warn({ model: name, provider: p.provider }, `${name}: ${p.note}`);
       opts.logger?.info({ model: name, provider: p.provider }, 'model loaded');
     }
     rt.ready = true;

@@ -49,7 +49,6 @@ export class WorkerPool {
   }
 
   private readyWaiters: (() => void)[] = [];
-  private readonly logged = new Set<string>();
 
   /** Registers a request (weight: its images) with the ready worker that has the fewest images in
    * flight, and returns that worker; waits (up to timeoutMs) while a replacement starts. The choice
@@ -95,15 +94,6 @@ export class WorkerPool {
           case 'init-failed':
             reject(new ModelLoadError(msg.message));
             void worker.terminate();
-            return;
-          case 'log':
-            // Every worker loads every model, so each says the same (a CUDA fallback, with its
-            // cause): the first says it at its level, the others and replacements at debug.
-            if (this.logged.has(msg.message)) this.opts.logger?.debug?.({ worker: worker.threadId }, msg.message);
-            else {
-              this.logged.add(msg.message);
-              this.opts.logger?.[msg.level]({ worker: worker.threadId }, msg.message);
-            }
             return;
           case 'runs':
             this.onRuns(msg);

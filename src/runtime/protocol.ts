@@ -48,7 +48,6 @@ export type ToWorker = InitMessage | SampleMessage | ScoreMessage | CancelMessag
 export type FromWorker =
   | { type: 'ready'; providers: Record<string, { provider: ExecutionProvider; note?: string }> }
   | { type: 'init-failed'; message: string }
-  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }
   | { type: 'slice'; request: number; index: number; stage: number; slice: number; values: Uint8Array; image: Uint8Array }
   | { type: 'stage'; request: number; index: number; stage: number }
   | { type: 'sample-done'; request: number; index: number; image: Uint8Array; nats: number }

@@ -73,8 +73,9 @@ async function openAll(model: LoadedModel, provider: ExecutionProvider, threads:
   return stages;
 }
 
-export async function createSessions(model: LoadedModel, choice: ProviderChoice, threads: number,
-  warn: (msg: string) => void): Promise<ModelSessions> {
+/** With `auto`, a CUDA failure comes back as `providerNote` (its cause); the main thread logs it
+ * once per model (index.ts), not every worker that loads the model. */
+export async function createSessions(model: LoadedModel, choice: ProviderChoice, threads: number): Promise<ModelSessions> {
   if (choice === 'cpu') return { provider: 'cpu', stages: await openAll(model, 'cpu', threads) };
   // A failed CUDA load is also written to stderr by onnxruntime's provider bridge, as a multi-line
   // colored native error per graph, through the process-wide logger that a session's
@@ -91,7 +92,6 @@ export async function createSessions(model: LoadedModel, choice: ProviderChoice,
       throw err instanceof ModelLoadError ? err : new ModelLoadError(`${model.dir}: CUDA execution provider failed: ${(err as Error).message}`);
     }
     const note = `CUDA execution provider unavailable, running on CPU: ${(err as Error).message.split('\n')[0]}`;
-    warn(`${model.manifest.name}: ${note}`);
     return { provider: 'cpu', providerNote: note, stages: await openAll(model, 'cpu', threads) };
   }
 }

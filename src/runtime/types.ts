@@ -159,10 +159,10 @@ export interface RuntimeOptions {
   /** default 'row' */
   decode?: DecodeMode;
   /** ticks a stepping group (sample_row, decoder_pixel runs) keeps the turn before the next stage's
-   * group gets it; 1 runs every group every tick. Default DEFAULT_QUANTUM (engine.ts). */
+   * group gets it; 1 runs every group every tick. Default DEFAULT_QUANTUM. */
   quantum?: number;
   observer?: RuntimeObserver;
-  logger?: { info(o: object | string, msg?: string): void; warn(o: object | string, msg?: string): void; error(o: object | string, msg?: string): void; debug?(o: object | string, msg?: string): void };
+  logger?: { info(o: object | string, msg?: string): void; warn(o: object | string, msg?: string): void; error(o: object | string, msg?: string): void };
 }
 
 export interface Runtime {

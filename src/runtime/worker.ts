@@ -50,8 +50,7 @@ port.on('message', (msg: ToWorker) => {
         try {
           const providers: Record<string, { provider: 'cuda' | 'cpu'; note?: string }> = {};
           for (const m of msg.models) {
-            const sessions = await createSessions(m, msg.provider, msg.threads,
-              (message) => post({ type: 'log', level: 'warn', message }));
+            const sessions = await createSessions(m, msg.provider, msg.threads);
             models.set(m.manifest.name, engineModel(m.manifest, sessions, await firstContexts(m, sessions)));
             providers[m.manifest.name] = { provider: sessions.provider, note: sessions.providerNote };
           }

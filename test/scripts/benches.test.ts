@@ -50,7 +50,7 @@ t.test('npm run bench:cores (tiny-c1): a row per stage, graph and batch', async 
     t.ok(Number(r[4]) > 0 && Number(r[5]) > 0, 'ms per run alone and together');
     t.ok(Number(r[6].replace(/\*/g, '')) > 0, 'two workers / one');
   }
-  t.same(rows.filter((r) => r[3] === '1').map((r) => r[7]), Array(6).fill('1.00×'), 'batch 1 is the batching baseline');
+  for (const r of rows.filter((x) => x[3] === '4')) t.ok(parseFloat(r[7]) > 0, `${r[1]}/${r[2]}: lanes/s at batch 4 against batch 1 (${r[7]})`);
 });
 
 t.test('npm run bench:http (tiny-c1): every kind of request over HTTP and directly, and the server shuts down', async (t) => {
