@@ -9,13 +9,14 @@
 // batch 16 lanes per run on each. So 32-vs-1 = (what the second worker adds) x (lanes per second at
 // batch 16 over lanes per second at batch 1, on one worker). This script measures both factors.
 // Writes docs/bench-cores.md (or --out) and prints it.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
+import { decodeModes, type BenchResult } from './bench-report.js';
 import { generatedAt, ONE_THREAD, rng, ROOT } from './graph-variants.js';
 
 interface Job { path: string; inputs: InputSpec[]; batch: number; ms: number }
@@ -91,6 +92,62 @@ class Runner {
 
 interface Row { model: string; stage: string; graph: string; batch: number; alone: number; together: number[] }
 
+/**
+ * What these factors predict for the main benchmark's highest concurrency against one request
+ * (its report's JSON, headline setup, decode row), and what 8x would take. One request's time per
+ * image is split by graph (and the rest, outside graph runs) as that report measured it at
+ * concurrency 1; at concurrency N each graph's share shrinks by its batching gain at the largest
+ * batch measured here, the rest is taken as the report measured it at N, and the workers add what
+ * two add here (weighted by the graphs' time at N). For 8x: how fast the graph with the largest
+ * share at N would have to run at that batch, all else as it is.
+ */
+function predict(rows: Row[], bench: BenchResult, B: number): string[] {
+  const run = bench.runs[0];
+  const workers = run.workers ?? bench.settings.workers;
+  const out: string[] = [];
+  for (const m of run.models) {
+    const at = (stage: string, graph: string, batch: number) => rows.find((r) => r.model === m.name && r.stage === stage && r.graph === graph && r.batch === batch);
+    const mode = decodeModes(m).find((d) => d.mode === 'row') ?? decodeModes(m)[0];
+    const p1 = mode.sampling.find((p) => p.concurrency === 1);
+    const pN = mode.sampling.reduce((a, b) => (b.concurrency > a.concurrency ? b : a));
+    if (!p1?.graphs || !pN.graphs || pN === p1) continue;
+    const terms = p1.graphs.map((g) => {
+      const one = at(g.stage, g.graph, 1);
+      const big = at(g.stage, g.graph, B);
+      if (!one || !big) return undefined;
+      const gain = (big.alone * B) / one.alone;
+      return { g, t1: g.seconds / p1.images, gain, two: (big.together[0] + big.together[1]) / big.alone, msB: 1000 / big.alone, msB1: 1000 / one.alone };
+    });
+    if (terms.some((x) => x === undefined)) continue;
+    const ts = terms as NonNullable<(typeof terms)[number]>[];
+    const sum = (f: (x: (typeof ts)[number]) => number) => ts.reduce((a, x) => a + f(x), 0);
+    const T1 = p1.seconds / p1.images;                 // one worker's time per image, one request at a time
+    const restN = (pN.seconds * workers - pN.graphs.reduce((a, g) => a + g.seconds, 0)) / pN.images;
+    const TN = sum((x) => x.t1 / x.gain) + restN;     // one worker's time per image at N, predicted
+    const two = sum((x) => (x.t1 / x.gain) * x.two) / sum((x) => x.t1 / x.gain);
+    const predicted = (two * T1) / TN;
+    const measured = pN.imagesPerSec / p1.imagesPerSec;
+    const L = ts.reduce((a, x) => (x.t1 / x.gain > a.t1 / a.gain ? x : a));
+    const room = (two * T1) / 8 - (TN - L.t1 / L.gain); // what L may take per image for 8x
+    const needMs = room > 0 ? (B * L.msB1) / (L.t1 / room) : NaN;
+    const gN = pN.graphs.find((g) => g.stage === L.g.stage && g.graph === L.g.graph);
+    const batchN = gN && gN.runs ? (gN.lanes / gN.runs).toFixed(1) : '';
+    const gflops = (ms: number) => (L.g.flopsPerLane * B) / (ms / 1000) / 1e9;
+    out.push(`| ${m.name} | ${pN.concurrency} | **${measured.toFixed(2)}×** | **${predicted.toFixed(2)}×** | ${(T1 / TN).toFixed(2)}× | ${two.toFixed(2)}× | ${L.g.stage}/${L.g.graph} (${batchN}) | ${L.msB.toFixed(3)} (${gflops(L.msB).toFixed(0)} GFLOP/s) | ${room > 0 ? `${needMs.toFixed(3)} (${gflops(needMs).toFixed(0)} GFLOP/s)` : 'not reachable: the rest alone is too slow'} |`);
+  }
+  if (!out.length) return [];
+  return [
+    '',
+    `## What this predicts for ${bench.settings.concurrency.at(-1)} concurrent requests against one`,
+    '',
+    `From \`docs/bench.json\` (the main benchmark's report, ${bench.date}; its headline setup, ${workers} workers, decode row): one request's time per image split by graph at concurrency 1; at the highest concurrency each graph's share shrinks by its batching gain at batch ${B} measured above, the time outside graph runs is taken as that report measured it there, and the workers add what two add above (weighted by the graphs' time). The last columns: how fast a batch-${B} run of the graph with the largest share would have to be for 8×, all else as it is.`,
+    '',
+    `| model | concurrency | measured vs 1 | predicted vs 1 | one worker's gain | second worker | largest share (its mean batch there) | ms per batch-${B} run now | for 8× |`,
+    '|---|---|---|---|---|---|---|---|---|',
+    ...out,
+  ];
+}
+
 async function measure(model: string, stage: Manifest['stages'][number], graph: string, batch: number, ms: number, trials: number): Promise<Row> {
   const g = stage.graphs[graph];
   const job = { path: join(ROOT, 'models', model, g.file), inputs: g.inputs, batch, ms, target: stage.firstSlice };
@@ -115,11 +172,12 @@ async function main(): Promise<void> {
     options: {
       models: { type: 'string', default: 'mu-fmnist,spn8-fmnist' }, graphs: { type: 'string', default: 'sample_row,conditioning' },
       batches: { type: 'string', default: '1,16' }, seconds: { type: 'string', default: '1' }, trials: { type: 'string', default: '3' },
-      out: { type: 'string', default: join(ROOT, 'docs', 'bench-cores.md') }, help: { type: 'boolean' },
+      out: { type: 'string', default: join(ROOT, 'docs', 'bench-cores.md') }, bench: { type: 'string', default: join(ROOT, 'docs', 'bench.json') },
+      help: { type: 'boolean' },
     },
   });
   if (values.help) {
-    console.log('npm run bench:cores -- [--models mu-fmnist,spn8-fmnist] [--graphs sample_row,conditioning] [--batches 1,16] [--seconds 1] [--trials 3] [--out docs/bench-cores.md (\'-\': print only)]');
+    console.log('npm run bench:cores -- [--models mu-fmnist,spn8-fmnist] [--graphs sample_row,conditioning] [--batches 1,16] [--seconds 1] [--trials 3] [--out docs/bench-cores.md (\'-\': print only)] [--bench docs/bench.json (the main benchmark\'s results to predict from; \'\': none)]');
     return;
   }
   const batches = values.batches!.split(',').map(Number);
@@ -158,6 +216,7 @@ async function main(): Promise<void> {
       const both = r.together[0] + r.together[1];
       return `| ${r.model} | ${r.stage} | ${r.graph} | ${r.batch} | ${msPer(r.alone)} | ${msPer(both / 2)} | **${(both / r.alone).toFixed(2)}** | ${gain} |`;
     }),
+    ...(values.bench && existsSync(values.bench) ? predict(rows, JSON.parse(readFileSync(values.bench, 'utf8')) as BenchResult, Math.max(...batches)) : []),
     '',
   ];
   const md = lines.join('\n');
