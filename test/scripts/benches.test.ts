@@ -78,8 +78,9 @@ t.test('npm run bench:row-graph and bench:score-graph (tiny-c1): the variants ex
   t.teardown(() => rmSync(out, { recursive: true, force: true }));
   run('bench-row-graph.js', ['--models', 'tiny-c1', '--batches', '1,2', '--reps', '3', '--out', join(out, 'row.md')]);
   const rows = table(readFileSync(join(out, 'row.md'), 'utf8'), 'model');
-  t.equal(rows.length, 3 * 2, 'three stages x two batch sizes');
-  t.same(rows.map((r) => r[6]), Array(6).fill('yes'), 'the Loop graph and the unrolled one sample the same pixels');
+  t.equal(rows.length, 3 * 2 * 4, 'three stages x two batch sizes x four variants');
+  t.same([...new Set(rows.map((r) => r[3]))], ['loop', 'window', 'matmul-upper', 'cumsum-t']);
+  t.same(rows.map((r) => r[7]), Array(24).fill('yes'), 'every variant samples the pixels the shipped graph samples');
   run('bench-score-graph.js', ['--models', 'tiny-c1', '--batches', '1,2', '--trials', '1', '--out', join(out, 'score.md')]);
   const score = table(readFileSync(join(out, 'score.md'), 'utf8'), 'model');
   t.ok(score.length >= 3 * 2, 'every stage\'s scoring graphs at both batch sizes');
