@@ -149,13 +149,16 @@ t.test('an error after the first byte is an in-band error event', async (t) => {
 });
 
 t.test('shutdown: not ready at once; a stream past the grace period ends with an in-band error', async (t) => {
-  const { app, url } = await listening();
+  // the stream must outlast the grace period after its first slice: in row mode it ran 85-175 ms
+  // past it against a 50 ms grace, and one CI run here saw it finish inside the grace; one run per
+  // pixel takes 200-250 ms past it, against a 20 ms grace
+  const { app, url } = await listening({ DECODE: 'pixel' });
   const res = await fetch(`${url}/sample`, { method: 'POST', headers: SSE, body: JSON.stringify({ model: 'tiny-c3', count: 16, seed: 6 }) });
   let shutdown: Promise<{ aborted: number }> | undefined;
   let readyDuring: number | undefined;
   const { events } = await readSse(res.body!, (ev) => {
     if (ev.event === 'slice' && !shutdown) {
-      shutdown = app.shutdown(50);
+      shutdown = app.shutdown(20);
       readyDuring = app.lifecycle.state === 'shutting_down' ? 503 : 200;
     }
   });
