@@ -6,13 +6,10 @@
 // machine hits both. What HTTP adds is the ratio: routing, validation, JSON and base64, PNG
 // encoding (every slice of a stream is two PNGs), the event stream, and the client's own parsing.
 // Writes docs/bench-http.md (or --out) and prints the table.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { DEFAULT_WORKERS } from '../src/config.js';
@@ -20,6 +17,7 @@ import { decodePlainPng, encodePng } from '../src/http/png.js';
 import { createRuntime, type RawImage, type SpnRuntime } from '../src/runtime/index.js';
 import { percentile } from './bench-report.js';
 import { generatedAt, ROOT } from './graph-variants.js';
+import { startServer } from './server-process.js';
 
 const HELP = `npm run bench:http -- [flags]
   --model mu-fmnist         the model to sample and score
@@ -100,39 +98,6 @@ function processCpuSeconds(pid: number, tid?: number): number {
 /** CPU seconds of a process's main thread (its thread id is the process id): for the service,
  * the thread that does all of HTTP, while the inference workers are threads of their own. */
 const mainThreadCpuSeconds = (pid: number) => processCpuSeconds(pid, pid);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function startServer(o: Opts, workers: number): Promise<{ proc: ChildProcess; base: string }> {
-  const port = await freePort();
-  const proc = spawn(process.execPath, [join(ROOT, 'dist', 'src', 'server.js')], {
-    cwd: ROOT,
-    env: {
-      ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', MODELS_DIR: join(ROOT, 'models'),
-      DEFAULT_MODEL: o.model, WORKERS: String(workers), MAX_RUNNING: '64', MAX_QUEUE: '512', EXECUTION_PROVIDER: 'cpu',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  const base = `http://127.0.0.1:${port}`;
-  const t0 = performance.now();
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`the server exited with ${proc.exitCode} before it was ready`);
-    try {
-      if ((await fetch(`${base}/health/ready`)).status === 200) return { proc, base };
-    } catch { /* not listening yet */ }
-    if (performance.now() - t0 > 120_000) throw new Error('the server was not ready within 120 s');
-    await sleep(100);
-  }
-}
 
 async function postJson(url: string, body: unknown): Promise<{ images: unknown[]; timings: { totalMs: number } }> {
   const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify(body) });
@@ -233,7 +198,7 @@ async function main(): Promise<void> {
   const load = loadavg();
   const started = performance.now();
   process.stderr.write(`-- starting the server and the in-process runtime (${workers} workers each)\n`);
-  const { proc, base } = await startServer(o, workers);
+  const { proc, base } = await startServer({ DEFAULT_MODEL: o.model, WORKERS: String(workers), MAX_RUNNING: '64', MAX_QUEUE: '512' });
   const rt = await createRuntime({ modelsDir: join(ROOT, 'models'), provider: 'cpu', workers, threads: 1, maxQueue: 512, maxRunning: 64 });
   const rows = new Map<string, Row>();
   let codecRows: string[] = [];

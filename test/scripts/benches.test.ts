@@ -65,6 +65,22 @@ t.test('npm run bench:http (tiny-c1): every kind of request over HTTP and direct
   t.notMatch(md, /shutdown did not finish in time/, 'the server shut down by itself');
 });
 
+t.test('npm run soak (two short rounds): every answer as expected, the same seeded sample, exit 0', async (t) => {
+  // run() throws (fails the test) when the script exits non-zero: a 5xx, an unexpected status,
+  // a changed sample or a failed shutdown
+  const md = run('soak.js', ['--rounds', '2', '--seconds', '2', '--concurrency', '8', '--out', '-']);
+  const rows = table(md, 'round');
+  t.equal(rows.length, 2, 'a row per round');
+  for (const r of rows) {
+    t.ok(Number(r[1]) > 0, `round ${r[0]}: ${r[1]} requests`);
+    t.equal(r[2], '0', 'no unexpected answer');
+    t.ok(Number(r[3]) > 0, `resident memory ${r[3]} MB`);
+    t.same(r.slice(5), ['0', '0'], 'nothing left running or queued');
+  }
+  t.match(md, /The seed-7 sample before and after: the same bytes/);
+  t.match(md, /SIGTERM: exit 0/);
+});
+
 t.test('npm run bench:scheduler (tiny-c1): both quanta measured', async (t) => {
   const md = run('bench-scheduler.js', ['--models', 'tiny-c1', '--concurrency', '4', '--think', '0', '--seconds', '1', '--blocks', '1', '--out', '-']);
   const rows = table(md, 'model');

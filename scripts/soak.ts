@@ -1,0 +1,171 @@
+// `npm run soak`: the real server under a long mixed load, round after round, to show that its
+// memory levels off and that nothing fails. The server is dist/src/server.js in its own process;
+// c clients keep sending, in turn: JSON samples of several images, event streams, streams hung up
+// 5 ms in, PNG uploads scored with a per-pixel map, a body the schema refuses and an unknown model.
+// After each round: the server's resident memory (from /proc, all its threads: the inference
+// workers are threads of the process), its main thread's V8 heap (/metrics), and the running and
+// queued gauges once the round's requests are answered. Before and after: one seeded sample, which
+// must come back byte for byte the same. At the end SIGTERM, and the server must exit 0.
+// Exits 1 on any 5xx, an unexpected status, a changed sample or a failed shutdown.
+// Writes docs/soak.md (or --out).
+import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { generatedAt, ROOT } from './graph-variants.js';
+import { startServer } from './server-process.js';
+
+const HELP = `npm run soak -- [flags]
+  --rounds 8          rounds of load
+  --seconds 15        length of a round
+  --concurrency 16    clients sending at once
+  --out docs/soak.md  ('-': print only)`;
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '8' }, seconds: { type: 'string', default: '15' },
+    concurrency: { type: 'string', default: '16' }, out: { type: 'string', default: join(ROOT, 'docs', 'soak.md') },
+    help: { type: 'boolean' },
+  },
+});
+if (values.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+const rounds = Number(values.rounds), seconds = Number(values.seconds), clients = Number(values.concurrency);
+for (const [k, v] of Object.entries({ rounds, seconds, concurrency: clients })) {
+  if (!(Number.isInteger(v) && v > 0)) throw new Error(`--${k}: expected a positive integer`);
+}
+
+const json = { 'content-type': 'application/json' };
+const stream = { ...json, accept: 'text/event-stream' };
+
+/** One kind of request and the one status it must get. */
+interface Kind { name: string; status: number; send: (base: string, i: number) => Promise<Response> }
+
+function kinds(png: Uint8Array<ArrayBuffer>): Kind[] {
+  const post = (base: string, path: string, headers: Record<string, string>, body: RequestInit['body'], signal?: AbortSignal) =>
+    fetch(`${base}${path}`, { method: 'POST', headers, body, signal });
+  return [
+    { name: 'sample, JSON, 4 images (tiny-c3)', status: 200, send: (b, i) => post(b, '/sample', json, JSON.stringify({ model: 'tiny-c3', count: 4, seed: i })) },
+    { name: 'sample, event stream (mu-fmnist)', status: 200, send: (b, i) => post(b, '/sample', stream, JSON.stringify({ seed: i })) },
+    { name: 'likelihood, PNG, per-pixel map', status: 200, send: (b) => post(b, '/likelihood?perPixel=true', { 'content-type': 'image/png' }, png) },
+    {
+      name: 'sample, event stream hung up at 5 ms', status: 0,
+      send: (b, i) => post(b, '/sample', stream, JSON.stringify({ model: 'spn8-fmnist', seed: i }), AbortSignal.timeout(5)),
+    },
+    { name: 'sample, schema violation (count 99)', status: 400, send: (b) => post(b, '/sample', json, '{"count":99}') },
+    { name: 'sample, unknown model', status: 404, send: (b) => post(b, '/sample', json, '{"model":"nope"}') },
+  ];
+}
+
+/** The server's resident memory in MB, all threads. */
+const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+
+async function metric(base: string, name: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
+async function seededSample(base: string): Promise<Buffer> {
+  const r = await fetch(`${base}/sample`, { method: 'POST', headers: { ...json, accept: 'image/png' }, body: '{"seed":7}' });
+  if (r.status !== 200) throw new Error(`seeded sample: ${r.status}`);
+  return Buffer.from(await r.arrayBuffer());
+}
+
+interface Round { requests: number; byKind: Map<string, number>; wrong: string[]; rss: number; heap: number; running: number; queued: number }
+
+async function main(): Promise<void> {
+  const load = loadavg()[0];
+  const started = performance.now();
+  const { proc, base } = await startServer({ LOG_LEVEL: 'error' });
+  const exited = once(proc, 'exit').then(([code]) => code as number | null);
+  const rows: Round[] = [];
+  let before: Buffer, after: Buffer, rssStart: number;
+  try {
+    before = await seededSample(base);
+    rssStart = rssMb(proc.pid!);
+    const list = kinds(new Uint8Array(before));
+    let next = 0;
+    for (let r = 0; r < rounds; r++) {
+      const row: Round = { requests: 0, byKind: new Map(), wrong: [], rss: 0, heap: 0, running: 0, queued: 0 };
+      const end = performance.now() + seconds * 1000;
+      await Promise.all(Array.from({ length: clients }, async () => {
+        while (performance.now() < end) {
+          const i = next++;
+          const kind = list[i % list.length];
+          let status: number;
+          try {
+            const res = await kind.send(base, i);
+            await res.arrayBuffer();
+            status = res.status;
+          } catch (err) {
+            // the hung-up streams end here, as an abort on our side
+            status = (err as Error).name === 'TimeoutError' || (err as Error).name === 'AbortError' ? 0 : -1;
+          }
+          row.requests++;
+          row.byKind.set(kind.name, (row.byKind.get(kind.name) ?? 0) + 1);
+          // a hang-up may also come too late to abort anything: the stream was already answered
+          if (status !== kind.status && !(kind.status === 0 && status === 200)) row.wrong.push(`${kind.name}: ${status}`);
+        }
+      }));
+      // the hung-up requests leave their places as the server notices the hang-ups
+      for (let k = 0; k < 100 && (await metric(base, 'spn_running_requests')) > 0; k++) await sleep(20);
+      row.running = await metric(base, 'spn_running_requests');
+      row.queued = await metric(base, 'spn_queue_length');
+      row.rss = rssMb(proc.pid!);
+      row.heap = (await metric(base, 'nodejs_heap_size_used_bytes')) / 2 ** 20;
+      rows.push(row);
+      console.error(`round ${r + 1}/${rounds}: ${row.requests} requests, ${row.wrong.length} unexpected, RSS ${row.rss.toFixed(0)} MB, `
+        + `main-thread heap ${row.heap.toFixed(1)} MB, running ${row.running}, queued ${row.queued}`);
+    }
+    after = await seededSample(base);
+  } finally {
+    proc.kill('SIGTERM');
+  }
+  const code = await Promise.race([exited, sleep(30_000, undefined, { ref: false }).then(() => 'no exit within 30 s')]);
+  const wall = (performance.now() - started) / 1000;
+
+  const total = rows.reduce((a, r) => a + r.requests, 0);
+  const wrong = rows.flatMap((r) => r.wrong);
+  const same = before.equals(after);
+  const f = (x: number, d = 0) => x.toFixed(d);
+  const names = kinds(new Uint8Array()).map((k) => k.name);
+  const lines = [
+    '# Soak: the server under a long mixed load',
+    '',
+    `Generated by \`npm run soak -- --rounds ${rounds} --seconds ${seconds} --concurrency ${clients}\` on ${generatedAt()} `
+      + `(${f(wall)} s); 1-minute load average ${load.toFixed(2)} at start. The real server (its own process, the shipped `
+      + `models, CPU provider, default configuration) under ${clients} clients in closed loops, each sending the kinds below in turn; `
+      + 'after each round, the server process\'s resident memory (all threads: the inference workers are threads of it), its main '
+      + 'thread\'s V8 heap, and the running and queued gauges once the round\'s requests are answered (hung-up streams leave as '
+      + 'the server notices the hang-up).',
+    '',
+    ...names.map((n) => `- ${n}`),
+    '',
+    '| round | requests | unexpected answers | resident MB | main-thread heap MB | running | queued |',
+    '|---|---|---|---|---|---|---|',
+    ...rows.map((r, k) => `| ${k + 1} | ${r.requests} | ${r.wrong.length} | ${f(r.rss)} | ${f(r.heap, 1)} | ${r.running} | ${r.queued} |`),
+    '',
+    `- Requests: ${total} in all; unexpected answers (a 5xx, a failed connection, or another status than the kind's): ${wrong.length}`
+      + (wrong.length ? ` (${[...new Set(wrong)].slice(0, 5).join('; ')})` : ''),
+    `- Resident memory: ${f(rssStart!)} MB after start-up, ${f(rows[0].rss)} MB after round 1, ${f(rows.at(-1)!.rss)} MB after the last `
+      + `(highest ${f(Math.max(...rows.map((r) => r.rss)))} MB)`,
+    `- The seed-7 sample before and after: ${same ? 'the same bytes' : 'DIFFERENT'}`,
+    `- SIGTERM: ${typeof code === 'number' ? `exit ${code}` : code}`,
+    '',
+  ];
+  const md = lines.join('\n');
+  if (values.out === '-') console.log(md);
+  else {
+    writeFileSync(values.out!, md);
+    console.log(`wrote ${values.out}`);
+  }
+  if (wrong.length || !same || code !== 0) process.exitCode = 1;
+}
+
+await main();
