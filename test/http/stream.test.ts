@@ -88,9 +88,11 @@ t.test('while queued: the status at once, keep-alive comments every SSE_KEEPALIV
 });
 
 t.test('a client that hangs up mid-stream stops its generation; the next request is served at once', async (t) => {
-  const { app, url } = await listening({ MAX_RUNNING: 1, MAX_QUEUE: 0 });
+  // tiny-c3, 16 samples: 128 slices. One run per row took them 100-220 ms here, 50-85 ms of it
+  // after the first slice, against a hang-up released in about 7 ms; one run per pixel takes
+  // 230-300 ms, so a late hang-up cannot let a sample finish
+  const { app, url } = await listening({ MAX_RUNNING: 1, MAX_QUEUE: 0, DECODE: 'pixel' });
   t.teardown(() => app.close());
-  // tiny-c3, 16 samples: 128 slices, about a second of work here
   const ac = new AbortController();
   const res = await fetch(`${url}/sample`, { method: 'POST', headers: SSE, body: JSON.stringify({ model: 'tiny-c3', count: 16, seed: 3 }), signal: ac.signal });
   let slicesSeen = 0;
