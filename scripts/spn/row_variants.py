@@ -9,8 +9,8 @@ rounding); only the graph it traces to differs. None is shipped: see docs/bench-
                 row's six shifted copies [B, w, 6d] instead of onnxruntime's blocked (NCHWc) Conv
                 with its layout reorders
   cumsum-t      the sampled index from a CumSum over the first axis of the transposed
-                probabilities [K, B] (onnxruntime's CumSum along the last axis costs about 13 us
-                at [16, 256])
+                probabilities [K, B] instead of along the last axis of [B, K] (for spn8's
+                K = 256 the CumSum is a visible part of a batched row)
 
 `traced(m, name)` sets the variant on the model instance for the time of an export.
 """
