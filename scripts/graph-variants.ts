@@ -1,5 +1,5 @@
 // What the benchmark scripts share. `npm run bench:row-graph` and `npm run bench:score-graph` both
-// export two variants of some graphs fresh from the checkpoints (a Python script that prints the
+// export variants of some graphs fresh from the checkpoints (a Python script that prints the
 // stages as JSON), feed them the same seeded inputs, and time them on one intra-op thread; the
 // runtime benchmarks load only the models they measure.
 import { spawnSync } from 'node:child_process';

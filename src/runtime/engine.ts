@@ -20,7 +20,7 @@ import type { Manifest } from './manifest.js';
 import { uniformAt } from './rng.js';
 import type { ModelSessions } from './sessions.js';
 import { bitPlane, sliceOffset, toSlices } from './subscale.js';
-import { DEFAULT_QUANTUM, type DecodeMode, type GraphKind } from './types.js';
+import type { DecodeMode, GraphKind } from './types.js';
 
 export interface EngineModel {
   manifest: Manifest;
@@ -145,8 +145,8 @@ export class Engine {
   private turns: string[] = [];
   private turnTicks = 0;
 
-  constructor(private readonly events: EngineEvents, private readonly decode: DecodeMode = 'row',
-    private readonly quantum = DEFAULT_QUANTUM) {}
+  constructor(private readonly events: EngineEvents, private readonly decode: DecodeMode,
+    private readonly quantum: number) {}
 
   addSample(model: EngineModel, spec: SampleLaneSpec): void {
     const lane: Lane = {

@@ -2,7 +2,6 @@
 // of a given image are kept. Pure, so it is tested without sessions.
 import { InvalidInputError } from './errors.js';
 import type { Manifest } from './manifest.js';
-import { sliceOffset } from './subscale.js';
 import type { Condition, RawImage } from './types.js';
 
 export interface SamplePlan {
