@@ -52,6 +52,20 @@ export default async function likelihoodRoutes(app: FastifyInstance, { config }:
     attachFieldsToBody: 'keyValues',
     limits: { fileSize: config.BODY_LIMIT, files: 1, fields: 8, fieldSize: 1024, parts: 9 },
   });
+  // A malformed multipart body (truncated, no closing boundary) fails inside the multipart
+  // plugin's parsing with busboy's plain Error, no code, which the error handler would call
+  // ours (500). An uncoded error from a multipart request that never reached the handler is that
+  // parse failure: refused as 400 by the parent handler. Errors in the handler keep their mapping.
+  const handled = new WeakSet<object>();
+  app.addHook('preHandler', async (request) => {
+    handled.add(request);
+  });
+  app.setErrorHandler(async (err: { code?: string; statusCode?: number; message?: string }, request) => {
+    if (request.isMultipart() && !handled.has(request) && err.code === undefined && err.statusCode === undefined) {
+      throw new BadRequestError(`malformed multipart body: ${err.message}`);
+    }
+    throw err;
+  });
 
   app.post<{ Body: Body; Querystring: Query }>('/likelihood', {
     config: { modelWork: true },

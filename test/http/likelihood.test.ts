@@ -143,6 +143,14 @@ t.test('likelihood', async (t) => {
     const textFile = await app.inject({ method: 'POST', url: '/likelihood', ...multipart({ image: 'abc' }) });
     t.equal(textFile.statusCode, 400);
     t.same(textFile.json(), { error: 'body/image must be a file upload', error_type: 'bad_request' });
+    // a multipart body cut short (no closing boundary) or bytes that are no multipart at all: the
+    // parser's uncoded errors are the client's (found by fuzzing: they were 500s)
+    const whole = multipart({ model: 'tiny-c1' }, { name: 'image', type: 'image/png', bytes: png });
+    for (const [what, payload] of [['cut short', whole.payload.subarray(0, whole.payload.length - 40)], ['not multipart', Buffer.from('\x89PNG garbage')]] as const) {
+      const res = await app.inject({ method: 'POST', url: '/likelihood', headers: whole.headers, payload });
+      t.equal(res.statusCode, 400, what);
+      t.same(res.json(), { error: 'malformed multipart body: Unexpected end of multipart data', error_type: 'bad_request' }, what);
+    }
 
     const badQuery = await raw('image/png', png, '?perPixel=maybe');
     t.equal(badQuery.statusCode, 400);
