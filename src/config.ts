@@ -39,6 +39,11 @@ export const ConfigSchema = Type.Object({
     default: 4096 * 4096,
     description: 'largest declared width*height of an uploaded image; larger is refused before decoding (decompression bombs)',
   }),
+  REQUEST_TIMEOUT_MS: Type.Integer({
+    minimum: 0,
+    default: 60_000,
+    description: 'longest a /sample or /likelihood request may take, queue included (504 past it; 0: no limit); a request may ask for less with timeoutMs',
+  }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 10_000, description: 'time running streams get to finish after SIGTERM' }),
   SSE_KEEPALIVE_MS: Type.Integer({ minimum: 100, default: 5_000, description: 'interval of keep-alive comments on an idle event stream' }),
   LOG_LEVEL: Type.Union(

@@ -1,6 +1,7 @@
 // One mapping from any error to a status code and an `{error, error_type}` body, shared by the
 // error handler (before the first byte) and the event stream (in-band `error` events after it).
 import { CancelledError, InvalidInputError, OverloadedError, RuntimeError, UnknownModelError } from '../runtime/errors.js';
+import { DeadlineAbort } from './deadline.js';
 import { ClientGoneAbort, ShutdownAbort } from './errors.js';
 
 /** Closed set of `error_type` values; also the values of the failures metric's `reason` after `failureReason`. */
@@ -18,11 +19,12 @@ export type ErrorType =
   | 'not_found'
   | 'overloaded'
   | 'cancelled'
+  | 'timeout'
   | 'shutdown'
   | 'not_ready'
   | 'internal';
 
-export type FailureReason = 'overloaded' | 'cancelled' | 'bad_input' | 'unavailable' | 'internal';
+export type FailureReason = 'overloaded' | 'cancelled' | 'timeout' | 'bad_input' | 'unavailable' | 'internal';
 
 export interface MappedError {
   statusCode: number;
@@ -59,6 +61,7 @@ export function mapError(err: unknown): MappedError {
   if (err instanceof InvalidInputError) return { statusCode: 422, body: { error: err.message, error_type: 'invalid_input' } };
   // 499 (nginx's "client closed request"): nobody reads it, but logs and metrics should not call it a 5xx.
   if (err instanceof CancelledError || err instanceof ClientGoneAbort) return { statusCode: 499, body: { error: 'request cancelled', error_type: 'cancelled' } };
+  if (err instanceof DeadlineAbort) return { statusCode: 504, body: { error: err.message, error_type: 'timeout' } };
   if (err instanceof ShutdownAbort) return { statusCode: 503, body: { error: 'server is shutting down', error_type: 'shutdown' } };
   if (err instanceof RuntimeError) return { statusCode: 500, body: { error: 'internal error while running the model', error_type: 'internal' } };
 
@@ -80,6 +83,8 @@ export function failureReason(type: ErrorType): FailureReason {
       return 'overloaded';
     case 'cancelled':
       return 'cancelled';
+    case 'timeout':
+      return 'timeout';
     case 'shutdown':
     case 'not_ready':
       return 'unavailable';

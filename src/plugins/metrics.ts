@@ -91,7 +91,7 @@ export class Metrics {
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     // Zero series for every closed-set value, so rates and alerts exist before the first failure.
-    for (const reason of ['overloaded', 'cancelled', 'bad_input', 'unavailable', 'internal'] as FailureReason[]) {
+    for (const reason of ['overloaded', 'cancelled', 'timeout', 'bad_input', 'unavailable', 'internal'] as FailureReason[]) {
       for (const route of ['/sample', '/likelihood']) this.requestFailures.inc({ route, reason }, 0);
       this.runtimeFailures.inc({ reason }, 0);
     }

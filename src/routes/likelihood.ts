@@ -12,19 +12,20 @@ import {
 } from '../schemas/likelihood.js';
 import { fromBase64 } from '../http/condition.js';
 import { decodeImage, type ConvertOptions } from '../http/decode-image.js';
+import { armDeadline, effectiveTimeout } from '../http/deadline.js';
 import { BadRequestError, ClientGoneAbort, UnsupportedMediaTypeError } from '../http/errors.js';
 import { heatMap } from '../http/heatmap.js';
 import { encodePng } from '../http/png.js';
 
 const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/webp'] as const;
 
-type MultipartBody = { image?: unknown; model?: string; perPixel?: boolean; resize?: boolean; grayscale?: boolean; rgb?: boolean };
+type MultipartBody = { image?: unknown; model?: string; perPixel?: boolean; timeoutMs?: number; resize?: boolean; grayscale?: boolean; rgb?: boolean };
 type Body = Buffer | LikelihoodJsonBody | MultipartBody;
 
 /** One shape for the three ways in: JSON options win over the query string. */
-function readRequest(mediaType: string | undefined, body: Body, query: Query): { bytes: Buffer; model?: string; perPixel: boolean; convert: ConvertOptions } {
+function readRequest(mediaType: string | undefined, body: Body, query: Query): { bytes: Buffer; model?: string; perPixel: boolean; timeoutMs?: number; convert: ConvertOptions } {
   const fromQuery = { resize: query.resize, grayscale: query.grayscale, rgb: query.rgb };
-  if ((IMAGE_TYPES as readonly string[]).includes(mediaType ?? '') && Buffer.isBuffer(body)) return { bytes: body, model: query.model, perPixel: !!query.perPixel, convert: fromQuery };
+  if ((IMAGE_TYPES as readonly string[]).includes(mediaType ?? '') && Buffer.isBuffer(body)) return { bytes: body, model: query.model, perPixel: !!query.perPixel, timeoutMs: query.timeoutMs, convert: fromQuery };
   if (mediaType === 'multipart/form-data') {
     const b = body as MultipartBody;
     if (!Buffer.isBuffer(b.image)) throw new BadRequestError('body/image must be a file upload');
@@ -32,6 +33,7 @@ function readRequest(mediaType: string | undefined, body: Body, query: Query): {
       bytes: b.image,
       model: b.model ?? query.model,
       perPixel: !!(b.perPixel ?? query.perPixel),
+      timeoutMs: b.timeoutMs ?? query.timeoutMs,
       convert: { resize: b.resize ?? query.resize, grayscale: b.grayscale ?? query.grayscale, rgb: b.rgb ?? query.rgb },
     };
   }
@@ -41,6 +43,7 @@ function readRequest(mediaType: string | undefined, body: Body, query: Query): {
     bytes: fromBase64(b.image, 'body/image'),
     model: b.model ?? query.model,
     perPixel: !!(b.perPixel ?? query.perPixel),
+    timeoutMs: b.timeoutMs ?? query.timeoutMs,
     convert: { ...fromQuery, ...b.convert },
   };
 }
@@ -83,7 +86,7 @@ export default async function likelihoodRoutes(app: FastifyInstance, { config }:
           ...Object.fromEntries(IMAGE_TYPES.map((t) => [t, { schema: BinaryImage }])),
         },
       },
-      response: { 200: Type.Ref(LikelihoodResult), ...errors(400, 404, 413, 415, 422, 429, 500, 503) },
+      response: { 200: Type.Ref(LikelihoodResult), ...errors(400, 404, 413, 415, 422, 429, 500, 503, 504) },
     },
   }, async (request, reply) => {
     const runtime = app.runtime;
@@ -95,6 +98,7 @@ export default async function likelihoodRoutes(app: FastifyInstance, { config }:
 
     const ac = new AbortController();
     const untrack = app.lifecycle.track(ac);
+    const disarm = armDeadline(ac, effectiveTimeout(config.REQUEST_TIMEOUT_MS, req.timeoutMs));
     const onClose = () => {
       if (!reply.raw.writableFinished) ac.abort(new ClientGoneAbort());
     };
@@ -120,6 +124,7 @@ export default async function likelihoodRoutes(app: FastifyInstance, { config }:
       throw ac.signal.aborted ? ac.signal.reason : err;
     } finally {
       reply.raw.off('close', onClose);
+      disarm();
       untrack();
     }
   });

@@ -8,6 +8,7 @@ import type { SampleEvent } from '../runtime/types.js';
 import { ErrorBody, errors } from '../schemas/common.js';
 import { EVENT_STREAM_DESCRIPTION, MAX_SEED, SampleBody, SampleResult, SliceEventData, StageEventData } from '../schemas/sample.js';
 import { toCondition } from '../http/condition.js';
+import { armDeadline, effectiveTimeout } from '../http/deadline.js';
 import { ClientGoneAbort, NotAcceptableError } from '../http/errors.js';
 import { failureReason, mapError } from '../http/error-mapping.js';
 import { negotiate } from '../http/negotiate.js';
@@ -46,7 +47,7 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
             'image/png': { schema: Type.String({ format: 'binary' }) },
           },
         },
-        ...errors(400, 404, 406, 413, 415, 422, 429, 500, 503),
+        ...errors(400, 404, 406, 413, 415, 422, 429, 500, 503, 504),
       },
     },
   }, async (request, reply) => {
@@ -62,6 +63,7 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
 
     const ac = new AbortController();
     const untrack = app.lifecycle.track(ac);
+    const disarm = armDeadline(ac, effectiveTimeout(config.REQUEST_TIMEOUT_MS, body.timeoutMs));
     // 'close' before the answer is finished: the client hung up. Stop its generation.
     const onClose = () => {
       if (!reply.raw.writableFinished) ac.abort(new ClientGoneAbort());
@@ -69,6 +71,7 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
     reply.raw.on('close', onClose);
     const finish = () => {
       reply.raw.off('close', onClose);
+      disarm();
       untrack();
     };
 

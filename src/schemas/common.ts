@@ -11,6 +11,13 @@ export type ErrorBody = Static<typeof ErrorBody>;
 
 export const ModelName = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'a model name, as listed by GET /models' });
 
+/** A request's own deadline, shorter than the server's REQUEST_TIMEOUT_MS (which caps it). */
+export const TimeoutMs = Type.Integer({
+  minimum: 1,
+  maximum: 86_400_000,
+  description: 'deadline for this request in ms, queue included (capped by the server\'s REQUEST_TIMEOUT_MS); past it the answer is 504, or an in-band error event on a stream',
+});
+
 export const Base64Png = Type.String({ contentEncoding: 'base64', contentMediaType: 'image/png', description: 'a PNG image, base64' });
 
 const ERROR_DESCRIPTIONS: Record<number, string> = {
@@ -22,6 +29,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   422: "the image or a field does not fit the model (size, channels, stage, slices); conversion is only done on request",
   429: 'the queue is full: retry after `Retry-After` seconds',
   500: 'internal error',
+  504: 'the request ran past its deadline (REQUEST_TIMEOUT_MS, or the shorter timeoutMs it asked for), queue included',
   503: 'the models are loading, failed to load, or the server is shutting down',
 };
 

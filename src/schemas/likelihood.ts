@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Base64Png, ModelName } from './common.js';
+import { Base64Png, ModelName, TimeoutMs } from './common.js';
 
 const perPixel = Type.Boolean({ default: false, description: 'also answer the bits of each pixel as a PNG heat map' });
 const resize = Type.Boolean({ default: false, description: "convert an image of another size to the model's (scaled to cover, centre-cropped)" });
@@ -11,6 +11,7 @@ export const LikelihoodJsonBody = Type.Object(
     image: Type.String({ minLength: 1, description: 'a PNG, JPEG or WebP image, base64' }),
     model: Type.Optional(ModelName),
     perPixel: Type.Optional(perPixel),
+    timeoutMs: Type.Optional(TimeoutMs),
     convert: Type.Optional(Type.Object({ resize: Type.Optional(resize), grayscale: Type.Optional(grayscale), rgb: Type.Optional(rgb) }, { additionalProperties: false })),
   },
   { additionalProperties: false },
@@ -22,6 +23,7 @@ export const LikelihoodQuery = Type.Object(
   {
     model: Type.Optional(ModelName),
     perPixel: Type.Optional(perPixel),
+    timeoutMs: Type.Optional(TimeoutMs),
     resize: Type.Optional(resize),
     grayscale: Type.Optional(grayscale),
     rgb: Type.Optional(rgb),
@@ -38,6 +40,7 @@ export const LikelihoodMultipart = Type.Object({
   image: BinaryImage,
   model: Type.Optional(ModelName),
   perPixel: Type.Optional(Type.Boolean()),
+  timeoutMs: Type.Optional(TimeoutMs),
   resize: Type.Optional(Type.Boolean()),
   grayscale: Type.Optional(Type.Boolean()),
   rgb: Type.Optional(Type.Boolean()),

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Base64Png, ModelName } from './common.js';
+import { Base64Png, ModelName, TimeoutMs } from './common.js';
 
 export const MAX_SEED = 2 ** 32 - 1;
 
@@ -11,6 +11,7 @@ export const SampleBody = Type.Object(
       Type.Integer({ minimum: 0, maximum: MAX_SEED, description: 'random seed; drawn at random when absent, and always echoed. The same seed gives the same images.' }),
     ),
     temperature: Type.Number({ minimum: 0.05, maximum: 2, default: 1, description: 'softmax temperature of every sub-pixel' }),
+    timeoutMs: Type.Optional(TimeoutMs),
     stopAfter: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'name of the stage to stop after (default: the last stage)' })),
     condition: Type.Optional(
       Type.Object(
