@@ -21,5 +21,6 @@ export function effectiveTimeout(serverMs: number, requestedMs: number | undefin
 export function armDeadline(ac: AbortController, ms: number): () => void {
   if (ms <= 0) return () => {};
   const timer = setTimeout(() => ac.abort(new DeadlineAbort(ms)), ms);
+  timer.unref(); // the request in flight keeps the process up, not its deadline
   return () => clearTimeout(timer);
 }

@@ -7,7 +7,8 @@ export default fp(
   async (app) => {
     app.setErrorHandler(async (err, request, reply) => {
       const mapped = mapError(err);
-      if (mapped.statusCode >= 500) request.log.error({ err }, 'request failed');
+      // logged as an error only when it is ours; a passed deadline, a shutdown or loading models are not faults
+      if (mapped.body.error_type === 'internal') request.log.error({ err }, 'request failed');
       else request.log.info({ status: mapped.statusCode, error: mapped.body.error, error_type: mapped.body.error_type }, 'request refused');
       const route = request.routeOptions.url;
       if (request.routeOptions.config?.modelWork && route) {

@@ -156,7 +156,7 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
         const cause = ac.signal.aborted ? ac.signal.reason : err;
         const mapped = mapError(cause);
         app.metrics.requestFailures.inc({ route: '/sample', reason: failureReason(mapped.body.error_type) });
-        if (mapped.statusCode >= 500) reply.log.error({ err: cause }, 'stream failed');
+        if (mapped.body.error_type === 'internal') reply.log.error({ err: cause }, 'stream failed');
         else reply.log.info({ error_type: mapped.body.error_type }, 'stream ended early');
         if (sse.open) await sse.send('error', serialize.error(mapped.body)).catch(() => {});
       } finally {
