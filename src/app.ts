@@ -1,7 +1,7 @@
 // Builds the whole application, for the server and for every test alike.
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
 import metrics from './plugins/metrics.js';
 import lifecycle from './plugins/lifecycle.js';
@@ -33,6 +33,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // strictTypes off: binary bodies are `{format: 'binary'}` without a type on purpose (see plugins/swagger.ts).
     ajv: { customOptions: { removeAdditional: false, strictTypes: false } },
     schemaErrorFormatter,
+    // The router's own refusals (a bad percent-encoding, a path parameter over maxParamLength) in
+    // the one error shape; the fuzz test found them answering Fastify's default body.
+    frameworkErrors: (err, request, raw) => {
+      const reply = raw as unknown as FastifyReply;
+      const status = err.statusCode ?? 400;
+      const error = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is over 100 characters'
+        : err.code === 'FST_ERR_BAD_URL' ? 'the URL is not valid (a bad percent-encoding)' : err.message;
+      void reply.code(status).header('x-request-id', request.id).type('application/json; charset=utf-8').send({ error, error_type: 'bad_request' });
+    },
   });
 
   // No route takes plain text; without its parser such bodies get 415 instead of reaching a handler.

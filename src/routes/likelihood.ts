@@ -1,17 +1,17 @@
 // POST /likelihood: the NLL of one image under a model, total, per stage and per slice, and on
 // request per pixel as a heat map. The image comes as a raw image body, a multipart upload, or JSON.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import multipart from '@fastify/multipart';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.js';
 import { UnknownModelError } from '../runtime/errors.js';
 import { errors } from '../schemas/common.js';
 import {
-  BinaryImage, LikelihoodJsonBody, LikelihoodMultipart, LikelihoodQuery, LikelihoodResult,
-  type LikelihoodQuery as Query, type LikelihoodResult as Result,
+  BinaryImage, LikelihoodBatchBody, LikelihoodBatchResult, LikelihoodJsonBody, LikelihoodMultipart, LikelihoodQuery, LikelihoodResult,
+  MAX_BATCH_IMAGES, type LikelihoodBatchResult as BatchResult, type LikelihoodQuery as Query, type LikelihoodResult as Result,
 } from '../schemas/likelihood.js';
 import { fromBase64 } from '../http/condition.js';
-import { decodeImage, type ConvertOptions } from '../http/decode-image.js';
+import { decodeImage, type ConvertOptions, type DecodedImage } from '../http/decode-image.js';
 import { armDeadline, effectiveTimeout } from '../http/deadline.js';
 import { BadRequestError, ClientGoneAbort, UnsupportedMediaTypeError } from '../http/errors.js';
 import { heatMap } from '../http/heatmap.js';
@@ -19,8 +19,24 @@ import { encodePng } from '../http/png.js';
 
 const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/webp'] as const;
 
+type ImageScore = BatchResult['results'][number];
 type MultipartBody = { image?: unknown; model?: string; perPixel?: boolean; timeoutMs?: number; resize?: boolean; grayscale?: boolean; rgb?: boolean };
 type Body = Buffer | LikelihoodJsonBody | MultipartBody;
+
+/** One image's part of an answer: its scores, what was read, and on request its heat map. */
+function imageScore(
+  r: { bitsPerDim: number; nats: number; bits: number; stages: ImageScore['stages']; perPixelBits?: Float32Array },
+  decoded: DecodedImage, shape: { height: number; width: number }, perPixel: boolean,
+): ImageScore {
+  const out: ImageScore = {
+    bitsPerDim: r.bitsPerDim, nats: r.nats, bits: r.bits, stages: r.stages, input: { ...decoded.source, conversions: decoded.conversions },
+  };
+  if (perPixel && r.perPixelBits) {
+    const { image, minBits, maxBits } = heatMap(r.perPixelBits, shape.height, shape.width);
+    out.perPixel = { png: encodePng(image).toString('base64'), width: image.width, height: image.height, minBits, maxBits };
+  }
+  return out;
+}
 
 /** One shape for the three ways in: JSON options win over the query string. */
 function readRequest(mediaType: string | undefined, body: Body, query: Query): { bytes: Buffer; model?: string; perPixel: boolean; timeoutMs?: number; convert: ConvertOptions } {
@@ -95,31 +111,64 @@ export default async function likelihoodRoutes(app: FastifyInstance, { config }:
     const model = runtime.model(modelName);
     if (!model) throw new UnknownModelError(modelName);
     const decoded = await decodeImage(req.bytes, { name: model.name, ...model.image }, req.convert, config.MAX_IMAGE_PIXELS);
+    return underDeadline(reply, req.timeoutMs, async (signal) => {
+      const r = await runtime.likelihood({ model: model.name, image: decoded.image, perPixel: req.perPixel, signal });
+      app.metrics.queueTime.observe({ model: model.name, kind: 'likelihood' }, r.timings.queueMs / 1000);
+      const result: Result = { model: r.model, ...imageScore(r, decoded, model.image, req.perPixel), timings: r.timings };
+      return result;
+    });
+  });
 
+  app.post<{ Body: LikelihoodBatchBody }>('/likelihood/batch', {
+    config: { modelWork: true },
+    bodyLimit: config.BODY_LIMIT,
+    schema: {
+      tags: ['scoring'],
+      summary: `likelihood of up to ${MAX_BATCH_IMAGES} images in one request: each as /likelihood answers it, and their mean bits/dim`,
+      description:
+        "A JSON body with `images` (base64 PNG, JPEG or WebP) and the options of /likelihood. The images share one place in the queue and their slices are scored in the same batched runs. One image that cannot be decoded or does not fit the model refuses the whole request, and the error names it (`body/images/3: ...`).",
+      body: { content: { 'application/json': { schema: LikelihoodBatchBody } } },
+      response: { 200: Type.Ref(LikelihoodBatchResult), ...errors(400, 404, 413, 415, 422, 429, 500, 503, 504) },
+    },
+  }, async (request, reply) => {
+    if (request.mediaType !== 'application/json') throw new UnsupportedMediaTypeError(request.mediaType ?? 'none');
+    const runtime = app.runtime;
+    const b = request.body;
+    const modelName = b.model ?? app.defaultModel();
+    const model = runtime.model(modelName);
+    if (!model) throw new UnknownModelError(modelName);
+    const decoded = await Promise.all(b.images.map(async (text, i) => {
+      try {
+        return await decodeImage(fromBase64(text, `body/images/${i}`), { name: model.name, ...model.image }, b.convert ?? {}, config.MAX_IMAGE_PIXELS);
+      } catch (err) {
+        // the image's own error (not an image, too large, does not fit), naming which one
+        if (err instanceof Error && !err.message.startsWith('body/images/')) err.message = `body/images/${i}: ${err.message}`;
+        throw err;
+      }
+    }));
+    return underDeadline(reply, b.timeoutMs, async (signal) => {
+      const r = await runtime.likelihoodBatch({ model: model.name, images: decoded.map((d) => d.image), perPixel: b.perPixel, signal });
+      app.metrics.queueTime.observe({ model: model.name, kind: 'likelihood' }, r.timings.queueMs / 1000);
+      const results = r.results.map((one, i) => imageScore(one, decoded[i], model.image, !!b.perPixel));
+      const out: BatchResult = {
+        model: r.model, count: results.length, bitsPerDim: results.reduce((a, x) => a + x.bitsPerDim, 0) / results.length, results, timings: r.timings,
+      };
+      return out;
+    });
+  });
+
+  /** Runs `work` with a signal that aborts when the client hangs up, the request's deadline passes,
+   * or the server shuts down; a failure after an abort is answered with the abort's reason. */
+  async function underDeadline<T>(reply: FastifyReply, timeoutMs: number | undefined, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const ac = new AbortController();
     const untrack = app.lifecycle.track(ac);
-    const disarm = armDeadline(ac, effectiveTimeout(config.REQUEST_TIMEOUT_MS, req.timeoutMs));
+    const disarm = armDeadline(ac, effectiveTimeout(config.REQUEST_TIMEOUT_MS, timeoutMs));
     const onClose = () => {
       if (!reply.raw.writableFinished) ac.abort(new ClientGoneAbort());
     };
     reply.raw.on('close', onClose);
     try {
-      const r = await runtime.likelihood({ model: model.name, image: decoded.image, perPixel: req.perPixel, signal: ac.signal });
-      app.metrics.queueTime.observe({ model: model.name, kind: 'likelihood' }, r.timings.queueMs / 1000);
-      const result: Result = {
-        model: r.model,
-        bitsPerDim: r.bitsPerDim,
-        nats: r.nats,
-        bits: r.bits,
-        stages: r.stages,
-        input: { ...decoded.source, conversions: decoded.conversions },
-        timings: r.timings,
-      };
-      if (req.perPixel && r.perPixelBits) {
-        const { image, minBits, maxBits } = heatMap(r.perPixelBits, model.image.height, model.image.width);
-        result.perPixel = { png: encodePng(image).toString('base64'), width: image.width, height: image.height, minBits, maxBits };
-      }
-      return result;
+      return await work(ac.signal);
     } catch (err) {
       throw ac.signal.aborted ? ac.signal.reason : err;
     } finally {
@@ -127,5 +176,5 @@ export default async function likelihoodRoutes(app: FastifyInstance, { config }:
       disarm();
       untrack();
     }
-  });
+  }
 }

@@ -50,7 +50,7 @@ export interface EngineEvents {
   slice(request: number, index: number, stage: number, slice: number, values: Uint8Array, image: Uint8Array): void;
   stage(request: number, index: number, stage: number): void;
   sampleDone(request: number, index: number, image: Uint8Array, nats: number): void;
-  scoreDone(request: number, result: ScoreResult): void;
+  scoreDone(request: number, index: number, result: ScoreResult): void;
   failed(request: number, message: string): void;
   run(model: string, stage: string, graph: GraphKind, seconds: number, batch: number): void;
 }
@@ -86,7 +86,7 @@ interface Lane {
     vcaches: Float32Array;
   };
   // scoring: one lane per (stage, slice) of the image, sharing the result
-  score?: { result: ScoreResult; remaining: number };
+  score?: { index: number; result: ScoreResult; remaining: number };
 }
 
 const MAX_BATCH = 64;
@@ -160,10 +160,12 @@ export class Engine {
   }
 
   /** Scoring needs no order: every slice of every stage is known, so the image becomes one lane
-   * per (stage, slice), and one tick scores all of a stage's slices in one batched run. */
-  addScore(model: EngineModel, request: number, image: Uint8Array, perPixel: boolean): void {
+   * per (stage, slice), and one tick scores all of a stage's slices in one batched run. `index`:
+   * the image's place in its request (a request may score several). */
+  addScore(model: EngineModel, request: number, index: number, image: Uint8Array, perPixel: boolean): void {
     const g = geometry(model.manifest);
     const score = {
+      index,
       result: { slices: model.manifest.stages.map(() => new Array(g.SS).fill(0)), perPixel: perPixel ? new Float32Array(g.height * g.width) : null },
       remaining: 0,
     };
@@ -556,7 +558,7 @@ export class Engine {
       }
       res.slices[l.stage][l.t] = sum;
       finished.push(l);
-      if (--l.score!.remaining === 0) this.events.scoreDone(l.request, res);
+      if (--l.score!.remaining === 0) this.events.scoreDone(l.request, l.score!.index, res);
     });
     if (finished.length) this.drop(finished);
   }

@@ -9,7 +9,7 @@ import type { FromWorker } from './protocol.js';
 import { sampleKey } from './rng.js';
 import { sliceOffset } from './subscale.js';
 import type {
-  LikelihoodRequest, LikelihoodResult, ModelSummary, Runtime, RuntimeOptions, SampleEvent, SampleRequest,
+  LikelihoodBatchRequest, LikelihoodBatchResult, LikelihoodRequest, LikelihoodResult, ModelSummary, Runtime, RuntimeOptions, SampleEvent, SampleRequest,
 } from './types.js';
 
 export * from './types.js';
@@ -224,21 +224,34 @@ export class SpnRuntime implements Runtime {
   }
 
   async likelihood(req: LikelihoodRequest): Promise<LikelihoodResult> {
+    const { model, results: [one], timings } = await this.likelihoodBatch({ model: req.model, images: [req.image], perPixel: req.perPixel, signal: req.signal });
+    return { model, ...one, timings };
+  }
+
+  async likelihoodBatch(req: LikelihoodBatchRequest): Promise<LikelihoodBatchResult> {
     const t0 = performance.now();
     let conn: Awaited<ReturnType<SpnRuntime['start']>> | undefined;
     let finished = false;
     try {
       const m = this.manifest(req.model);
-      checkImage(m, req.image);
-      conn = await this.start(t0, 1, req.signal);
+      if (req.images.length < 1) throw new InvalidInputError('no images to score');
+      req.images.forEach((image, i) => {
+        try {
+          checkImage(m, image);
+        } catch (err) {
+          throw req.images.length > 1 && err instanceof InvalidInputError ? new InvalidInputError(`image ${i}: ${err.message}`) : err;
+        }
+      });
+      conn = await this.start(t0, req.images.length, req.signal);
       const { queueMs } = conn;
-      conn.worker.post({ type: 'score', request: conn.id, model: m.name, image: req.image.data.slice(), perPixel: !!req.perPixel });
+      conn.worker.post({ type: 'score', request: conn.id, model: m.name, images: req.images.map((im) => im.data.slice()), perPixel: !!req.perPixel });
+      const dims = m.image.height * m.image.width * m.image.channels;
+      const results = new Array<LikelihoodBatchResult['results'][number]>(req.images.length);
+      let done = 0;
       for await (const msg of conn.chan) {
         if (msg.type === 'failed') throw new WorkerFailedError(msg.message);
         if (msg.type !== 'score-done') continue;
-        finished = true;
         this.opts.observer?.scored?.(m.name, 1);
-        const dims = m.image.height * m.image.width * m.image.channels;
         const stages = m.stages.map((st, i) => {
           const slices = [];
           for (let k = st.firstSlice; k < st.lastSlice; k++) {
@@ -248,11 +261,14 @@ export class SpnRuntime implements Runtime {
           return { stage: st.name, nats, bits: nats / Math.LN2, bitsPerDim: nats / Math.LN2 / dims, slices };
         });
         const nats = stages.reduce((a, s) => a + s.nats, 0);
-        return {
-          model: m.name, nats, bits: nats / Math.LN2, bitsPerDim: nats / Math.LN2 / dims, stages,
+        results[msg.index] = {
+          nats, bits: nats / Math.LN2, bitsPerDim: nats / Math.LN2 / dims, stages,
           ...(msg.result.perPixel ? { perPixelBits: msg.result.perPixel } : {}),
-          timings: { queueMs, totalMs: performance.now() - t0 },
         };
+        if (++done === req.images.length) {
+          finished = true;
+          return { model: m.name, results, timings: { queueMs, totalMs: performance.now() - t0 } };
+        }
       }
       throw new RuntimeError('internal', 'scoring ended without a result');
     } catch (err) {

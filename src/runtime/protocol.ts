@@ -24,7 +24,8 @@ export interface ScoreMessage {
   type: 'score';
   request: number;
   model: string;
-  image: Uint8Array;
+  /** one or more images, scored independently; each answers a score-done with its index */
+  images: Uint8Array[];
   perPixel: boolean;
 }
 
@@ -51,7 +52,7 @@ export type FromWorker =
   | { type: 'slice'; request: number; index: number; stage: number; slice: number; values: Uint8Array; image: Uint8Array }
   | { type: 'stage'; request: number; index: number; stage: number }
   | { type: 'sample-done'; request: number; index: number; image: Uint8Array; nats: number }
-  | { type: 'score-done'; request: number; result: ScoreResult }
+  | { type: 'score-done'; request: number; index: number; result: ScoreResult }
   | { type: 'failed'; request: number; message: string }
   /** endMs: when the run ended, in ms since the epoch (performance.timeOrigin + performance.now());
    * arrivals: when the engine took each request in (its lanes join the next tick), on that clock */

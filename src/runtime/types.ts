@@ -98,6 +98,14 @@ export interface LikelihoodRequest {
   signal?: AbortSignal;
 }
 
+/** Several images scored in one request: one place in the queue, one worker, their slices batched together. */
+export interface LikelihoodBatchRequest {
+  model: string;
+  images: RawImage[];
+  perPixel?: boolean;
+  signal?: AbortSignal;
+}
+
 export interface SliceScore {
   slice: number;
   offset: [number, number];
@@ -121,6 +129,13 @@ export interface LikelihoodResult {
   stages: StageScore[];
   /** bits of each pixel (summed over channels and stages), row-major H x W */
   perPixelBits?: Float32Array;
+  timings: { queueMs: number; totalMs: number };
+}
+
+export interface LikelihoodBatchResult {
+  model: string;
+  /** per image, in the request's order */
+  results: Omit<LikelihoodResult, 'model' | 'timings'>[];
   timings: { queueMs: number; totalMs: number };
 }
 
@@ -172,6 +187,7 @@ export interface Runtime {
   defaultModel(): string;
   sample(req: SampleRequest): AsyncGenerator<SampleEvent>;
   likelihood(req: LikelihoodRequest): Promise<LikelihoodResult>;
+  likelihoodBatch(req: LikelihoodBatchRequest): Promise<LikelihoodBatchResult>;
   stats(): { queued: number; running: number; lastBatch: number };
   close(): Promise<void>;
 }

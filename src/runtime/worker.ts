@@ -33,7 +33,7 @@ const events: ConstructorParameters<typeof Engine>[0] = {
   // run timings go out before the message that ends a request, so its metrics are complete
   // when its answer is
   sampleDone: (request, index, image, nats) => { flushRuns(); post({ type: 'sample-done', request, index, image, nats }); },
-  scoreDone: (request, result) => { flushRuns(); post({ type: 'score-done', request, result }); },
+  scoreDone: (request, index, result) => { flushRuns(); post({ type: 'score-done', request, index, result }); },
   failed: (request, message) => { flushRuns(); post({ type: 'failed', request, message }); },
   run: (model, stage, graph, seconds, batch) => {
     pendingRuns.push({ model, stage, graph, seconds, batch, endMs: performance.timeOrigin + performance.now() });
@@ -67,8 +67,8 @@ port.on('message', (msg: ToWorker) => {
       break;
     }
     case 'score':
-      engine.addScore(models.get(msg.model)!, msg.request, msg.image, msg.perPixel);
-      arrived(msg.model, 1);
+      msg.images.forEach((image, index) => engine.addScore(models.get(msg.model)!, msg.request, index, image, msg.perPixel));
+      arrived(msg.model, msg.images.length);
       break;
     case 'cancel':
       engine.cancel(msg.request);

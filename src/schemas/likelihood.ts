@@ -46,39 +46,64 @@ export const LikelihoodMultipart = Type.Object({
   rgb: Type.Optional(Type.Boolean()),
 });
 
-export const LikelihoodResult = Type.Object(
-  {
-    model: Type.String(),
-    bitsPerDim: Type.Number({ description: 'NLL in bits over H*W*C' }),
-    nats: Type.Number(),
-    bits: Type.Number(),
-    stages: Type.Array(
-      Type.Object({
-        stage: Type.String(),
-        nats: Type.Number(),
-        bits: Type.Number(),
-        bitsPerDim: Type.Number({ description: "this stage's bits over the whole image's H*W*C (stages add up to the total)" }),
-        slices: Type.Array(Type.Object({ slice: Type.Integer(), offset: Type.Tuple([Type.Integer(), Type.Integer()]), bits: Type.Number() })),
-      }),
-    ),
-    perPixel: Type.Optional(
-      Type.Object({
-        png: { ...Base64Png, description: 'heat map of bits per pixel (summed over channels and stages): dark is cheap, bright is costly' },
-        width: Type.Integer(),
-        height: Type.Integer(),
-        minBits: Type.Number({ description: 'bits of the darkest colour' }),
-        maxBits: Type.Number({ description: 'bits of the brightest colour' }),
-      }),
-    ),
-    input: Type.Object({
-      format: Type.String(),
+/** What one image's score holds, alone or in a batch. */
+const imageScore = {
+  bitsPerDim: Type.Number({ description: 'NLL in bits over H*W*C' }),
+  nats: Type.Number(),
+  bits: Type.Number(),
+  stages: Type.Array(
+    Type.Object({
+      stage: Type.String(),
+      nats: Type.Number(),
+      bits: Type.Number(),
+      bitsPerDim: Type.Number({ description: "this stage's bits over the whole image's H*W*C (stages add up to the total)" }),
+      slices: Type.Array(Type.Object({ slice: Type.Integer(), offset: Type.Tuple([Type.Integer(), Type.Integer()]), bits: Type.Number() })),
+    }),
+  ),
+  perPixel: Type.Optional(
+    Type.Object({
+      png: { ...Base64Png, description: 'heat map of bits per pixel (summed over channels and stages): dark is cheap, bright is costly' },
       width: Type.Integer(),
       height: Type.Integer(),
-      channels: Type.Integer(),
-      conversions: Type.Array(Type.String(), { description: 'what was done to the pixels, in order; empty when taken as they were' }),
+      minBits: Type.Number({ description: 'bits of the darkest colour' }),
+      maxBits: Type.Number({ description: 'bits of the brightest colour' }),
     }),
-    timings: Type.Object({ queueMs: Type.Number(), totalMs: Type.Number() }),
-  },
-  { $id: 'LikelihoodResult' },
-);
+  ),
+  input: Type.Object({
+    format: Type.String(),
+    width: Type.Integer(),
+    height: Type.Integer(),
+    channels: Type.Integer(),
+    conversions: Type.Array(Type.String(), { description: 'what was done to the pixels, in order; empty when taken as they were' }),
+  }),
+};
+const timings = Type.Object({ queueMs: Type.Number(), totalMs: Type.Number() });
+
+export const LikelihoodResult = Type.Object({ model: Type.String(), ...imageScore, timings }, { $id: 'LikelihoodResult' });
 export type LikelihoodResult = Static<typeof LikelihoodResult>;
+
+export const MAX_BATCH_IMAGES = 64;
+
+export const LikelihoodBatchBody = Type.Object(
+  {
+    images: Type.Array(Type.String({ minLength: 1, description: 'a PNG, JPEG or WebP image, base64' }), { minItems: 1, maxItems: MAX_BATCH_IMAGES }),
+    model: Type.Optional(ModelName),
+    perPixel: Type.Optional(perPixel),
+    timeoutMs: Type.Optional(TimeoutMs),
+    convert: Type.Optional(Type.Object({ resize: Type.Optional(resize), grayscale: Type.Optional(grayscale), rgb: Type.Optional(rgb) }, { additionalProperties: false })),
+  },
+  { additionalProperties: false },
+);
+export type LikelihoodBatchBody = Static<typeof LikelihoodBatchBody>;
+
+export const LikelihoodBatchResult = Type.Object(
+  {
+    model: Type.String(),
+    count: Type.Integer(),
+    bitsPerDim: Type.Number({ description: 'the mean of the images\' bits/dim' }),
+    results: Type.Array(Type.Object(imageScore), { description: "per image, in the request's order" }),
+    timings,
+  },
+  { $id: 'LikelihoodBatchResult' },
+);
+export type LikelihoodBatchResult = Static<typeof LikelihoodBatchResult>;

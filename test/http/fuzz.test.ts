@@ -1,5 +1,5 @@
 // Seeded random requests against a real listening server (the tiny models): bodies with wrong
-// types, odd values and missing or extra fields, random bytes under every media type, cut-short
+// types, odd values and missing or extra fields (batch scoring too), random bytes under every media type, cut-short
 // and malformed multipart uploads, odd paths and query strings. No answer may be a 5xx, every
 // refusal is `{error, error_type}`, and afterwards the server is ready and samples the same bytes
 // for the same seed. A session's fuzzing of the shipped models found malformed multipart bodies
@@ -54,7 +54,7 @@ t.test('random requests: no 5xx, every refusal is {error, error_type}, the serve
   const seen = new Map<number, number>();
   const problems: string[] = [];
   const one = async () => {
-    const kind = pick(['sample', 'raw', 'image', 'multipart', 'likelihood-json', 'get'] as const);
+    const kind = pick(['sample', 'raw', 'image', 'multipart', 'likelihood-json', 'batch', 'get'] as const);
     let res: Response;
     let what: string;
     if (kind === 'sample') {
@@ -82,6 +82,12 @@ t.test('random requests: no 5xx, every refusal is {error, error_type}, the serve
       const b = { image: r() < 0.7 ? bytes(Math.floor(r() * 300), true).toString('base64') : value(), model: r() < 0.5 ? value() : undefined, perPixel: r() < 0.5 ? value() : undefined };
       what = 'POST /likelihood JSON';
       res = await fetch(`${url}/likelihood`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(b) });
+    } else if (kind === 'batch') {
+      const n = Math.floor(r() * 5);
+      const images = Array.from({ length: n }, () => (r() < 0.6 ? bytes(Math.floor(r() * 300), true).toString('base64') : value()));
+      const b = r() < 0.8 ? { images, model: r() < 0.3 ? value() : undefined, perPixel: r() < 0.3 ? value() : undefined, timeoutMs: r() < 0.2 ? value() : undefined } : value();
+      what = `POST /likelihood/batch ${JSON.stringify(b).slice(0, 120)}`;
+      res = await fetch(`${url}/likelihood/batch`, { method: 'POST', headers: { 'content-type': pick(['application/json', 'application/json', 'image/png', 'text/plain']) }, body: JSON.stringify(b) });
     } else {
       const path = pick([`/models/${encodeURIComponent(String(value()))}`, '/models/%00', '/models/..%2f..', '/metrics?x=1', '/docs/json', '/nope', '/sample']);
       what = `GET ${path.slice(0, 60)}`;

@@ -155,6 +155,14 @@ t.test('routes', async (t) => {
     const res = await app.inject('/nope?x=1');
     t.equal(res.statusCode, 404);
     t.same(res.json(), { error: 'no route GET /nope', error_type: 'not_found' });
+    // the router's own refusals (found by the fuzz test answering Fastify's default body)
+    const long = await app.inject({ url: `/models/${'A'.repeat(200)}` });
+    t.equal(long.statusCode, 414);
+    t.same(long.json(), { error: 'a path parameter is over 100 characters', error_type: 'bad_request' });
+    t.ok(long.headers['x-request-id'], 'with its request id');
+    const badUrl = await app.inject({ url: '/models/%E0%A4%A' });
+    t.equal(badUrl.statusCode, 400);
+    t.same(badUrl.json(), { error: 'the URL is not valid (a bad percent-encoding)', error_type: 'bad_request' });
   });
 
   t.test('GET /metrics: per-app registry with defaults, route templates and failure reasons', async (t) => {

@@ -130,6 +130,7 @@ t.test('an error after the first byte is an in-band error event', async (t) => {
       model: (name) => rt.model(name),
       defaultModel: () => rt.defaultModel(),
       likelihood: (req) => rt.likelihood(req),
+      likelihoodBatch: (req) => rt.likelihoodBatch(req),
       stats: () => rt.stats(),
       close: () => rt.close(),
       async *sample(req) {

@@ -1,0 +1,100 @@
+// POST /likelihood/batch through app.inject() against the real runtime (tiny models): each image
+// scores what /likelihood gives it alone, in the request's order; the images share batched runs;
+// one bad image refuses the request and is named; the server goes on serving.
+import t from 'tap';
+import type { FastifyInstance } from 'fastify';
+import { decodePng, metricValue, rawToPng, readyApp } from './helpers.js';
+
+t.test('likelihood batch', async (t) => {
+  const app: FastifyInstance = await readyApp({ BODY_LIMIT: 1024 * 1024 });
+  t.teardown(() => app.close());
+  const pngs: Buffer[] = [];
+  for (const seed of [11, 12, 13, 14]) {
+    const res = await app.inject({ method: 'POST', url: '/sample', headers: { accept: 'image/png' }, payload: { seed } });
+    pngs.push(res.rawPayload);
+  }
+  const single = async (png: Buffer): Promise<Scored> => (await app.inject({ method: 'POST', url: '/likelihood', headers: { 'content-type': 'image/png' }, payload: png })).json();
+  type Scored = { bitsPerDim: number; stages: { bits: number }[] };
+  const singles: Scored[] = [];
+  for (const p of pngs) singles.push(await single(p));
+  const batch = (payload: object) => app.inject({ method: 'POST', url: '/likelihood/batch', payload });
+  const b64 = (b: Buffer) => b.toString('base64');
+
+  t.test('each image scores what it scores alone, in the request\'s order, and the mean', async (t) => {
+    const order = [2, 0, 3, 1];
+    const res = await batch({ images: order.map((i) => b64(pngs[i])) });
+    t.equal(res.statusCode, 200);
+    const r = res.json();
+    t.equal(r.model, 'tiny-c1');
+    t.equal(r.count, 4);
+    t.equal(r.results.length, 4);
+    order.forEach((i, k) => {
+      t.ok(Math.abs(r.results[k].bitsPerDim - singles[i].bitsPerDim) < 1e-9, `image ${k} (sample ${i}): ${r.results[k].bitsPerDim} vs ${singles[i].bitsPerDim} alone`);
+      t.same(r.results[k].stages.map((s: { bits: number }) => s.bits.toFixed(6)), singles[i].stages.map((s: { bits: number }) => s.bits.toFixed(6)), `image ${k}: per stage`);
+      t.same(r.results[k].input, { format: 'png', width: 28, height: 28, channels: 1, conversions: [] });
+      t.equal(r.results[k].perPixel, undefined, 'no heat map unless asked');
+    });
+    const mean = order.reduce((a, i) => a + singles[i].bitsPerDim, 0) / 4;
+    t.ok(Math.abs(r.bitsPerDim - mean) < 1e-9, 'bitsPerDim is the mean');
+    t.ok(r.timings.totalMs >= r.timings.queueMs);
+  });
+
+  t.test('the images share batched runs: a batch of 4 makes the runs of one image', async (t) => {
+    const runs = async () => {
+      const text = (await app.inject({ url: '/metrics' })).body;
+      return ['small', 'size', 'depth'].map((stage) =>
+        (metricValue(text, 'spn_onnx_run_seconds_count', { model: 'tiny-c1', stage, graph: 'score' }) ?? 0)
+        + (metricValue(text, 'spn_onnx_run_seconds_count', { model: 'tiny-c1', stage, graph: 'score_context' }) ?? 0));
+    };
+    const scored = async () => metricValue((await app.inject({ url: '/metrics' })).body, 'spn_images_scored_total', { model: 'tiny-c1' }) ?? 0;
+    const r0 = await runs();
+    const s0 = await scored();
+    await single(pngs[0]);
+    const r1 = await runs();
+    t.equal((await batch({ images: pngs.map(b64) })).statusCode, 200);
+    const r2 = await runs();
+    const one = r1.map((x, i) => x - r0[i]);
+    t.same(r2.map((x, i) => x - r1[i]), one, `runs per stage for 4 images: the same as for one (${one.join(', ')})`);
+    t.equal((await scored()) - s0, 5, 'every image is counted as scored');
+  });
+
+  t.test('per-pixel heat maps, conversions and options apply to each image', async (t) => {
+    const grey = (await decodePng(pngs[0])).data;
+    const rgb = await rawToPng(Uint8Array.from({ length: grey.length * 3 }, (_, i) => grey[Math.floor(i / 3)]), 28, 28, 3);
+    const res = await batch({ images: [b64(pngs[1]), b64(rgb)], perPixel: true, convert: { grayscale: true } });
+    t.equal(res.statusCode, 200);
+    const r = res.json();
+    for (const one of r.results) {
+      const map = await decodePng(one.perPixel.png);
+      t.equal(map.width, 28);
+      t.equal(map.height, 28);
+      t.ok(one.perPixel.maxBits >= one.perPixel.minBits);
+    }
+    t.same(r.results[0].input.conversions, []);
+    t.ok(r.results[1].input.conversions.length > 0, `the RGB image was converted: ${r.results[1].input.conversions}`);
+    t.ok(Math.abs(r.results[1].bitsPerDim - singles[0].bitsPerDim) < 1e-9, 'grey again, it scores as the original');
+  });
+
+  t.test('refusals name the image; the server goes on serving', async (t) => {
+    const cases: [string, object, number, object][] = [
+      ['no images', { images: [] }, 400, { error: 'body/images must NOT have fewer than 1 items', error_type: 'validation' }],
+      ['65 images', { images: Array.from({ length: 65 }, () => b64(pngs[0])) }, 400, { error: 'body/images must NOT have more than 64 items', error_type: 'validation' }],
+      ['not an image', { images: [b64(pngs[0]), 'AAAA'] }, 400, { error: 'body/images/1: the data is not a PNG, JPEG or WebP image', error_type: 'bad_image' }],
+      ['not base64', { images: [b64(pngs[0]), b64(pngs[1]), '!!!'] }, 400, { error: 'body/images/2 is not base64', error_type: 'bad_request' }],
+      ['unknown model', { images: [b64(pngs[0])], model: 'nope' }, 404, { error: "unknown model 'nope'", error_type: 'unknown_model' }],
+      ['unknown field', { images: [b64(pngs[0])], extra: 1 }, 400, { error: 'body/extra is not allowed', error_type: 'validation' }],
+    ];
+    for (const [what, payload, status, body] of cases) {
+      const res = await batch(payload);
+      t.equal(res.statusCode, status, what);
+      t.same(res.json(), body, what);
+    }
+    const small = await rawToPng(new Uint8Array(14 * 14), 14, 14, 1);
+    const mismatch = await batch({ images: [b64(pngs[0]), b64(small)] });
+    t.equal(mismatch.statusCode, 422);
+    t.match(mismatch.json(), { error: /^body\/images\/1: /, error_type: 'image_mismatch' });
+    const raw = await app.inject({ method: 'POST', url: '/likelihood/batch', headers: { 'content-type': 'image/png' }, payload: pngs[0] });
+    t.equal(raw.statusCode, 415, 'a raw image body goes to /likelihood');
+    t.equal((await batch({ images: [b64(pngs[3])] })).json().results[0].bitsPerDim, singles[3].bitsPerDim, 'still serving');
+  });
+});
