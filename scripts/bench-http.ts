@@ -26,12 +26,16 @@ const HELP = `npm run bench:http -- [flags]
   --sample-images 16,48,160 images sampled per pass at each concurrency (each request one image)
   --likelihood-concurrency 1,32
   --likelihood-images 48,320
+  --batch 64                images per /likelihood/batch request (and per runtime likelihoodBatch call)
+  --batch-concurrency 4     clients sending batches at once
+  --batch-requests 12       batch requests per pass
   --trials 2                passes; every figure is the best of its passes
   --out docs/bench-http.md  ('-': print only)`;
 
 interface Opts {
   model: string; workers: number; concurrency: number[]; sampleImages: number[];
-  likelihoodConcurrency: number[]; likelihoodImages: number[]; trials: number; out: string;
+  likelihoodConcurrency: number[]; likelihoodImages: number[]; batch: number; batchConcurrency: number; batchRequests: number;
+  trials: number; out: string;
 }
 
 function options(): Opts {
@@ -40,6 +44,7 @@ function options(): Opts {
       model: { type: 'string', default: 'mu-fmnist' }, workers: { type: 'string', default: '' },
       concurrency: { type: 'string', default: '1,8,32' }, 'sample-images': { type: 'string', default: '16,48,160' },
       'likelihood-concurrency': { type: 'string', default: '1,32' }, 'likelihood-images': { type: 'string', default: '48,320' },
+      batch: { type: 'string', default: '64' }, 'batch-concurrency': { type: 'string', default: '4' }, 'batch-requests': { type: 'string', default: '12' },
       trials: { type: 'string', default: '2' }, out: { type: 'string', default: join(ROOT, 'docs', 'bench-http.md') },
       help: { type: 'boolean' },
     },
@@ -58,6 +63,8 @@ function options(): Opts {
     concurrency: ints(values.concurrency!, 'concurrency'), sampleImages: ints(values['sample-images']!, 'sample-images'),
     likelihoodConcurrency: ints(values['likelihood-concurrency']!, 'likelihood-concurrency'),
     likelihoodImages: ints(values['likelihood-images']!, 'likelihood-images'),
+    batch: ints(values.batch!, 'batch')[0], batchConcurrency: ints(values['batch-concurrency']!, 'batch-concurrency')[0],
+    batchRequests: ints(values['batch-requests']!, 'batch-requests')[0],
     trials: ints(values.trials!, 'trials')[0], out: values.out!,
   };
   if (o.sampleImages.length !== o.concurrency.length) throw new Error('--sample-images needs one count per --concurrency entry');
@@ -214,7 +221,8 @@ async function main(): Promise<void> {
     codecRows = await pngCodecs(raws[0], manifest.subscaleFactor);
 
     type Side = 'direct' | 'http';
-    const measure = async (key: string, what: string, c: number, n: number, side: Side, job: (i: number) => Promise<Answer>) => {
+    /** n requests by c clients; each request carries `per` images (rates are in images) */
+    const measure = async (key: string, what: string, c: number, n: number, side: Side, job: (i: number) => Promise<Answer>, per = 1) => {
       const server0 = processCpuSeconds(proc.pid!);
       const main0 = mainThreadCpuSeconds(side === 'http' ? proc.pid! : process.pid);
       const self0 = process.cpuUsage();
@@ -224,13 +232,13 @@ async function main(): Promise<void> {
       const self = process.cpuUsage(self0);
       const selfCpu = (self.user + self.system) / 1e6;
       const fig: Figures = {
-        perSec: n / r.seconds, p50: percentile(r.lat, 50), p95: percentile(r.lat, 95),
+        perSec: (n * per) / r.seconds, p50: percentile(r.lat, 50), p95: percentile(r.lat, 95),
         first50: r.first.length ? percentile(r.first, 50) : undefined, server50: r.server.length ? percentile(r.server, 50) : undefined,
         // the runtime side works in this process; the HTTP side in the server, with this process as its client
         cores: (side === 'http' ? serverCpu : selfCpu) / r.seconds, clientCores: side === 'http' ? selfCpu / r.seconds : undefined,
         mainCores: mainCpu / r.seconds,
       };
-      const row = rows.get(key) ?? { what, c, images: n, direct: undefined as unknown as Row['direct'], http: undefined as unknown as Row['http'] };
+      const row = rows.get(key) ?? { what, c, images: n * per, direct: undefined as unknown as Row['direct'], http: undefined as unknown as Row['http'] };
       row[side] = better(row[side], fig);
       rows.set(key, row);
       process.stderr.write(`   ${what.padEnd(28)} c=${String(c).padEnd(3)} ${side.padEnd(6)} ${fig.perSec.toFixed(1)} images/s, p50 ${fig.p50.toFixed(1)} ms\n`);
@@ -283,6 +291,22 @@ async function main(): Promise<void> {
           });
         }
       }
+      // scoring many images per request: /likelihood/batch against the runtime's likelihoodBatch
+      const B = o.batch;
+      const pick = (i: number) => Array.from({ length: B }, (_, k) => (i * B + k) % raws.length);
+      const b64 = pngs.map((p) => p.toString('base64'));
+      for (const side of sides) {
+        await measure('likelihood-batch', `likelihood (batch of ${B}, JSON)`, o.batchConcurrency, o.batchRequests, side, async (i) => {
+          const t0 = performance.now();
+          if (side === 'direct') {
+            await rt.likelihoodBatch({ model: o.model, images: pick(i).map((k) => raws[k]) });
+            return { ms: performance.now() - t0 };
+          }
+          const j = await postJson(`${base}/likelihood/batch`, { model: o.model, images: pick(i).map((k) => b64[k]) }) as unknown as { results: unknown[]; timings: { totalMs: number } };
+          if (j.results.length !== B) throw new Error(`/likelihood/batch: ${j.results.length} results for ${B} images`);
+          return { ms: performance.now() - t0, serverMs: j.timings.totalMs };
+        }, B);
+      }
     }
   } finally {
     await rt.close();
@@ -297,8 +321,8 @@ async function main(): Promise<void> {
     `Generated by \`npm run bench:http${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\` on ${generatedAt()} (${wall.toFixed(0)} s wall), model \`${o.model}\`, ${workers} inference workers on each side, ${o.trials} passes (every figure is the best of its passes; the two sides take turns pass by pass). Load average at start ${load.map((x) => x.toFixed(2)).join(', ')}.`,
     '',
     '- **runtime**: `SpnRuntime.sample` / `.likelihood` called in the benchmark process (no HTTP; for the event-stream rows the same call, timed to its first slice event)',
-    '- **HTTP**: the server (`dist/src/server.js`, its own process, `LOG_LEVEL=warn`) on a loopback port, driven by `fetch` clients in the benchmark process: `POST /sample` answering JSON (the image as base64 PNG), `POST /sample` as an event stream (every slice event carries two PNGs, the slice and the image so far; timed until the `done` event), `POST /likelihood` with a PNG body (the images were sampled from the model first)',
-    '- every request is one image; c clients each send their next request when the last is answered',
+    '- **HTTP**: the server (`dist/src/server.js`, its own process, `LOG_LEVEL=warn`) on a loopback port, driven by `fetch` clients in the benchmark process: `POST /sample` answering JSON (the image as base64 PNG), `POST /sample` as an event stream (every slice event carries two PNGs, the slice and the image so far; timed until the `done` event), `POST /likelihood` with a PNG body (the images were sampled from the model first), `POST /likelihood/batch` with a JSON body of base64 PNGs',
+    '- every request is one image, but for the batch row (one request scores that many images; its runtime side is `SpnRuntime.likelihoodBatch`); c clients each send their next request when the last is answered; images/s counts images, latencies are per request',
     '- "in runtime": the request\'s time inside the server\'s runtime as its answer reports it (`timings.totalMs`, queue to result); the rest of the HTTP latency is HTTP: parsing, validation, PNG and JSON, the event stream, the client',
     '- "cores busy": CPU seconds per wall second of the process doing the work (the benchmark process for the runtime, the server process for HTTP, all threads); "client": the benchmark process while it drives the server, on the same two cores; "main thread": the same for that process\'s main thread alone (the service\'s HTTP, routing, PNG and JSON; for the runtime side, the event delivery and the closed-loop clients); the rest is the inference workers and the runtime\'s helper threads (garbage collection, libuv)',
     '',

@@ -53,11 +53,12 @@ t.test('npm run bench:cores (tiny-c1): a row per stage, graph and batch', async 
   for (const r of rows.filter((x) => x[3] === '4')) t.ok(parseFloat(r[7]) > 0, `${r[1]}/${r[2]}: lanes/s at batch 4 against batch 1 (${r[7]})`);
 });
 
-t.test('npm run bench:http (tiny-c1): every kind of request over HTTP and directly, and the server shuts down', async (t) => {
+t.test('npm run bench:http (tiny-c1): every kind of request over HTTP and directly (batches too), and the server shuts down', async (t) => {
   const md = run('bench-http.js', ['--model', 'tiny-c1', '--concurrency', '1,2', '--sample-images', '2,4', '--likelihood-concurrency', '2',
-    '--likelihood-images', '4', '--trials', '1', '--out', '-']);
+    '--likelihood-images', '4', '--batch', '3', '--batch-concurrency', '2', '--batch-requests', '2', '--trials', '1', '--out', '-']);
   const rows = table(md, 'request');
-  t.same(rows.map((r) => `${r[0]} ${r[1]}`), ['sample (JSON) 1', 'sample (event stream) 1', 'sample (JSON) 2', 'sample (event stream) 2', 'likelihood (PNG upload) 2']);
+  t.same(rows.map((r) => `${r[0]} ${r[1]} ${r[2]}`), ['sample (JSON) 1 2', 'sample (event stream) 1 2', 'sample (JSON) 2 4', 'sample (event stream) 2 4',
+    'likelihood (PNG upload) 2 4', 'likelihood (batch of 3, JSON) 2 6']);
   for (const r of rows) t.ok(Number(r[3]) > 0 && Number(r[4]) > 0, `${r[0]}: images/s on both sides`);
   t.equal(table(md, 'work').length, 3, 'the PNG codec table');
   // the server's error log goes to the same output; the bench's fetch client sometimes leaves a
