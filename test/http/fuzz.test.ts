@@ -18,7 +18,8 @@ function rng(seed: number) {
 t.test('random requests: no 5xx, every refusal is {error, error_type}, the server still serves', async (t) => {
   const { app, url } = await listening();
   t.teardown(() => app.close());
-  const r = rng(20261129);
+  // FUZZ_SEED=n explores other sequences; CI runs the fixed one
+  const r = rng(Number(process.env.FUZZ_SEED ?? 20261129));
   const pick = <T>(a: readonly T[]): T => a[Math.floor(r() * a.length)];
   const bytes = (n: number, png = false) => {
     const b = Buffer.alloc(n);
@@ -111,7 +112,7 @@ t.test('random requests: no 5xx, every refusal is {error, error_type}, the serve
 
   t.same(problems, [], 'no 5xx, every JSON refusal is {error, error_type}');
   t.equal([...seen.values()].reduce((a, b) => a + b, 0), 600, 'every request answered');
-  t.ok((seen.get(200) ?? 0) > 20, `some requests succeed (${seen.get(200)})`);
+  t.ok((seen.get(200) ?? 0) > 5, `some requests succeed (${seen.get(200)})`);
   t.ok((seen.get(400) ?? 0) > 100, `many are refused as bad requests (${seen.get(400)})`);
   t.equal((await fetch(`${url}/health/ready`)).status, 200, 'still ready');
   t.ok((await sample()).equals(before), 'the same seed samples the same bytes after the fuzzing');
