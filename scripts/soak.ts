@@ -1,8 +1,8 @@
 // `npm run soak`: the real server under a long mixed load, round after round, to show that its
 // memory levels off and that nothing fails. The server is dist/src/server.js in its own process;
 // c clients keep sending, in turn: JSON samples of several images, event streams, streams hung up
-// 5 ms in, samples whose deadline passes (504), PNG uploads scored with a per-pixel map, a body the
-// schema refuses and an unknown model.
+// 5 ms in, samples whose deadline passes (504), PNG uploads scored with a per-pixel map, batches of
+// 16 images scored in one request, a body the schema refuses and an unknown model.
 // After each round: the server's resident memory (from /proc, all its threads: the inference
 // workers are threads of the process), its main thread's V8 heap (/metrics), and the running and
 // queued gauges once the round's requests are answered. Before and after: one seeded sample, which
@@ -49,12 +49,14 @@ const stream = { ...json, accept: 'text/event-stream' };
 interface Kind { name: string; status: number; send: (base: string, i: number) => Promise<Response> }
 
 function kinds(png: Uint8Array<ArrayBuffer>): Kind[] {
+  const b64 = Buffer.from(png).toString('base64');
   const post = (base: string, path: string, headers: Record<string, string>, body: RequestInit['body'], signal?: AbortSignal) =>
     fetch(`${base}${path}`, { method: 'POST', headers, body, signal });
   return [
     { name: 'sample, JSON, 4 images (tiny-c3)', status: 200, send: (b, i) => post(b, '/sample', json, JSON.stringify({ model: 'tiny-c3', count: 4, seed: i })) },
     { name: 'sample, event stream (mu-fmnist)', status: 200, send: (b, i) => post(b, '/sample', stream, JSON.stringify({ seed: i })) },
     { name: 'likelihood, PNG, per-pixel map', status: 200, send: (b) => post(b, '/likelihood?perPixel=true', { 'content-type': 'image/png' }, png) },
+    { name: 'likelihood batch, 16 images (JSON)', status: 200, send: (b) => post(b, '/likelihood/batch', json, JSON.stringify({ images: Array.from({ length: 16 }, () => b64) })) },
     {
       name: 'sample, event stream hung up at 5 ms', status: 0,
       send: (b, i) => post(b, '/sample', stream, JSON.stringify({ model: 'spn8-fmnist', seed: i }), AbortSignal.timeout(5)),
