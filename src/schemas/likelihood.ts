@@ -6,16 +6,16 @@ const resize = Type.Boolean({ default: false, description: "convert an image of 
 const grayscale = Type.Boolean({ default: false, description: 'convert a colour image to grey for a one-channel model' });
 const rgb = Type.Boolean({ default: false, description: 'convert a grey image to RGB for a three-channel model' });
 
-export const LikelihoodJsonBody = Type.Object(
-  {
-    image: Type.String({ minLength: 1, description: 'a PNG, JPEG or WebP image, base64' }),
-    model: Type.Optional(ModelName),
-    perPixel: Type.Optional(perPixel),
-    timeoutMs: Type.Optional(TimeoutMs),
-    convert: Type.Optional(Type.Object({ resize: Type.Optional(resize), grayscale: Type.Optional(grayscale), rgb: Type.Optional(rgb) }, { additionalProperties: false })),
-  },
-  { additionalProperties: false },
-);
+const base64Image = Type.String({ minLength: 1, description: 'a PNG, JPEG or WebP image, base64' });
+/** The options a JSON body carries, for one image or a batch. */
+const jsonOptions = {
+  model: Type.Optional(ModelName),
+  perPixel: Type.Optional(perPixel),
+  timeoutMs: Type.Optional(TimeoutMs),
+  convert: Type.Optional(Type.Object({ resize: Type.Optional(resize), grayscale: Type.Optional(grayscale), rgb: Type.Optional(rgb) }, { additionalProperties: false })),
+};
+
+export const LikelihoodJsonBody = Type.Object({ image: base64Image, ...jsonOptions }, { additionalProperties: false });
 export type LikelihoodJsonBody = Static<typeof LikelihoodJsonBody>;
 
 /** Options for raw-image and multipart bodies (a JSON body carries its own, which win). */
@@ -85,13 +85,7 @@ export type LikelihoodResult = Static<typeof LikelihoodResult>;
 export const MAX_BATCH_IMAGES = 64;
 
 export const LikelihoodBatchBody = Type.Object(
-  {
-    images: Type.Array(Type.String({ minLength: 1, description: 'a PNG, JPEG or WebP image, base64' }), { minItems: 1, maxItems: MAX_BATCH_IMAGES }),
-    model: Type.Optional(ModelName),
-    perPixel: Type.Optional(perPixel),
-    timeoutMs: Type.Optional(TimeoutMs),
-    convert: Type.Optional(Type.Object({ resize: Type.Optional(resize), grayscale: Type.Optional(grayscale), rgb: Type.Optional(rgb) }, { additionalProperties: false })),
-  },
+  { images: Type.Array(base64Image, { minItems: 1, maxItems: MAX_BATCH_IMAGES }), ...jsonOptions },
   { additionalProperties: false },
 );
 export type LikelihoodBatchBody = Static<typeof LikelihoodBatchBody>;
