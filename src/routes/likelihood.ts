@@ -1,5 +1,6 @@
 // POST /likelihood: the NLL of one image under a model, total, per stage and per slice, and on
 // request per pixel as a heat map. The image comes as a raw image body, a multipart upload, or JSON.
+// POST /likelihood/batch: the same for up to 64 images of one JSON body, scored in shared runs.
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import multipart from '@fastify/multipart';
 import { Type } from '@sinclair/typebox';
