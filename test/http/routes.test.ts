@@ -178,6 +178,8 @@ t.test('routes', async (t) => {
     // the bad /sample requests above: 11 validation, 2 bad request, then 404, 422, 400, 406, 3 x 415, 413: all bad input
     t.equal(metricValue(text, 'spn_request_failures_total', { route: '/sample', reason: 'bad_input' }), 21);
     t.equal(metricValue(text, 'spn_request_failures_total', { route: '/sample', reason: 'overloaded' }), 0);
+    t.equal(metricValue(text, 'spn_request_failures_total', { route: '/likelihood/batch', reason: 'timeout' }), 0, 'zero series for every route and reason');
+    t.equal(metricValue(text, 'spn_runtime_failures_total', { reason: 'timeout' }), undefined, 'the runtime reports no timeouts (it sees a cancellation)');
     for (const name of ['spn_queue_length', 'spn_running_requests', 'spn_batch_size']) t.equal(metricValue(text, name), 0, name);
     for (const name of ['spn_queue_time_seconds', 'spn_time_to_first_slice_seconds', 'spn_time_between_slices_seconds', 'spn_onnx_run_seconds']) {
       t.match(text, new RegExp(`# TYPE ${name} histogram`), name);
