@@ -24,11 +24,17 @@ export class EventStream {
     return !this.body.destroyed && !this.body.writableEnded;
   }
 
-  /** Queues one event; waits while the client reads slower than we write. */
-  async send(event: string, json: string): Promise<void> {
+  /** Queues one event; waits while the client reads slower than we write, but not past `signal`:
+   * a client that stops reading must not hold its request (and its place) beyond its deadline. */
+  async send(event: string, json: string, signal?: AbortSignal): Promise<void> {
     this.write(`event: ${event}\ndata: ${json}\n\n`);
-    if (this.body.writableNeedDrain && this.open) {
-      await Promise.race([once(this.body, 'drain'), once(this.body, 'close')]);
+    if (this.body.writableNeedDrain && this.open && !signal?.aborted) {
+      // the losers' listeners are removed by aborting `done` (their rejections reach only the race)
+      const done = new AbortController();
+      const opts = { signal: done.signal };
+      const waits = [once(this.body, 'drain', opts), once(this.body, 'close', opts)];
+      if (signal) waits.push(once(signal, 'abort', opts));
+      await Promise.race(waits).finally(() => done.abort());
     }
   }
 

@@ -146,9 +146,9 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
         let r = await first;
         while (!r.done) {
           const ev = r.value;
-          if (ev.type === 'slice') await sse.send('slice', serialize.slice(out.slice(ev, true)!));
-          else if (ev.type === 'stage') await sse.send('stage', serialize.stage({ sample: ev.sample, stage: ev.stage, elapsedMs: ev.elapsedMs }));
-          else await sse.send('done', serialize.done(out.done(ev)));
+          if (ev.type === 'slice') await sse.send('slice', serialize.slice(out.slice(ev, true)!), ac.signal);
+          else if (ev.type === 'stage') await sse.send('stage', serialize.stage({ sample: ev.sample, stage: ev.stage, elapsedMs: ev.elapsedMs }), ac.signal);
+          else await sse.send('done', serialize.done(out.done(ev)), ac.signal);
           r = await events.next();
         }
         completed = true;

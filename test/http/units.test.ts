@@ -1,4 +1,4 @@
-// Pure pieces of the HTTP layer: config, content negotiation, image decoding, PNG grid, heat map.
+// Pure pieces of the HTTP layer: config, content negotiation, image decoding, PNG grid, heat map, event-stream backpressure.
 import { availableParallelism } from 'node:os';
 import t from 'tap';
 import { loadConfig } from '../../src/config.js';
@@ -6,6 +6,7 @@ import { negotiate } from '../../src/http/negotiate.js';
 import { decodeImage, sniffFormat } from '../../src/http/decode-image.js';
 import { crc32, encodePng, grid, GRID_GAP, sliceForDisplay } from '../../src/http/png.js';
 import { heatMap } from '../../src/http/heatmap.js';
+import { EventStream } from '../../src/http/sse.js';
 import { bombPng, decodePng, rawToPng } from './helpers.js';
 
 const model1 = { name: 'm1', height: 8, width: 8, channels: 1 };
@@ -137,4 +138,30 @@ t.test('heat map: ends of the ramp at min and max', async (t) => {
   t.same([...h.image.data.subarray(0, 3)], [0, 0, 4]);
   t.same([...h.image.data.subarray(9, 12)], [252, 255, 164]);
   t.throws(() => heatMap(new Float32Array(3), 2, 2));
+});
+
+t.test('EventStream.send waits for a slow reader, but not past its signal', async (t) => {
+  const sse = new EventStream(60_000);
+  t.teardown(() => sse.end());
+  const big = 'x'.repeat(64 * 1024);
+  // nobody reads the body: the first large event leaves it needing a drain
+  await sse.send('slice', big);
+  await new Promise((r) => setImmediate(r));
+  const ac = new AbortController();
+  let settled = false;
+  const pending = sse.send('slice', big, ac.signal).then(() => { settled = true; });
+  await new Promise((r) => setTimeout(r, 30));
+  t.equal(settled, false, 'blocked while the reader does not read');
+  ac.abort(new Error('deadline'));
+  await pending;
+  t.equal(settled, true, 'the abort ends the wait');
+  // a drain ends it too
+  const ac2 = new AbortController();
+  let drained = false;
+  const second = sse.send('slice', big, ac2.signal).then(() => { drained = true; });
+  await new Promise((r) => setTimeout(r, 10));
+  sse.body.resume();
+  await second;
+  t.equal(drained, true, 'a reader that resumes ends the wait');
+  t.equal(ac2.signal.aborted, false);
 });
