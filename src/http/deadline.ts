@@ -1,9 +1,9 @@
 // Request deadlines: REQUEST_TIMEOUT_MS for every /sample and /likelihood request, or a shorter
-// `timeoutMs` the request asks for. The deadline starts once the body is read and its images decoded,
-// and covers the queue and the model's runs; when it
-// passes, the request's AbortController is aborted with a DeadlineAbort, so the runtime drops the
-// request before its next run (or from the queue) and the answer is 504 (an in-band error event
-// once a stream has begun).
+// `timeoutMs` the request asks for. The deadline starts once the body is read and its images
+// decoded, and covers the queue and the model's runs. When it passes, the request's
+// AbortController is aborted with a DeadlineAbort, so the runtime drops the request before its
+// next run (or from the queue), and the answer is 504 (an in-band error event once a stream has
+// begun).
 
 /** The abort reason when a request's deadline passes. */
 export class DeadlineAbort extends Error {
