@@ -80,6 +80,38 @@ t.test("scoring runs all of a stage's slices of an image in one batched run", as
   }
 });
 
+t.test('likelihoodBatch: the images of one request share the runs, in order, each as scored alone', async (t) => {
+  const runs = new Map<string, number[]>();
+  const rt = await runtime({ observer: { graphRun: (_m, s, g, _sec, b) => { const k = `${s}/${g}`; runs.set(k, [...(runs.get(k) ?? []), b]); } } });
+  t.teardown(() => rt.close());
+  const images = [3, 5, 11].map((k) => ({ height: 28, width: 28, channels: 1, data: Uint8Array.from({ length: 784 }, (_, i) => (i * k) % 256) }));
+  const alone: { bitsPerDim: number }[] = [];
+  for (const image of images) alone.push(await rt.likelihood({ model: 'tiny-c1', image }));
+  await new Promise((res) => setTimeout(res, 250));
+  runs.clear();
+  const r = await rt.likelihoodBatch({ model: 'tiny-c1', images });
+  await new Promise((res) => setTimeout(res, 250));
+  t.equal(r.results.length, 3);
+  r.results.forEach((one, i) => t.ok(Math.abs(one.bitsPerDim - alone[i].bitsPerDim) < 1e-9, `image ${i}: ${one.bitsPerDim} vs ${alone[i].bitsPerDim} alone`));
+  for (const st of tinyManifest().stages) {
+    const constant = st.firstContextConstant ? 1 : 0;
+    const rest = st.lastSlice - st.firstSlice - constant;
+    t.same(runs.get(`${st.name}/score`) ?? [], rest ? [3 * rest] : [], `${st.name}: one score run of batch ${3 * rest}`);
+    t.same(runs.get(`${st.name}/score_context`) ?? [], constant ? [3] : [], `${st.name}: one score_context run of batch ${3 * constant}`);
+  }
+  const bad = { height: 14, width: 14, channels: 1, data: new Uint8Array(196) };
+  await t.rejects(rt.likelihoodBatch({ model: 'tiny-c1', images: [images[0], bad] }), /image 1: image is 14x14/, 'a misfit image is named');
+  await t.rejects(rt.likelihoodBatch({ model: 'tiny-c1', images: [] }), /no images to score/);
+  // aborted at once (while its worker is being chosen: such an abort was missed before): it
+  // leaves, and the runtime goes on
+  const ac = new AbortController();
+  const many = rt.likelihoodBatch({ model: 'tiny-c1', images: Array.from({ length: 48 }, (_, i) => images[i % 3]), signal: ac.signal });
+  ac.abort();
+  await t.rejects(many, { name: 'CancelledError' });
+  t.equal(rt.stats().running, 0, 'its place is free');
+  t.ok((await rt.likelihood({ model: 'tiny-c1', image: images[1] })).bitsPerDim === alone[1].bitsPerDim, 'the next request scores as before');
+});
+
 t.test('a request that arrives while another runs joins its batches (continuous batching)', async (t) => {
   const batches: number[] = [];
   const rt = await runtime({ observer: { graphRun: (_m, _s, g, _sec, b) => { if (g === 'sample_row') batches.push(b); } } });
