@@ -133,7 +133,7 @@ export class SpnRuntime implements Runtime {
     const chan = new Channel<FromWorker>();
     let worker: PoolWorker;
     try {
-      worker = await this.pool.acquire(id, { message: (m) => chan.push(m), fail: (e) => chan.fail(e) }, weight);
+      worker = await this.pool.acquire(id, { message: (m) => chan.push(m), fail: (e) => chan.fail(e) }, weight, signal);
     } catch (err) {
       release();
       throw err;

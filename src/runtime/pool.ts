@@ -1,7 +1,7 @@
 // Worker threads that own the ONNX sessions. A worker that dies is replaced; only the requests it
 // was running fail, with a clear error.
 import { Worker } from 'node:worker_threads';
-import { ModelLoadError, WorkerFailedError } from './errors.js';
+import { CancelledError, ModelLoadError, WorkerFailedError } from './errors.js';
 import type { LoadedModel } from './manifest.js';
 import type { FromWorker, ToWorker } from './protocol.js';
 import { DEFAULT_QUANTUM, type ExecutionProvider, type ProviderChoice, type RuntimeOptions } from './types.js';
@@ -51,11 +51,13 @@ export class WorkerPool {
   private readyWaiters: (() => void)[] = [];
 
   /** Registers a request (weight: its images) with the ready worker that has the fewest images in
-   * flight, and returns that worker; waits (up to timeoutMs) while a replacement starts. The choice
-   * and the registration happen together, so requests that start at once spread over the workers. */
-  async acquire(request: number, handler: Handler, weight: number, timeoutMs = 30000): Promise<PoolWorker> {
+   * flight, and returns that worker; waits (up to timeoutMs, or until `signal` aborts) while a
+   * replacement starts. The choice and the registration happen together, so requests that start at
+   * once spread over the workers. */
+  async acquire(request: number, handler: Handler, weight: number, signal?: AbortSignal, timeoutMs = 30000): Promise<PoolWorker> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      if (signal?.aborted) throw new CancelledError();
       let best: PoolWorker | undefined;
       for (const w of this.workers) if (w.ready && (!best || w.load < best.load)) best = w;
       if (best) {
@@ -65,8 +67,10 @@ export class WorkerPool {
       }
       if (this.closing || Date.now() >= deadline) throw new WorkerFailedError('no inference worker is ready');
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
-        this.readyWaiters.push(() => { clearTimeout(timer); resolve(); });
+        const done = () => { clearTimeout(timer); signal?.removeEventListener('abort', done); resolve(); };
+        const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
+        signal?.addEventListener('abort', done, { once: true });
+        this.readyWaiters.push(done);
       });
     }
   }

@@ -276,6 +276,25 @@ t.test('a killed worker fails only its in-flight requests and is replaced', asyn
   t.equal(rt.stats().running, 0);
 });
 
+t.test('a request waiting for a replacement worker leaves at once when aborted', async (t) => {
+  const rt = await runtime();
+  t.teardown(() => rt.close());
+  const victim = rt.pool.workers[0];
+  const inflight = (async () => {
+    for await (const ev of rt.sample(req(12))) if (ev.type === 'slice' && victim.ready) victim.post({ type: 'crash' });
+  })();
+  await t.rejects(inflight, WorkerFailedError);
+  t.notOk(rt.pool.workers.some((w) => w.ready), 'no worker is ready: the replacement is loading');
+  const ac = new AbortController();
+  const waiting = collect(rt.sample({ ...req(13), signal: ac.signal }));
+  await new Promise((r) => setTimeout(r, 20));
+  ac.abort();
+  await t.rejects(waiting, { name: 'CancelledError' });
+  t.notOk(rt.pool.workers.some((w) => w.ready), 'it left before the replacement was ready (it used to wait for it)');
+  t.equal(rt.stats().running, 0, 'its place is free');
+  t.equal(doneOf(await collect(rt.sample(req(14)))).images.length, 1, 'the replacement then serves');
+});
+
 t.test('requests that start at once spread over the workers by images in flight', async (t) => {
   const rt = await runtime({ workers: 2 });
   t.teardown(() => rt.close());
