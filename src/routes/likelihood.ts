@@ -13,8 +13,8 @@ import {
 } from '../schemas/likelihood.js';
 import { fromBase64 } from '../http/condition.js';
 import { decodeImage, type ConvertOptions, type DecodedImage } from '../http/decode-image.js';
-import { armDeadline, effectiveTimeout } from '../http/deadline.js';
-import { BadRequestError, ClientGoneAbort, UnsupportedMediaTypeError } from '../http/errors.js';
+import { effectiveTimeout, requestAbort } from '../http/deadline.js';
+import { BadRequestError, UnsupportedMediaTypeError } from '../http/errors.js';
 import { heatMap } from '../http/heatmap.js';
 import { encodePng } from '../http/png.js';
 
@@ -161,21 +161,13 @@ export default async function likelihoodRoutes(app: FastifyInstance, { config }:
   /** Runs `work` with a signal that aborts when the client hangs up, the request's deadline passes,
    * or the server shuts down; a failure after an abort is answered with the abort's reason. */
   async function underDeadline<T>(reply: FastifyReply, timeoutMs: number | undefined, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const ac = new AbortController();
-    const untrack = app.lifecycle.track(ac);
-    const disarm = armDeadline(ac, effectiveTimeout(config.REQUEST_TIMEOUT_MS, timeoutMs));
-    const onClose = () => {
-      if (!reply.raw.writableFinished) ac.abort(new ClientGoneAbort());
-    };
-    reply.raw.on('close', onClose);
+    const { ac, finish } = requestAbort(app.lifecycle, reply, effectiveTimeout(config.REQUEST_TIMEOUT_MS, timeoutMs));
     try {
       return await work(ac.signal);
     } catch (err) {
       throw ac.signal.aborted ? ac.signal.reason : err;
     } finally {
-      reply.raw.off('close', onClose);
-      disarm();
-      untrack();
+      finish();
     }
   }
 }

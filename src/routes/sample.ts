@@ -8,8 +8,8 @@ import type { SampleEvent } from '../runtime/types.js';
 import { ErrorBody, errors } from '../schemas/common.js';
 import { EVENT_STREAM_DESCRIPTION, MAX_SEED, SampleBody, SampleResult, SliceEventData, StageEventData } from '../schemas/sample.js';
 import { toCondition } from '../http/condition.js';
-import { armDeadline, effectiveTimeout } from '../http/deadline.js';
-import { ClientGoneAbort, NotAcceptableError } from '../http/errors.js';
+import { effectiveTimeout, requestAbort } from '../http/deadline.js';
+import { NotAcceptableError } from '../http/errors.js';
 import { failureReason, mapError } from '../http/error-mapping.js';
 import { negotiate } from '../http/negotiate.js';
 import { encodePng, grid } from '../http/png.js';
@@ -61,19 +61,7 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
     const condition = body.condition ? await toCondition(body.condition, model, config.MAX_IMAGE_PIXELS) : undefined;
     const seed = body.seed ?? randomInt(0, MAX_SEED + 1);
 
-    const ac = new AbortController();
-    const untrack = app.lifecycle.track(ac);
-    const disarm = armDeadline(ac, effectiveTimeout(config.REQUEST_TIMEOUT_MS, body.timeoutMs));
-    // 'close' before the answer is finished: the client hung up. Stop its generation.
-    const onClose = () => {
-      if (!reply.raw.writableFinished) ac.abort(new ClientGoneAbort());
-    };
-    reply.raw.on('close', onClose);
-    const finish = () => {
-      reply.raw.off('close', onClose);
-      disarm();
-      untrack();
-    };
+    const { ac, finish } = requestAbort(app.lifecycle, reply, effectiveTimeout(config.REQUEST_TIMEOUT_MS, body.timeoutMs));
 
     const events = runtime.sample({
       model: model.name, count: body.count, seed, temperature: body.temperature, stopAfter: body.stopAfter, condition, signal: ac.signal,

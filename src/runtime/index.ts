@@ -138,12 +138,6 @@ export class SpnRuntime implements Runtime {
       release();
       throw err;
     }
-    // an abort while the worker was being chosen (or replaced) must not be missed
-    if (signal?.aborted) {
-      this.pool.unregister(worker, id);
-      release();
-      throw new CancelledError();
-    }
     const onAbort = () => chan.fail(new CancelledError());
     signal?.addEventListener('abort', onAbort, { once: true });
     return {

@@ -57,6 +57,8 @@ export class WorkerPool {
   async acquire(request: number, handler: Handler, weight: number, signal?: AbortSignal, timeoutMs = 30000): Promise<PoolWorker> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      // an abort before the choice, or while waiting for a replacement, must not be missed (the
+      // caller listens for aborts only once it has its worker)
       if (signal?.aborted) throw new CancelledError();
       let best: PoolWorker | undefined;
       for (const w of this.workers) if (w.ready && (!best || w.load < best.load)) best = w;

@@ -55,6 +55,14 @@ t.test('random requests: no 5xx, every refusal is {error, error_type}, the serve
   const seen = new Map<number, number>();
   const problems: string[] = [];
   const one = async () => {
+    try {
+      await request();
+    } catch (err) {
+      // a connection the server reset or dropped is a finding too, not a crash of the test
+      problems.push(`no answer: ${(err as Error).message}`);
+    }
+  };
+  const request = async () => {
     const kind = pick(['sample', 'raw', 'image', 'multipart', 'likelihood-json', 'batch', 'get'] as const);
     let res: Response;
     let what: string;
@@ -111,7 +119,7 @@ t.test('random requests: no 5xx, every refusal is {error, error_type}, the serve
   for (let i = 0; i < 600; i += 8) await Promise.all(Array.from({ length: 8 }, one));
 
   t.same(problems, [], 'no 5xx, every JSON refusal is {error, error_type}');
-  t.equal([...seen.values()].reduce((a, b) => a + b, 0), 600, 'every request answered');
+  t.equal([...seen.values()].reduce((a, b) => a + b, 0), 600, 'every request answered (none reset or dropped)');
   t.ok((seen.get(200) ?? 0) > 5, `some requests succeed (${seen.get(200)})`);
   t.ok((seen.get(400) ?? 0) > 100, `many are refused as bad requests (${seen.get(400)})`);
   t.equal((await fetch(`${url}/health/ready`)).status, 200, 'still ready');
