@@ -14,6 +14,7 @@ import metricsRoutes from './routes/metrics.js';
 import sampleRoutes from './routes/sample.js';
 import likelihoodRoutes from './routes/likelihood.js';
 import { schemaErrorFormatter } from './http/validation-message.js';
+import { clientErrorHandler, receiveTimeouts } from './http/client-error.js';
 
 export interface AppDeps extends RuntimeDeps {
   /** a pino logger or Fastify logger options; default: JSON logs at LOG_LEVEL */
@@ -23,9 +24,15 @@ export interface AppDeps extends RuntimeDeps {
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const { requestTimeout, headersTimeout, connectionsCheckingInterval } = receiveTimeouts(config.RECEIVE_TIMEOUT_MS);
   const app = Fastify({
     logger: deps.logger ?? { level: config.LOG_LEVEL },
     bodyLimit: config.BODY_LIMIT,
+    // A client must send its whole request within RECEIVE_TIMEOUT_MS (408 past it); these and
+    // other connection-level failures are answered in the one error shape and counted.
+    requestTimeout,
+    http: { connectionsCheckingInterval },
+    clientErrorHandler,
     // Keep a caller's request id (from a proxy) so logs line up across hops; make one otherwise.
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
@@ -43,6 +50,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       void reply.code(status).header('x-request-id', request.id).type('application/json; charset=utf-8').send({ error, error_type: 'bad_request' });
     },
   });
+
+  app.server.headersTimeout = headersTimeout;
 
   // No route takes plain text; without its parser such bodies get 415 instead of reaching a handler.
   app.removeContentTypeParser('text/plain');

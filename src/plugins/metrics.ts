@@ -6,6 +6,7 @@ import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RuntimeObserver } from '../runtime/types.js';
 import type { FailureReason } from '../http/error-mapping.js';
+import { CLIENT_ERROR_REASONS } from '../http/client-error.js';
 
 const SECONDS_HTTP = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 const SECONDS_QUEUE = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -81,6 +82,12 @@ export class Metrics {
     labelNames: ['route', 'reason'] as const,
     registers: [this.registry],
   });
+  readonly clientErrors = new Counter({
+    name: 'spn_client_errors_total',
+    help: 'connections closed before a request could be routed: too slow to send it, headers too large, not HTTP',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly runtimeFailures = new Counter({
     name: 'spn_runtime_failures_total',
     help: 'failures the runtime reported, by reason',
@@ -96,6 +103,7 @@ export class Metrics {
       for (const route of ['/sample', '/likelihood', '/likelihood/batch']) this.requestFailures.inc({ route, reason }, 0);
       if (reason !== 'timeout') this.runtimeFailures.inc({ reason }, 0);
     }
+    for (const reason of CLIENT_ERROR_REASONS) this.clientErrors.inc({ reason }, 0);
   }
 
   readonly observer: RuntimeObserver = {

@@ -1,0 +1,42 @@
+// Connections that never become a request Fastify can route: a client too slow to send its request
+// (RECEIVE_TIMEOUT_MS), headers over Node's limit, or bytes that are not HTTP. Node reports these
+// as 'clientError' on the socket; they are answered here in the service's one error shape, counted,
+// and the socket closed. Without a receive timeout a client that sends headers and then stalls its
+// body holds a connection (and its buffered bytes) for ever.
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+
+export type ClientErrorReason = 'request_timeout' | 'headers_too_large' | 'malformed';
+export const CLIENT_ERROR_REASONS: readonly ClientErrorReason[] = ['request_timeout', 'headers_too_large', 'malformed'];
+
+/** Node's server timing for a receive timeout: the whole request within `ms`, the headers within
+ * the shorter of it and 60 s, checked often enough that a stalled client is cut close to `ms`
+ * (Node checks every 30 s by default, which would let it stay up to twice as long). */
+export function receiveTimeouts(ms: number): { requestTimeout: number; headersTimeout: number; connectionsCheckingInterval: number } {
+  if (ms <= 0) return { requestTimeout: 0, headersTimeout: 60_000, connectionsCheckingInterval: 30_000 };
+  return { requestTimeout: ms, headersTimeout: Math.min(60_000, ms), connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(ms / 4))) };
+}
+
+function classify(code: string | undefined): { status: number; error: string; reason: ClientErrorReason } {
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return { status: 408, error: 'the request was not received in time', reason: 'request_timeout' };
+  if (code === 'HPE_HEADER_OVERFLOW') return { status: 431, error: 'the request headers are too large', reason: 'headers_too_large' };
+  return { status: 400, error: 'the request is not valid HTTP', reason: 'malformed' };
+}
+
+/** Fastify's clientErrorHandler: bound to the instance, so its metrics are reachable once registered. */
+export function clientErrorHandler(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
+  // a reset connection has nobody to answer
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const { status, error, reason } = classify(err.code);
+  (this as Partial<FastifyInstance>).metrics?.clientErrors.inc({ reason });
+  this.log.debug({ err, reason }, 'client error');
+  if (socket.writable) {
+    const body = JSON.stringify({ error, error_type: reason });
+    socket.write(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
+      + `Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
+}

@@ -1,0 +1,116 @@
+// Connection-level refusals on a real listening server: a client that stalls its body or headers
+// past RECEIVE_TIMEOUT_MS gets 408 and a closed connection, headers over Node's limit 431, bytes
+// that are not HTTP 400, each in the one error shape and counted in spn_client_errors_total; a
+// request that is received in time is not cut however long the model then takes.
+import net from 'node:net';
+import t from 'tap';
+import { receiveTimeouts } from '../../src/http/client-error.js';
+import { listening, metricValue, readSse, sleep } from './helpers.js';
+
+/** Writes `chunks` to a raw connection, `gapMs` apart, and answers what came back and when it closed. */
+async function raw(url: string, chunks: string[], gapMs = 0): Promise<{ text: string; closedAfterMs: number }> {
+  const { hostname, port } = new URL(url);
+  const socket = net.connect(Number(port), hostname);
+  const started = Date.now();
+  let text = '';
+  socket.on('data', (d) => { text += d.toString('latin1'); });
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  socket.on('error', () => {});
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  for (const c of chunks) {
+    if (socket.destroyed) break;
+    socket.write(c);
+    if (gapMs) await sleep(gapMs);
+  }
+  await closed;
+  return { text, closedAfterMs: Date.now() - started };
+}
+
+function parse(text: string): { status: number; headers: string; body: unknown } {
+  const cut = text.indexOf('\r\n\r\n');
+  const head = text.slice(0, cut);
+  return { status: Number(head.split(' ')[1]), headers: head.toLowerCase(), body: JSON.parse(text.slice(cut + 4)) };
+}
+
+t.test('receiveTimeouts: the headers within the shorter of the limit and 60 s, checked at a quarter of it (50 ms to 1 s)', async (t) => {
+  t.same(receiveTimeouts(30_000), { requestTimeout: 30_000, headersTimeout: 30_000, connectionsCheckingInterval: 1_000 });
+  t.same(receiveTimeouts(120_000), { requestTimeout: 120_000, headersTimeout: 60_000, connectionsCheckingInterval: 1_000 });
+  t.same(receiveTimeouts(400), { requestTimeout: 400, headersTimeout: 400, connectionsCheckingInterval: 100 });
+  t.same(receiveTimeouts(100), { requestTimeout: 100, headersTimeout: 100, connectionsCheckingInterval: 50 });
+  t.same(receiveTimeouts(0), { requestTimeout: 0, headersTimeout: 60_000, connectionsCheckingInterval: 30_000 });
+});
+
+t.test('connection-level refusals, each in the error shape and counted; the server goes on serving', async (t) => {
+  const { app, url } = await listening({ RECEIVE_TIMEOUT_MS: 200, DECODE: 'pixel' });
+  t.teardown(() => app.close());
+  const count = async (reason: string) => metricValue((await app.inject({ url: '/metrics' })).body, 'spn_client_errors_total', { reason });
+  t.equal(await count('request_timeout'), 0, 'a zero series before the first');
+
+  await t.test('a body stalled after its headers: 408, closed soon after the limit', async (t) => {
+    const r = await raw(url, ['POST /likelihood HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"image":"iVBOR']);
+    const res = parse(r.text);
+    t.equal(res.status, 408);
+    t.same(res.body, { error: 'the request was not received in time', error_type: 'request_timeout' });
+    t.match(res.headers, /connection: close/);
+    t.ok(r.closedAfterMs >= 190 && r.closedAfterMs < 3000, `closed after ${r.closedAfterMs} ms (limit 200)`);
+    t.equal(await count('request_timeout'), 1);
+  });
+
+  await t.test('headers stalled half-way: 408', async (t) => {
+    const r = await raw(url, ['POST /sample HTTP/1.1\r\nHost: x\r\nContent-Ty']);
+    t.equal(parse(r.text).status, 408);
+    t.ok(r.closedAfterMs < 3000, `closed after ${r.closedAfterMs} ms`);
+    t.equal(await count('request_timeout'), 2);
+  });
+
+  await t.test('a body trickled in pieces that together take longer than the limit: 408', async (t) => {
+    const body = JSON.stringify({ count: 1, seed: 1 });
+    const head = `POST /sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
+    // each piece comes 100 ms after the last: no single gap is past the limit, the whole is 2 s
+    const r = await raw(url, [head, ...body.split('')], 100);
+    t.equal(parse(r.text).status, 408, 'a request is timed as a whole, not per gap');
+    t.equal(await count('request_timeout'), 3);
+  });
+
+  await t.test('headers over Node\'s limit: 431', async (t) => {
+    const r = await raw(url, [`GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`]);
+    const res = parse(r.text);
+    t.equal(res.status, 431);
+    t.same(res.body, { error: 'the request headers are too large', error_type: 'headers_too_large' });
+    t.equal(await count('headers_too_large'), 1);
+  });
+
+  await t.test('bytes that are not HTTP: 400', async (t) => {
+    const r = await raw(url, ['\x16\x03\x01 this is not a request\r\n\r\n']);
+    const res = parse(r.text);
+    t.equal(res.status, 400);
+    t.same(res.body, { error: 'the request is not valid HTTP', error_type: 'malformed' });
+    t.equal(await count('malformed'), 1);
+  });
+
+  await t.test('a request received in time is not cut while the model takes longer than the limit', async (t) => {
+    const started = Date.now();
+    const res = await fetch(`${url}/sample`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ count: 16, seed: 4 }) });
+    const took = Date.now() - started;
+    t.equal(res.status, 200);
+    t.ok(took > 200, `the answer took ${took} ms, past the 200 ms receive limit`);
+    t.ok((await res.arrayBuffer()).byteLength > 0);
+
+    const stream = await fetch(`${url}/sample`, {
+      method: 'POST', headers: { 'content-type': 'application/json', accept: 'text/event-stream' }, body: JSON.stringify({ count: 16, seed: 4 }),
+    });
+    const { events } = await readSse(stream.body!);
+    t.equal(events[events.length - 1].event, 'done', 'a stream longer than the limit ends with done');
+  });
+
+  await t.test('a body sent slowly but within the limit is served', async (t) => {
+    const body = JSON.stringify({ count: 1, seed: 5 });
+    const head = `POST /sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n`;
+    const r = await raw(url, [head, body.slice(0, 5), body.slice(5)], 40);
+    t.equal(Number(r.text.split(' ')[1]), 200);
+    t.equal(await count('request_timeout'), 3, 'not counted');
+  });
+
+  const live = await fetch(`${url}/health/ready`);
+  t.equal(live.status, 200, 'still ready');
+});
