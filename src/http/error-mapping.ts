@@ -10,6 +10,7 @@ export type ErrorType =
   | 'bad_request'
   | 'unsupported_media_type'
   | 'payload_too_large'
+  | 'length_required'
   | 'not_acceptable'
   | 'bad_image'
   | 'image_too_large'
@@ -51,6 +52,7 @@ const byFastifyCode: Record<string, [number, ErrorType]> = {
   SPN_NOT_READY: [503, 'not_ready'],
   SPN_SHUTTING_DOWN: [503, 'shutdown'],
   SPN_NOT_ACCEPTABLE: [406, 'not_acceptable'],
+  SPN_LENGTH_REQUIRED: [411, 'length_required'],
 };
 
 export function mapError(err: unknown): MappedError {

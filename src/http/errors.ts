@@ -18,6 +18,8 @@ export const NotReadyError = createError('SPN_NOT_READY', '%s', 503);
 export const ShuttingDownError = createError('SPN_SHUTTING_DOWN', 'server is shutting down', 503);
 /** A body of a media type this route does not take. */
 export const UnsupportedMediaTypeError = createError('FST_ERR_CTP_INVALID_MEDIA_TYPE', 'Unsupported Media Type: %s', 415);
+/** A multipart batch upload without a Content-Length: its size could not be bounded before reading it. */
+export const LengthRequiredError = createError('SPN_LENGTH_REQUIRED', '%s', 411);
 /** None of the media types in Accept can be produced. */
 export const NotAcceptableError = createError('SPN_NOT_ACCEPTABLE', '%s', 406);
 

@@ -1,20 +1,20 @@
 // POST /likelihood: the NLL of one image under a model, total, per stage and per slice, and on
 // request per pixel as a heat map. The image comes as a raw image body, a multipart upload, or JSON.
-// POST /likelihood/batch: the same for up to 64 images of one JSON body, scored in shared runs.
-import type { FastifyInstance, FastifyReply } from 'fastify';
+// POST /likelihood/batch: the same for up to 64 images of one JSON or multipart body, scored in shared runs.
+import { errorCodes, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.js';
 import { UnknownModelError } from '../runtime/errors.js';
 import { errors } from '../schemas/common.js';
 import {
-  BinaryImage, LikelihoodBatchBody, LikelihoodBatchResult, LikelihoodJsonBody, LikelihoodMultipart, LikelihoodQuery, LikelihoodResult,
+  BinaryImage, LikelihoodBatchBody, LikelihoodBatchMultipart, LikelihoodBatchResult, LikelihoodJsonBody, LikelihoodMultipart, LikelihoodQuery, LikelihoodResult,
   MAX_BATCH_IMAGES, type LikelihoodBatchResult as BatchResult, type LikelihoodQuery as Query, type LikelihoodResult as Result,
 } from '../schemas/likelihood.js';
 import { fromBase64 } from '../http/condition.js';
 import { decodeImage, type ConvertOptions, type DecodedImage } from '../http/decode-image.js';
 import { effectiveTimeout, requestAbort } from '../http/deadline.js';
-import { BadRequestError, UnsupportedMediaTypeError } from '../http/errors.js';
+import { BadRequestError, LengthRequiredError, UnsupportedMediaTypeError } from '../http/errors.js';
 import { heatMap } from '../http/heatmap.js';
 import { encodePng } from '../http/png.js';
 
@@ -62,6 +62,34 @@ function readRequest(mediaType: string | undefined, body: Body, query: Query): {
     perPixel: !!(b.perPixel ?? query.perPixel),
     timeoutMs: b.timeoutMs ?? query.timeoutMs,
     convert: { ...fromQuery, ...b.convert },
+  };
+}
+
+/** A batch from JSON (base64 images, decoded lazily so a bad one is named) or a multipart form. */
+function readBatch(mediaType: string | undefined, body: LikelihoodBatchBody | LikelihoodBatchMultipart): {
+  images: (() => Buffer)[]; model?: string; perPixel: boolean; timeoutMs?: number; convert: ConvertOptions;
+} {
+  if (mediaType === 'multipart/form-data') {
+    const b = body as LikelihoodBatchMultipart;
+    return {
+      images: b.images.map((bytes, i) => () => {
+        if (!Buffer.isBuffer(bytes)) throw new BadRequestError(`body/images/${i} must be a file upload`);
+        return bytes;
+      }),
+      model: b.model,
+      perPixel: !!b.perPixel,
+      timeoutMs: b.timeoutMs,
+      convert: { resize: b.resize, grayscale: b.grayscale, rgb: b.rgb },
+    };
+  }
+  if (mediaType !== 'application/json') throw new UnsupportedMediaTypeError(mediaType ?? 'none');
+  const b = body as LikelihoodBatchBody;
+  return {
+    images: b.images.map((text, i) => () => fromBase64(text, `body/images/${i}`)),
+    model: b.model,
+    perPixel: !!b.perPixel,
+    timeoutMs: b.timeoutMs,
+    convert: b.convert ?? {},
   };
 }
 
@@ -120,27 +148,50 @@ export default async function likelihoodRoutes(app: FastifyInstance, { config }:
     });
   });
 
-  app.post<{ Body: LikelihoodBatchBody }>('/likelihood/batch', {
-    config: { modelWork: true },
+  app.post<{ Body: LikelihoodBatchBody | LikelihoodBatchMultipart }>('/likelihood/batch', {
+    config: {
+      modelWork: true,
+      // up to MAX_BATCH_IMAGES file parts, each up to BODY_LIMIT; the whole body is held to
+      // BODY_LIMIT by its Content-Length, checked before it is read (onRequest below)
+      multipartOptions: { limits: { files: MAX_BATCH_IMAGES, parts: MAX_BATCH_IMAGES + 8 } },
+    },
     bodyLimit: config.BODY_LIMIT,
+    onRequest: async (request: FastifyRequest) => {
+      // (isMultipart() is only known once the body parser has started: read the header)
+      if (!/^multipart\/form-data/i.test(request.headers['content-type'] ?? '')) return;
+      const length = request.headers['content-length'];
+      if (length === undefined) throw new LengthRequiredError('a multipart batch upload needs a Content-Length');
+      if (Number(length) > config.BODY_LIMIT) {
+        throw new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE();
+      }
+    },
+    // one file part arrives as a Buffer, several as an array: always an array for the schema
+    preValidation: async (request: FastifyRequest) => {
+      const body = request.body as { images?: unknown } | undefined;
+      if (request.isMultipart() && body && Buffer.isBuffer(body.images)) body.images = [body.images];
+    },
     schema: {
       tags: ['scoring'],
       summary: `likelihood of up to ${MAX_BATCH_IMAGES} images in one request: each as /likelihood answers it, and their mean bits/dim`,
       description:
-        "A JSON body with `images` (base64 PNG, JPEG or WebP) and the options of /likelihood. The images share one place in the queue and their slices are scored in the same batched runs. One image that cannot be decoded or does not fit the model refuses the whole request, and the error names it (`body/images/3: ...`).",
-      body: { content: { 'application/json': { schema: LikelihoodBatchBody } } },
-      response: { 200: Type.Ref(LikelihoodBatchResult), ...errors(400, 404, 413, 415, 422, 429, 500, 503, 504) },
+        "A JSON body with `images` (base64 PNG, JPEG or WebP) and the options of /likelihood, or a multipart form with one file part named `images` per image (a Content-Length is required, at most BODY_LIMIT) and the options as fields. The images share one place in the queue and their slices are scored in the same batched runs. One image that cannot be decoded or does not fit the model refuses the whole request, and the error names it by its place (`body/images/3: ...`).",
+      body: {
+        content: {
+          'application/json': { schema: LikelihoodBatchBody },
+          'multipart/form-data': { schema: LikelihoodBatchMultipart },
+        },
+      },
+      response: { 200: Type.Ref(LikelihoodBatchResult), ...errors(400, 404, 411, 413, 415, 422, 429, 500, 503, 504) },
     },
   }, async (request, reply) => {
-    if (request.mediaType !== 'application/json') throw new UnsupportedMediaTypeError(request.mediaType ?? 'none');
     const runtime = app.runtime;
-    const b = request.body;
+    const b = readBatch(request.mediaType, request.body);
     const modelName = b.model ?? app.defaultModel();
     const model = runtime.model(modelName);
     if (!model) throw new UnknownModelError(modelName);
-    const decoded = await Promise.all(b.images.map(async (text, i) => {
+    const decoded = await Promise.all(b.images.map(async (bytes, i) => {
       try {
-        return await decodeImage(fromBase64(text, `body/images/${i}`), { name: model.name, ...model.image }, b.convert ?? {}, config.MAX_IMAGE_PIXELS);
+        return await decodeImage(bytes(), { name: model.name, ...model.image }, b.convert, config.MAX_IMAGE_PIXELS);
       } catch (err) {
         // the image's own error (not an image, too large, does not fit), naming which one
         if (err instanceof Error && !err.message.startsWith('body/images/')) err.message = `body/images/${i}: ${err.message}`;
@@ -150,7 +201,7 @@ export default async function likelihoodRoutes(app: FastifyInstance, { config }:
     return underDeadline(reply, b.timeoutMs, async (signal) => {
       const r = await runtime.likelihoodBatch({ model: model.name, images: decoded.map((d) => d.image), perPixel: b.perPixel, signal });
       app.metrics.queueTime.observe({ model: model.name, kind: 'likelihood' }, r.timings.queueMs / 1000);
-      const results = r.results.map((one, i) => imageScore(one, decoded[i], model.image, !!b.perPixel));
+      const results = r.results.map((one, i) => imageScore(one, decoded[i], model.image, b.perPixel));
       const out: BatchResult = {
         model: r.model, count: results.length, bitsPerDim: results.reduce((a, x) => a + x.bitsPerDim, 0) / results.length, results, timings: r.timings,
       };

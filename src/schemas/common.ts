@@ -24,6 +24,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   400: 'the request violates its schema (the message names the field), or the bytes are not a PNG/JPEG/WebP image, or it is truncated',
   404: 'unknown model',
   406: 'none of the media types in Accept can be produced',
+  411: 'a multipart batch upload without a Content-Length (its size is checked before it is read)',
   413: 'the body is over BODY_LIMIT, or the image declares more than MAX_IMAGE_PIXELS pixels (it is not decoded)',
   415: 'unsupported Content-Type',
   422: "the image or a field does not fit the model (size, channels, stage, slices); conversion is only done on request",

@@ -35,16 +35,19 @@ export type LikelihoodQuery = Static<typeof LikelihoodQuery>;
 /** Raw image bodies: the schema documents them; Buffers pass (format applies to strings only). */
 export const BinaryImage = Type.Unsafe<Buffer>({ format: 'binary', description: 'the image file (PNG, JPEG or WebP)' });
 
-/** The multipart form, as @fastify/multipart attaches it: the file as a Buffer, fields as strings (coerced). */
-export const LikelihoodMultipart = Type.Object({
-  image: BinaryImage,
+/** The options of a multipart form, as fields (strings, coerced). No defaults: on /likelihood the
+ * query's options apply where a field is absent. */
+const formOptions = {
   model: Type.Optional(ModelName),
   perPixel: Type.Optional(Type.Boolean()),
   timeoutMs: Type.Optional(TimeoutMs),
   resize: Type.Optional(Type.Boolean()),
   grayscale: Type.Optional(Type.Boolean()),
   rgb: Type.Optional(Type.Boolean()),
-});
+};
+
+/** The multipart form, as @fastify/multipart attaches it: the file as a Buffer, fields as strings (coerced). */
+export const LikelihoodMultipart = Type.Object({ image: BinaryImage, ...formOptions });
 
 /** What one image's score holds, alone or in a batch. */
 const imageScore = {
@@ -83,6 +86,13 @@ export const LikelihoodResult = Type.Object({ model: Type.String(), ...imageScor
 export type LikelihoodResult = Static<typeof LikelihoodResult>;
 
 export const MAX_BATCH_IMAGES = 64;
+
+/** The batch as a multipart form: one `images` file part per image, in order, and the options as fields. */
+export const LikelihoodBatchMultipart = Type.Object({
+  images: Type.Array(BinaryImage, { minItems: 1, maxItems: MAX_BATCH_IMAGES, description: 'one file part named images per image, in order' }),
+  ...formOptions,
+});
+export type LikelihoodBatchMultipart = Static<typeof LikelihoodBatchMultipart>;
 
 export const LikelihoodBatchBody = Type.Object(
   { images: Type.Array(base64Image, { minItems: 1, maxItems: MAX_BATCH_IMAGES }), ...jsonOptions },

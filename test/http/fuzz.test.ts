@@ -19,7 +19,7 @@ t.test('random requests: no 5xx, every refusal is {error, error_type}, the serve
   const { app, url } = await listening();
   t.teardown(() => app.close());
   // FUZZ_SEED=n explores other sequences; CI runs the fixed one
-  const r = rng(Number(process.env.FUZZ_SEED ?? 20261129));
+  const r = rng(Number(process.env.FUZZ_SEED || 20261129));
   const pick = <T>(a: readonly T[]): T => a[Math.floor(r() * a.length)];
   const bytes = (n: number, png = false) => {
     const b = Buffer.alloc(n);
@@ -43,10 +43,14 @@ t.test('random requests: no 5xx, every refusal is {error, error_type}, the serve
   };
   const multipartBody = () => {
     const boundary = 'fuzz-boundary';
+    // one to three file parts (the batch route takes several named images)
+    const files = Array.from({ length: 1 + Math.floor(r() * 3) }, () => [
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${pick(['image', 'images', 'other'])}"; filename="x"\r\nContent-Type: image/png\r\n\r\n`),
+      bytes(Math.floor(r() * 200), true), Buffer.from('\r\n'),
+    ]).flat();
     const whole = Buffer.concat([
       Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\n${pick(['tiny-c1', 'tiny-c3', 'nope'])}\r\n`),
-      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${pick(['image', 'other'])}"; filename="x"\r\nContent-Type: image/png\r\n\r\n`),
-      bytes(Math.floor(r() * 200), true), Buffer.from(`\r\n--${boundary}--\r\n`),
+      ...files, Buffer.from(`--${boundary}--\r\n`),
     ]);
     const type = pick([`multipart/form-data; boundary=${boundary}`, 'multipart/form-data', `multipart/form-data; boundary=${'b'.repeat(300)}`]);
     return { type, body: r() < 0.5 ? whole.subarray(0, Math.floor(r() * whole.length)) : whole };
@@ -85,8 +89,9 @@ t.test('random requests: no 5xx, every refusal is {error, error_type}, the serve
       res = await fetch(`${url}/likelihood${q}`, { method: 'POST', headers: { 'content-type': type }, body: bytes(Math.floor(r() * 300), r() < 0.5) });
     } else if (kind === 'multipart') {
       const { type, body } = multipartBody();
-      what = `POST /likelihood ${type.slice(0, 50)} ${body.length} bytes`;
-      res = await fetch(`${url}/likelihood`, { method: 'POST', headers: { 'content-type': type }, body });
+      const path = pick(['/likelihood', '/likelihood/batch']);
+      what = `POST ${path} ${type.slice(0, 50)} ${body.length} bytes`;
+      res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': type }, body });
     } else if (kind === 'likelihood-json') {
       const b = { image: r() < 0.7 ? bytes(Math.floor(r() * 300), true).toString('base64') : value(), model: r() < 0.5 ? value() : undefined, perPixel: r() < 0.5 ? value() : undefined };
       what = 'POST /likelihood JSON';

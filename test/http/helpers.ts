@@ -142,3 +142,15 @@ export async function bombPng(width: number, height: number): Promise<Buffer> {
   b.writeUInt32BE(zlib.crc32(b.subarray(12, 29)) >>> 0, 29);
   return b;
 }
+
+/** A multipart/form-data body for app.inject(): text fields, then file parts (several may share a name). */
+export function multipart(fields: Record<string, string>, ...files: { name: string; type: string; bytes: Buffer }[]): { headers: Record<string, string>; payload: Buffer } {
+  const boundary = '----spn-test-boundary';
+  const parts: Buffer[] = [];
+  for (const [k, v] of Object.entries(fields)) parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`));
+  files.forEach((file, i) => {
+    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${file.name}"; filename="f${i}"\r\nContent-Type: ${file.type}\r\n\r\n`), file.bytes, Buffer.from('\r\n'));
+  });
+  parts.push(Buffer.from(`--${boundary}--\r\n`));
+  return { headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, payload: Buffer.concat(parts) };
+}

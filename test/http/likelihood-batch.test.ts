@@ -1,9 +1,11 @@
 // POST /likelihood/batch through app.inject() against the real runtime (tiny models): each image
 // scores what /likelihood gives it alone, in the request's order; the images share batched runs;
-// one bad image refuses the request and is named; the server goes on serving.
+// one bad image refuses the request and is named; the server goes on serving. The same as a
+// multipart form (one file part per image), also through a real listening server.
+import http from 'node:http';
 import t from 'tap';
 import type { FastifyInstance } from 'fastify';
-import { decodePng, metricValue, rawToPng, readyApp } from './helpers.js';
+import { decodePng, listening, metricValue, multipart, rawToPng, readyApp } from './helpers.js';
 
 t.test('likelihood batch', async (t) => {
   const app: FastifyInstance = await readyApp({ BODY_LIMIT: 1024 * 1024 });
@@ -97,4 +99,80 @@ t.test('likelihood batch', async (t) => {
     t.equal(raw.statusCode, 415, 'a raw image body goes to /likelihood');
     t.equal((await batch({ images: [b64(pngs[3])] })).json().results[0].bitsPerDim, singles[3].bitsPerDim, 'still serving');
   });
+
+  t.test('a multipart form: one file part per image, in order, options as fields', async (t) => {
+    const files = (order: number[]) => order.map((i) => ({ name: 'images', type: 'image/png', bytes: pngs[i] }));
+    const form = (fields: Record<string, string>, ...f: ReturnType<typeof files>) => app.inject({ method: 'POST', url: '/likelihood/batch', ...multipart(fields, ...f) });
+    const order = [3, 1, 2];
+    const res = await form({ model: 'tiny-c1', perPixel: 'true', timeoutMs: '60000' }, ...files(order));
+    t.equal(res.statusCode, 200);
+    const r = res.json();
+    t.equal(r.count, 3);
+    order.forEach((i, k) => t.ok(Math.abs(r.results[k].bitsPerDim - singles[i].bitsPerDim) < 1e-9, `part ${k} (sample ${i}) scores as alone`));
+    t.ok(r.results.every((one: { perPixel?: object }) => one.perPixel), 'perPixel read from its field');
+    const mean = order.reduce((a, i) => a + singles[i].bitsPerDim, 0) / 3;
+    t.ok(Math.abs(r.bitsPerDim - mean) < 1e-9);
+
+    const one = await form({}, ...files([0]));
+    t.equal(one.statusCode, 200, 'a single file part is a batch of one');
+    t.equal(one.json().count, 1);
+    t.equal(one.json().results[0].bitsPerDim, singles[0].bitsPerDim);
+
+    const cases: [string, Awaited<ReturnType<typeof form>>, number, object | RegExp][] = [
+      ['no file part', await form({ model: 'tiny-c1' }), 400, { error: 'body/images is required', error_type: 'validation' }],
+      ['a text field named images', await form({ images: 'abc' }), 400, { error: 'body/images/0 must be a file upload', error_type: 'bad_request' }],
+      ['a part that is not an image', await form({}, ...files([0]), { name: 'images', type: 'image/png', bytes: Buffer.from('nope') }), 400,
+        { error: 'body/images/1: the data is not a PNG, JPEG or WebP image', error_type: 'bad_image' }],
+      ['65 file parts', await form({}, ...files(Array.from({ length: 65 }, () => 0))), 413, { error_type: 'payload_too_large' }],
+      ['an unknown model', await form({ model: 'nope' }, ...files([0])), 404, { error: "unknown model 'nope'", error_type: 'unknown_model' }],
+    ];
+    for (const [what, r2, status, body] of cases) {
+      t.equal(r2.statusCode, status, what);
+      t.match(r2.json(), body, what);
+    }
+    // 64 parts fit; its Content-Length is what is held to BODY_LIMIT
+    const full = await form({}, ...files(Array.from({ length: 64 }, (_, i) => i % 4)));
+    t.equal(full.statusCode, 200, '64 file parts');
+    t.equal(full.json().count, 64);
+  });
 });
+
+t.test('multipart batches on a real server: fetch and FormData; a body over BODY_LIMIT or without a Content-Length is refused before it is read', async (t) => {
+  const { app, url } = await listening({ BODY_LIMIT: 64 * 1024 });
+  t.teardown(() => app.close());
+  const png = (await (await fetch(`${url}/sample`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'image/png' }, body: JSON.stringify({ seed: 21 }) })).arrayBuffer());
+  const fd = new FormData();
+  fd.append('images', new Blob([png], { type: 'image/png' }), 'a.png');
+  fd.append('images', new Blob([png], { type: 'image/png' }), 'b.png');
+  fd.append('perPixel', 'false');
+  const res = await fetch(`${url}/likelihood/batch`, { method: 'POST', body: fd });
+  t.equal(res.status, 200);
+  const r = await res.json() as { count: number; results: { bitsPerDim: number }[] };
+  t.equal(r.count, 2);
+  t.equal(r.results[0].bitsPerDim, r.results[1].bitsPerDim, 'the same image twice, the same score');
+
+  // many parts, each under BODY_LIMIT, together over it: refused by the Content-Length
+  const big = new FormData();
+  for (let i = 0; i < 40; i++) big.append('images', new Blob([Buffer.alloc(2048 + 1024 * (i % 3))], { type: 'image/png' }), `p${i}.png`);
+  const tooBig = await fetch(`${url}/likelihood/batch`, { method: 'POST', body: big });
+  t.equal(tooBig.status, 413);
+  t.match(await tooBig.json(), { error_type: 'payload_too_large' });
+
+  // a chunked upload has no Content-Length: its size cannot be bounded before reading it
+  const { payload, headers } = multipart({}, { name: 'images', type: 'image/png', bytes: Buffer.from(png) });
+  const chunked = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const u = new URL(`${url}/likelihood/batch`);
+    const req = http.request({ method: 'POST', host: u.hostname, port: u.port, path: u.pathname, headers: { ...headers, 'transfer-encoding': 'chunked' } }, (res2) => {
+      let body = '';
+      res2.on('data', (d) => { body += d; });
+      res2.on('end', () => resolve({ status: res2.statusCode!, body }));
+    });
+    req.on('error', reject);
+    req.write(payload.subarray(0, 100));
+    req.end(payload.subarray(100));
+  });
+  t.equal(chunked.status, 411);
+  t.same(JSON.parse(chunked.body), { error: 'a multipart batch upload needs a Content-Length', error_type: 'length_required' });
+  t.equal((await fetch(`${url}/health/ready`)).status, 200, 'still ready');
+});
+

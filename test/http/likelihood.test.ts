@@ -3,18 +3,7 @@
 import t from 'tap';
 import sharp from 'sharp';
 import type { FastifyInstance } from 'fastify';
-import { bombPng, decodePng, rawToPng, readyApp } from './helpers.js';
-
-function multipart(fields: Record<string, string>, file?: { name: string; type: string; bytes: Buffer }) {
-  const boundary = '----spn-test-boundary';
-  const parts: Buffer[] = [];
-  for (const [k, v] of Object.entries(fields)) parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`));
-  if (file) {
-    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${file.name}"; filename="x"\r\nContent-Type: ${file.type}\r\n\r\n`), file.bytes, Buffer.from('\r\n'));
-  }
-  parts.push(Buffer.from(`--${boundary}--\r\n`));
-  return { headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, payload: Buffer.concat(parts) };
-}
+import { bombPng, decodePng, multipart, rawToPng, readyApp } from './helpers.js';
 
 t.test('likelihood', async (t) => {
   const app: FastifyInstance = await readyApp({ BODY_LIMIT: 256 * 1024, MAX_IMAGE_PIXELS: 512 * 512 });

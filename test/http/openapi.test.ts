@@ -25,9 +25,13 @@ t.test('every route documents its body, query and answers', async (t) => {
   t.same(lik.parameters.map((p: { name: string }) => p.name).sort(), ['grayscale', 'model', 'perPixel', 'resize', 'rgb', 'timeoutMs']);
   t.same(Object.keys(lik.responses).sort(), ['200', '400', '404', '413', '415', '422', '429', '500', '503', '504']);
   const batch = ops('/likelihood/batch', 'post');
-  t.same(Object.keys(batch.requestBody.content), ['application/json']);
+  t.same(Object.keys(batch.requestBody.content), ['application/json', 'multipart/form-data']);
   t.same(batch.requestBody.content['application/json'].schema.properties.images.maxItems, 64);
-  t.same(Object.keys(batch.responses).sort(), ['200', '400', '404', '413', '415', '422', '429', '500', '503', '504']);
+  t.same(batch.requestBody.content['multipart/form-data'].schema.properties.images, {
+    type: 'array', minItems: 1, maxItems: 64, description: 'one file part named images per image, in order',
+    items: { format: 'binary', description: 'the image file (PNG, JPEG or WebP)', type: 'string' },
+  });
+  t.same(Object.keys(batch.responses).sort(), ['200', '400', '404', '411', '413', '415', '422', '429', '500', '503', '504']);
   t.same(Object.keys(ops('/health/ready', 'get').responses).sort(), ['200', '503']);
   for (const name of ['ErrorBody', 'SampleResult', 'SliceEvent', 'StageEvent', 'LikelihoodResult', 'LikelihoodBatchResult', 'ModelSummary']) t.ok(doc.components.schemas[name], name);
 });
