@@ -2,6 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import { Live, Readiness } from '../schemas/health.js';
 
 export default async function healthRoutes(app: FastifyInstance) {
+  // A browser opened on the server's address lands on the API's documentation.
+  app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/docs', 302));
+
   app.get('/health/live', {
     schema: { tags: ['operations'], summary: 'the process is up and serving HTTP', response: { 200: Live } },
   }, async () => ({ status: 'ok' as const }));

@@ -20,9 +20,15 @@ function flushRuns(): void {
   pendingArrivals = [];
 }
 
+/** Sends what is pending within 100 ms, or at once past 1000 runs. */
+function scheduleFlush(): void {
+  if (pendingRuns.length >= 1000) flushRuns();
+  else flushTimer ??= setTimeout(flushRuns, 100);
+}
+
 function arrived(model: string, lanes: number): void {
   pendingArrivals.push({ model, lanes, atMs: performance.timeOrigin + performance.now() });
-  flushTimer ??= setTimeout(flushRuns, 100);
+  scheduleFlush();
 }
 
 let engine!: Engine;
@@ -37,8 +43,7 @@ const events: ConstructorParameters<typeof Engine>[0] = {
   failed: (request, message) => { flushRuns(); post({ type: 'failed', request, message }); },
   run: (model, stage, graph, seconds, batch) => {
     pendingRuns.push({ model, stage, graph, seconds, batch, endMs: performance.timeOrigin + performance.now() });
-    if (pendingRuns.length >= 1000) flushRuns();
-    else flushTimer ??= setTimeout(flushRuns, 100);
+    scheduleFlush();
   },
 };
 

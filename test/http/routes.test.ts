@@ -24,6 +24,9 @@ t.test('readiness: 503 while the models load, 200 once loaded, 503 again while s
   const live = await app.inject('/health/live');
   t.equal(live.statusCode, 200);
   t.same(live.json(), { status: 'ok' });
+  const root = await app.inject('/');
+  t.equal(root.statusCode, 302, 'the root sends a browser to the documentation');
+  t.equal(root.headers.location, '/docs');
   let ready = await app.inject('/health/ready');
   t.equal(ready.statusCode, 503);
   t.same(ready.json(), { ready: false, status: 'loading' });
