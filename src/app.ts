@@ -1,6 +1,7 @@
 // Builds the whole application, for the server and for every test alike.
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
 import metrics from './plugins/metrics.js';
@@ -22,6 +23,8 @@ export interface AppDeps extends RuntimeDeps {
 }
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+// read from its package file: the main thread never loads onnxruntime's native binding
+const ortVersion = (createRequire(import.meta.url)('onnxruntime-node/package.json') as { version: string }).version;
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const { requestTimeout, headersTimeout, connectionsCheckingInterval } = receiveTimeouts(config.RECEIVE_TIMEOUT_MS);
@@ -61,6 +64,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
 
   await app.register(metrics);
+  app.metrics.buildInfo.set({ version, node: process.versions.node, onnxruntime: ortVersion }, 1);
   await app.register(lifecycle);
   await app.register(errorHandler);
   await app.register(swagger, { version });

@@ -17,7 +17,7 @@ const SECONDS_GRAPH = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02
 export class Metrics {
   readonly registry = new Registry();
   /** set by the runtime plugin: gauges read the runtime's state at scrape time */
-  statsSource?: () => { queued: number; running: number; lastBatch: number };
+  statsSource?: () => { queued: number; running: number; lastBatch: number; workersReady: number };
 
   readonly httpDuration = new Histogram({
     name: 'spn_http_request_duration_seconds',
@@ -72,6 +72,29 @@ export class Metrics {
     registers: [this.registry],
     collect: (): void => this.readStat(this.batchSize, 'lastBatch'),
   });
+  readonly workersReady: Gauge = new Gauge({
+    name: 'spn_workers_ready',
+    help: 'inference worker threads ready to take requests (fewer than WORKERS while a crashed one is replaced)',
+    registers: [this.registry],
+    collect: (): void => this.readStat(this.workersReady, 'workersReady'),
+  });
+  readonly workerRestarts = new Counter({
+    name: 'spn_worker_restarts_total',
+    help: 'inference workers that exited unasked (crashed) and were replaced',
+    registers: [this.registry],
+  });
+  readonly modelInfo = new Gauge({
+    name: 'spn_model_info',
+    help: 'one series per loaded model (value 1), with the execution provider it runs on: cpu where CUDA was asked for means it fell back',
+    labelNames: ['model', 'provider'] as const,
+    registers: [this.registry],
+  });
+  readonly buildInfo = new Gauge({
+    name: 'spn_build_info',
+    help: 'the running build (value 1): service version, Node.js and onnxruntime-node versions',
+    labelNames: ['version', 'node', 'onnxruntime'] as const,
+    registers: [this.registry],
+  });
   readonly samples = new Counter({ name: 'spn_samples_generated_total', help: 'images generated', labelNames: ['model'] as const, registers: [this.registry] });
   readonly slices = new Counter({ name: 'spn_slices_generated_total', help: 'slices generated', labelNames: ['model'] as const, registers: [this.registry] });
   readonly pixels = new Counter({ name: 'spn_pixels_generated_total', help: 'pixels generated', labelNames: ['model'] as const, registers: [this.registry] });
@@ -120,10 +143,11 @@ export class Metrics {
     },
     scored: (model, n) => this.imagesScored.inc({ model }, n),
     failed: (reason) => this.runtimeFailures.inc({ reason }),
+    workerExited: () => this.workerRestarts.inc(),
   };
 
   // At scrape time the runtime's own counts win over the last observer callback.
-  private readStat(gauge: Gauge, key: 'queued' | 'running' | 'lastBatch'): void {
+  private readStat(gauge: Gauge, key: 'queued' | 'running' | 'lastBatch' | 'workersReady'): void {
     const s = this.statsSource?.();
     if (s) gauge.set(s[key]);
   }

@@ -44,6 +44,7 @@ export default fp<{ config: Config } & RuntimeDeps>(
       }
       app.lifecycle.runtimeReady = () => rt.ready;
       app.metrics.statsSource = () => rt.stats();
+      for (const m of rt.models()) app.metrics.modelInfo.set({ model: m.name, provider: m.provider }, 1);
       app.lifecycle.loaded();
       app.log.info({ models: rt.models().map((m) => ({ name: m.name, provider: m.provider, note: m.providerNote })) }, 'models loaded');
       return rt;

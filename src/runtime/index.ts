@@ -72,7 +72,7 @@ export class SpnRuntime implements Runtime {
   }
 
   stats() {
-    return { queued: this.waiting.length, running: this.running, lastBatch: this.lastBatch };
+    return { queued: this.waiting.length, running: this.running, lastBatch: this.lastBatch, workersReady: this.pool.workers.filter((w) => w.ready).length };
   }
 
   private manifest(name: string) {

@@ -35,7 +35,7 @@ export class WorkerPool {
 
   constructor(
     private readonly models: LoadedModel[],
-    private readonly opts: Pick<RuntimeOptions, 'workers' | 'threads' | 'logger' | 'decode' | 'quantum'> & { provider: ProviderChoice },
+    private readonly opts: Pick<RuntimeOptions, 'workers' | 'threads' | 'logger' | 'decode' | 'quantum' | 'observer'> & { provider: ProviderChoice },
     private readonly onRuns: (msg: Extract<FromWorker, { type: 'runs' }>) => void,
   ) {}
 
@@ -123,6 +123,7 @@ export class WorkerPool {
         reject(err);
         if (!this.closing) {
           this.opts.logger?.warn({ worker: worker.threadId, code }, 'replacing inference worker');
+          this.opts.observer?.workerExited?.(code);
           this.spawn().catch((e: Error) => this.opts.logger?.error({ err: e }, 'replacement worker failed to start'));
         }
       });

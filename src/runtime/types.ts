@@ -159,6 +159,8 @@ export interface RuntimeObserver {
   generated?(model: string, what: 'samples' | 'slices' | 'pixels', n: number): void;
   scored?(model: string, n: number): void;
   failed?(reason: 'overloaded' | 'cancelled' | 'bad_input' | 'internal'): void;
+  /** an inference worker exited unasked (crashed); a replacement is being started */
+  workerExited?(code: number): void;
 }
 
 export interface RuntimeOptions {
@@ -188,6 +190,7 @@ export interface Runtime {
   sample(req: SampleRequest): AsyncGenerator<SampleEvent>;
   likelihood(req: LikelihoodRequest): Promise<LikelihoodResult>;
   likelihoodBatch(req: LikelihoodBatchRequest): Promise<LikelihoodBatchResult>;
-  stats(): { queued: number; running: number; lastBatch: number };
+  /** queued and running requests, the last run's batch, and the inference workers ready to take requests */
+  stats(): { queued: number; running: number; lastBatch: number; workersReady: number };
   close(): Promise<void>;
 }

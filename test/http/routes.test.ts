@@ -1,5 +1,6 @@
 // Routes through app.inject() against the real runtime on the tiny models: health, models,
 // metrics, docs, and every refusal of bad input, each with its status and error body.
+import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { createRuntime } from '../../src/runtime/index.js';
 import type { Runtime, RuntimeOptions } from '../../src/runtime/types.js';
@@ -184,6 +185,12 @@ t.test('routes', async (t) => {
     t.equal(metricValue(text, 'spn_request_failures_total', { route: '/likelihood/batch', reason: 'timeout' }), 0, 'zero series for every route and reason');
     t.equal(metricValue(text, 'spn_runtime_failures_total', { reason: 'timeout' }), undefined, 'the runtime reports no timeouts (it sees a cancellation)');
     for (const name of ['spn_queue_length', 'spn_running_requests', 'spn_batch_size']) t.equal(metricValue(text, name), 0, name);
+    t.equal(metricValue(text, 'spn_workers_ready'), 1, 'the one worker is ready');
+    t.equal(metricValue(text, 'spn_worker_restarts_total'), 0);
+    for (const model of ['tiny-c1', 'tiny-c3']) t.equal(metricValue(text, 'spn_model_info', { model, provider: 'cpu' }), 1, `${model} on cpu`);
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const ort = JSON.parse(readFileSync(new URL('../../../node_modules/onnxruntime-node/package.json', import.meta.url), 'utf8')) as { version: string };
+    t.equal(metricValue(text, 'spn_build_info', { version: pkg.version, node: process.versions.node, onnxruntime: ort.version }), 1, 'build info');
     for (const name of ['spn_queue_time_seconds', 'spn_time_to_first_slice_seconds', 'spn_time_between_slices_seconds', 'spn_onnx_run_seconds']) {
       t.match(text, new RegExp(`# TYPE ${name} histogram`), name);
     }
@@ -219,3 +226,25 @@ t.test('routes', async (t) => {
     t.ok(doc.json().paths['/sample'].post);
   });
 });
+
+t.test('a crashed worker: spn_workers_ready drops while it is replaced, spn_worker_restarts_total counts it', async (t) => {
+  const app = await readyApp();
+  t.teardown(() => app.close());
+  const scrape = async () => (await app.inject('/metrics')).body;
+  const pool = (app.runtime as unknown as { pool: { workers: { ready: boolean; post(m: object): void }[] } }).pool;
+  pool.workers[0].post({ type: 'crash' });
+  let text = await scrape();
+  for (let i = 0; i < 100 && metricValue(text, 'spn_worker_restarts_total') === 0; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    text = await scrape();
+  }
+  t.equal(metricValue(text, 'spn_worker_restarts_total'), 1, 'counted once');
+  t.equal(metricValue(text, 'spn_workers_ready'), 0, 'none ready while the replacement loads');
+  for (let i = 0; i < 500 && metricValue(text, 'spn_workers_ready') === 0; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    text = await scrape();
+  }
+  t.equal(metricValue(text, 'spn_workers_ready'), 1, 'the replacement is ready');
+  t.equal((await app.inject({ method: 'POST', url: '/sample', payload: { seed: 1 } })).statusCode, 200, 'and serves');
+});
+
