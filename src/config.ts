@@ -42,14 +42,14 @@ export const ConfigSchema = Type.Object({
   REQUEST_TIMEOUT_MS: Type.Integer({
     minimum: 0,
     default: 60_000,
-    description: 'longest a /sample or /likelihood request may take, queue included (504 past it; 0: no limit); a request may ask for less with timeoutMs',
+    description: 'longest a /sample, /likelihood or /likelihood/batch request may take, queue included (504 past it; 0: no limit); a request may ask for less with timeoutMs',
   }),
   RECEIVE_TIMEOUT_MS: Type.Integer({
     minimum: 0,
     default: 30_000,
     description: 'longest a client may take to send a whole request, headers and body (408 and the connection closed past it; 0: no limit beyond 60 s for the headers); guards against clients that trickle or stall their uploads',
   }),
-  SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 10_000, description: 'time running streams get to finish after SIGTERM' }),
+  SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 10_000, description: 'time running requests get to finish after SIGTERM before they are aborted' }),
   SSE_KEEPALIVE_MS: Type.Integer({ minimum: 100, default: 5_000, description: 'interval of keep-alive comments on an idle event stream' }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
