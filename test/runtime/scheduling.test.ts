@@ -201,7 +201,7 @@ t.test('the queue is bounded: past it a request is refused at once', async (t) =
   t.same([rt.stats().running, rt.stats().queued], [1, 1]);
   t.same(failures, ['overloaded']);
   await Promise.all([running, queued]);
-  t.same(rt.stats(), { queued: 0, running: 0, lastBatch: rt.stats().lastBatch });
+  t.same(rt.stats(), { queued: 0, running: 0, lastBatch: rt.stats().lastBatch, workersReady: 1 });
 });
 
 t.test('an aborted request leaves the batch and frees its place; the others finish', async (t) => {
@@ -270,10 +270,12 @@ t.test('a killed worker fails only its in-flight requests and is replaced', asyn
   })();
   await t.rejects(inflight, WorkerFailedError);
   await t.rejects(inflight, /exited/);
+  t.equal(rt.stats().workersReady, 0, 'no worker ready while the replacement loads');
   // the next request waits for the replacement worker and is served by it
   const next = doneOf(await collect(rt.sample(req(11))));
   t.equal(next.images.length, 1, 'served by the replacement worker');
   t.equal(rt.stats().running, 0);
+  t.equal(rt.stats().workersReady, 1, 'the replacement is ready');
 });
 
 t.test('a request waiting for a replacement worker leaves at once when aborted', async (t) => {
