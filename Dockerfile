@@ -42,6 +42,7 @@ ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \
     MODELS_DIR=/app/models \
+    MODELS=mu-fmnist,spn8-fmnist \
     EXECUTION_PROVIDER=cuda \
     LOG_LEVEL=info
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin spn

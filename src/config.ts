@@ -14,6 +14,11 @@ export const ConfigSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'TCP port to listen on (0: any free port)' }),
   HOST: Type.String({ default: '0.0.0.0', description: 'address to bind' }),
   MODELS_DIR: Type.String({ default: 'models', description: 'folder holding one sub-folder per exported model' }),
+  MODELS: Type.String({
+    default: '',
+    pattern: '^[A-Za-z0-9._, -]*$',
+    description: 'comma-separated names of the models to load (default, empty: every model under MODELS_DIR); a name not there stops start-up',
+  }),
   DEFAULT_MODEL: Type.String({ default: 'mu-fmnist', description: 'model used when a request names none' }),
   EXECUTION_PROVIDER: Type.Union([Type.Literal('auto'), Type.Literal('cuda'), Type.Literal('cpu')], {
     default: 'auto',

@@ -26,6 +26,12 @@ declare module 'fastify' {
   }
 }
 
+/** MODELS as a list of names; undefined (every model) when empty. */
+export function modelList(value: string): string[] | undefined {
+  const names = value.split(',').map((n) => n.trim()).filter(Boolean);
+  return names.length ? [...new Set(names)] : undefined;
+}
+
 async function defaultCreateRuntime(options: RuntimeOptions): Promise<Runtime> {
   const { createRuntime } = await import('../runtime/index.js');
   return createRuntime(options);
@@ -59,6 +65,7 @@ export default fp<{ config: Config } & RuntimeDeps>(
     } else {
       loading = createRuntime({
         modelsDir: config.MODELS_DIR,
+        models: modelList(config.MODELS),
         provider: config.EXECUTION_PROVIDER,
         workers: config.WORKERS,
         threads: config.THREADS,

@@ -35,7 +35,7 @@ export class SpnRuntime implements Runtime {
   ) {}
 
   static async create(opts: RuntimeOptions): Promise<SpnRuntime> {
-    const models = await loadModels(opts.modelsDir);
+    const models = await loadModels(opts.modelsDir, opts.models);
     const byName = new Map(models.map((m) => [m.manifest.name, m]));
     let rt: SpnRuntime | undefined;
     const pool = new WorkerPool(models, opts, ({ runs, arrivals }) => {

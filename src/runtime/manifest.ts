@@ -140,8 +140,9 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
   return { dir, manifest, paths };
 }
 
-/** Every folder under modelsDir that holds a manifest.json. */
-export async function loadModels(modelsDir: string): Promise<LoadedModel[]> {
+/** Every folder under modelsDir that holds a manifest.json, or only those whose manifests name one
+ * of `only` (each of which must be there). */
+export async function loadModels(modelsDir: string, only?: readonly string[]): Promise<LoadedModel[]> {
   const entries = await readdir(modelsDir, { withFileTypes: true }).catch((err: Error) => {
     throw new ModelLoadError(`${modelsDir}: cannot list models (${err.message})`);
   });
@@ -152,7 +153,21 @@ export async function loadModels(modelsDir: string): Promise<LoadedModel[]> {
     if (await stat(join(d, 'manifest.json')).catch(() => null)) dirs.push(d);
   }
   if (dirs.length === 0) throw new ModelLoadError(`${modelsDir}: no models (no */manifest.json)`);
-  return Promise.all(dirs.sort().map(loadModel));
+  if (!only?.length) return Promise.all(dirs.sort().map(loadModel));
+  // the names come from the manifests; only the chosen models' graphs are read and checked
+  const named = await Promise.all(dirs.map(async (d) => {
+    const path = join(d, 'manifest.json');
+    try {
+      return { d, name: (JSON.parse(await readFile(path, 'utf8')) as { name?: unknown }).name };
+    } catch (err) {
+      throw new ModelLoadError(`${path}: not valid JSON (${(err as Error).message})`);
+    }
+  }));
+  const missing = only.filter((n) => !named.some((m) => m.name === n));
+  if (missing.length) {
+    throw new ModelLoadError(`${modelsDir}: no model named ${missing.map((n) => `'${n}'`).join(', ')} (there: ${named.map((m) => String(m.name)).sort().join(', ')})`);
+  }
+  return Promise.all(named.filter((m) => only.includes(m.name as string)).map((m) => m.d).sort().map(loadModel));
 }
 
 export function summarize(m: Manifest, provider: ModelSummary['provider'], providerNote?: string): ModelSummary {

@@ -165,6 +165,8 @@ export interface RuntimeObserver {
 
 export interface RuntimeOptions {
   modelsDir: string;
+  /** the models to load, by name; default: every model under modelsDir */
+  models?: string[];
   provider: ProviderChoice;
   workers: number;
   /** intra-op threads per worker session */

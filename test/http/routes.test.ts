@@ -248,3 +248,12 @@ t.test('a crashed worker: spn_workers_ready drops while it is replaced, spn_work
   t.equal((await app.inject({ method: 'POST', url: '/sample', payload: { seed: 1 } })).statusCode, 200, 'and serves');
 });
 
+t.test('MODELS: only the named models are served', async (t) => {
+  const app = await readyApp({ MODELS: 'tiny-c3', DEFAULT_MODEL: 'tiny-c3' });
+  t.teardown(() => app.close());
+  t.same((await app.inject('/models')).json().models.map((m: { name: string }) => m.name), ['tiny-c3']);
+  t.equal((await app.inject('/models/tiny-c1')).statusCode, 404);
+  const metrics = (await app.inject('/metrics')).body;
+  t.equal(metricValue(metrics, 'spn_model_info', { model: 'tiny-c1', provider: 'cpu' }), undefined, 'no series for a model not loaded');
+});
+

@@ -1,6 +1,7 @@
 // Pure pieces of the HTTP layer: config, content negotiation, image decoding, PNG grid, heat map, event-stream backpressure.
 import { availableParallelism } from 'node:os';
 import t from 'tap';
+import { modelList } from '../../src/plugins/runtime.js';
 import { loadConfig } from '../../src/config.js';
 import { negotiate } from '../../src/http/negotiate.js';
 import { decodeImage, sniffFormat } from '../../src/http/decode-image.js';
@@ -30,6 +31,12 @@ t.test('config: defaults, coercion, and a bad variable named', async (t) => {
   t.throws(() => loadConfig({ DECODE: 'column' }), /DECODE/);
   t.throws(() => loadConfig({ PORT: 'eighty' }), /PORT/);
   t.throws(() => loadConfig({ WORKERS: '0' }), /WORKERS/);
+  t.equal(c.MODELS, '', 'every model by default');
+  t.equal(c.RECEIVE_TIMEOUT_MS, 30000);
+  t.throws(() => loadConfig({ MODELS: 'a;rm -rf' }), /MODELS/);
+  t.equal(modelList(''), undefined);
+  t.equal(modelList(' , '), undefined);
+  t.same(modelList(' mu-fmnist, tiny-c1 ,mu-fmnist,'), ['mu-fmnist', 'tiny-c1'], 'trimmed, blanks and repeats dropped');
 });
 
 t.test('negotiate: weights, wildcards, specificity', async (t) => {

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { ModelLoadError } from '../../src/runtime/errors.js';
-import { MODELS_DIR } from './fixtures.js';
+import { loadModels } from '../../src/runtime/manifest.js';
+import { MODELS_DIR, TINY_MODELS_DIR } from './fixtures.js';
 import { quietLogger, runtime } from './helpers.js';
 
 function copyModel(t: { teardown(fn: () => void): void }): string {
@@ -14,6 +15,23 @@ function copyModel(t: { teardown(fn: () => void): void }): string {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
+
+t.test('only the models asked for are loaded; a name that is not there stops start-up, naming what is', async (t) => {
+  const rt = await runtime({ models: ['tiny-c3'] });
+  t.teardown(() => rt.close());
+  t.same(rt.models().map((m) => m.name), ['tiny-c3']);
+  t.equal(rt.defaultModel(), 'tiny-c3');
+  t.same((await loadModels(TINY_MODELS_DIR, ['tiny-c1', 'tiny-c3'])).map((m) => m.manifest.name), ['tiny-c1', 'tiny-c3']);
+  await t.rejects(runtime({ models: ['tiny-c1', 'nope', 'gone'] }), { name: 'ModelLoadError', message: /no model named 'nope', 'gone' \(there: tiny-c1, tiny-c3\)/ });
+  // a corrupt model that is not asked for is not read
+  const dir = copyModel(t);
+  cpSync(join(MODELS_DIR, 'tiny-c3'), join(dir, 'tiny-c3'), { recursive: true });
+  writeFileSync(join(dir, 'tiny-c3', 'small', 'score.onnx'), 'corrupt');
+  await t.rejects(runtime({ modelsDir: dir }), { message: /tiny-c3\/small\/score\.onnx/ }, 'every model: the corrupt one stops start-up');
+  const only = await runtime({ modelsDir: dir, models: ['tiny-c1'] });
+  t.same(only.models().map((m) => m.name), ['tiny-c1'], 'only tiny-c1: it is never read');
+  await only.close();
+});
 
 t.test('a corrupt graph file stops start-up, naming the file', async (t) => {
   const dir = copyModel(t);
