@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import fp from 'fastify-plugin';
 import { ShutdownAbort, ShuttingDownError } from '../http/errors.js';
 
-export type ReadyState = 'ready' | 'loading' | 'failed' | 'shutting_down';
+export type ReadyState = 'ready' | 'loading' | 'recovering' | 'failed' | 'shutting_down';
 
 export class Lifecycle {
   private loadState: 'loading' | 'loaded' | 'failed' = 'loading';
@@ -16,11 +16,15 @@ export class Lifecycle {
   private idleWaiters: Array<() => void> = [];
   /** set by the runtime plugin */
   runtimeReady: () => boolean = () => true;
+  /** set by the runtime plugin: inference workers ready to take requests */
+  workersReady: () => number = () => 1;
 
   get state(): ReadyState {
     if (this.shuttingDown) return 'shutting_down';
     if (this.loadState === 'failed') return 'failed';
     if (this.loadState === 'loading' || !this.runtimeReady()) return 'loading';
+    // every worker crashed and is being replaced: requests would wait (up to 30 s), so route elsewhere
+    if (this.workersReady() === 0) return 'recovering';
     return 'ready';
   }
 

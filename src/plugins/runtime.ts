@@ -49,6 +49,7 @@ export default fp<{ config: Config } & RuntimeDeps>(
         app.log.warn({ configured: config.DEFAULT_MODEL, using: defaultModel }, 'DEFAULT_MODEL is not among the loaded models');
       }
       app.lifecycle.runtimeReady = () => rt.ready;
+      app.lifecycle.workersReady = () => rt.stats().workersReady;
       app.metrics.statsSource = () => rt.stats();
       for (const m of rt.models()) app.metrics.modelInfo.set({ model: m.name, provider: m.provider }, 1);
       app.lifecycle.loaded();

@@ -227,7 +227,7 @@ t.test('routes', async (t) => {
   });
 });
 
-t.test('a crashed worker: spn_workers_ready drops while it is replaced, spn_worker_restarts_total counts it', async (t) => {
+t.test('a crashed worker: spn_workers_ready drops and readiness says recovering while it is replaced, spn_worker_restarts_total counts it', async (t) => {
   const app = await readyApp();
   t.teardown(() => app.close());
   const scrape = async () => (await app.inject('/metrics')).body;
@@ -240,11 +240,15 @@ t.test('a crashed worker: spn_workers_ready drops while it is replaced, spn_work
   }
   t.equal(metricValue(text, 'spn_worker_restarts_total'), 1, 'counted once');
   t.equal(metricValue(text, 'spn_workers_ready'), 0, 'none ready while the replacement loads');
+  const recovering = await app.inject('/health/ready');
+  t.equal(recovering.statusCode, 503, 'not ready while no worker can take a request');
+  t.same(recovering.json(), { ready: false, status: 'recovering' });
   for (let i = 0; i < 500 && metricValue(text, 'spn_workers_ready') === 0; i++) {
     await new Promise((r) => setTimeout(r, 20));
     text = await scrape();
   }
   t.equal(metricValue(text, 'spn_workers_ready'), 1, 'the replacement is ready');
+  t.same((await app.inject('/health/ready')).json(), { ready: true, status: 'ready' }, 'ready again');
   t.equal((await app.inject({ method: 'POST', url: '/sample', payload: { seed: 1 } })).statusCode, 200, 'and serves');
 });
 
