@@ -1,7 +1,17 @@
 // The one error handler: every error before the first byte of an answer becomes
 // `{error, error_type}` with the status from http/error-mapping.ts.
+import type { IncomingMessage } from 'node:http';
+import type { FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
 import { failureReason, mapError } from '../http/error-mapping.js';
+
+/** Refused before its body was all in (too large by its Content-Length, a multipart part over the
+ * limit, an unknown route): the connection closes after the answer, as HTTP/1.1 asks, instead of
+ * staying open while the client sends the rest of a body nobody reads (which the receive timeout
+ * then cut with a second answer, a 408, after the first). */
+function closeIfUnread(raw: IncomingMessage, reply: FastifyReply): void {
+  if (!raw.complete) reply.header('connection', 'close');
+}
 
 export default fp(
   async (app) => {
@@ -15,10 +25,12 @@ export default fp(
         app.metrics.requestFailures.inc({ route, reason: failureReason(mapped.body.error_type) });
       }
       if (mapped.retryAfterSeconds !== undefined) reply.header('retry-after', String(mapped.retryAfterSeconds));
+      closeIfUnread(request.raw, reply);
       return reply.code(mapped.statusCode).type('application/json; charset=utf-8').send(mapped.body);
     });
 
     app.setNotFoundHandler(async (request, reply) => {
+      closeIfUnread(request.raw, reply);
       return reply.code(404).send({ error: `no route ${request.method} ${request.url.split('?')[0]}`, error_type: 'not_found' });
     });
   },

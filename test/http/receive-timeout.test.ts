@@ -72,6 +72,13 @@ t.test('connection-level refusals, each in the error shape and counted; the serv
     t.equal(await count('request_timeout'), 3);
   });
 
+  await t.test('an answer given before the body is in (413 by Content-Length) is not followed by a 408', async (t) => {
+    const head = 'POST /likelihood/batch HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 99999999\r\n\r\n';
+    // the body keeps coming after the answer, for longer than the receive limit
+    const r = await raw(url, [head, ...Array.from({ length: 6 }, () => '--b\r\n')], 100);
+    t.equal(r.text.match(/HTTP\/1\.1 \d{3} /g)?.join(','), 'HTTP/1.1 413 ', 'one answer, the 413');
+  });
+
   await t.test('headers over Node\'s limit: 431', async (t) => {
     const r = await raw(url, [`GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`]);
     const res = parse(r.text);
