@@ -55,6 +55,9 @@ const byFastifyCode: Record<string, [number, ErrorType]> = {
   SPN_LENGTH_REQUIRED: [411, 'length_required'],
 };
 
+/** Retry-After on a 503 while the models load (they take a few seconds on CPU). */
+export const NOT_READY_RETRY_S = 5;
+
 export function mapError(err: unknown): MappedError {
   if (err instanceof OverloadedError) {
     return { statusCode: 429, body: { error: 'Model is overloaded', error_type: 'overloaded' }, retryAfterSeconds: Math.max(1, Math.ceil(err.retryAfterSeconds)) };
@@ -70,6 +73,8 @@ export function mapError(err: unknown): MappedError {
   const e = err as { code?: string; statusCode?: number; message?: string; validation?: unknown };
   if (e && e.validation) return { statusCode: 400, body: { error: String(e.message), error_type: 'validation' } };
   const known = e?.code ? byFastifyCode[e.code] : undefined;
+  // loading models take seconds: tell clients when to come back
+  if (known && known[1] === 'not_ready') return { statusCode: known[0], body: { error: String(e.message), error_type: known[1] }, retryAfterSeconds: NOT_READY_RETRY_S };
   if (known) return { statusCode: known[0], body: { error: String(e.message), error_type: known[1] } };
   // Other client errors raised by Fastify or a plugin keep their status; their message is safe to show.
   if (e && typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {

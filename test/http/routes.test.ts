@@ -34,6 +34,7 @@ t.test('readiness: 503 while the models load, 200 once loaded, 503 again while s
   const models = await app.inject('/models');
   t.equal(models.statusCode, 503);
   t.same(models.json(), { error: 'the models are still loading', error_type: 'not_ready' });
+  t.equal(models.headers['retry-after'], '5', 'with when to come back');
 
   release();
   await app.runtimeLoaded();
