@@ -1,4 +1,5 @@
 // POST /sample: draw images, answered as an event stream (slice by slice), JSON, or one PNG.
+// GET /sample: the same with the options in the query string (EventSource, <img>), no condition.
 import { randomInt } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from '@sinclair/typebox';
@@ -6,7 +7,7 @@ import type { Config } from '../config.js';
 import { UnknownModelError } from '../runtime/errors.js';
 import type { SampleEvent } from '../runtime/types.js';
 import { ErrorBody, errors } from '../schemas/common.js';
-import { EVENT_STREAM_DESCRIPTION, MAX_SEED, SampleBody, SampleResult, SliceEventData, StageEventData } from '../schemas/sample.js';
+import { EVENT_STREAM_DESCRIPTION, MAX_SEED, SampleBody, SampleQuery, SampleResult, SliceEventData, StageEventData } from '../schemas/sample.js';
 import { toCondition } from '../http/condition.js';
 import { effectiveTimeout, requestAbort } from '../http/deadline.js';
 import { NotAcceptableError } from '../http/errors.js';
@@ -31,6 +32,17 @@ async function settledSoon(p: Promise<IteratorResult<SampleEvent>>): Promise<Out
 }
 
 export default async function sampleRoutes(app: FastifyInstance, { config }: { config: Config }) {
+  const responses = {
+    200: {
+      description: 'the samples',
+      content: {
+        'application/json': { schema: Type.Ref(SampleResult) },
+        'text/event-stream': { schema: Type.String({ description: EVENT_STREAM_DESCRIPTION }) },
+        'image/png': { schema: Type.String({ format: 'binary' }) },
+      },
+    },
+    ...errors(400, 404, 406, 413, 415, 422, 429, 500, 503, 504),
+  };
   app.post<{ Body: SampleBody }>('/sample', {
     config: { modelWork: true },
     schema: {
@@ -38,23 +50,27 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
       summary: 'sample images',
       description: `Answers JSON (default), a PNG (\`Accept: image/png\`; a grid when count > 1; seed in \`X-Seed\`), or an event stream. ${EVENT_STREAM_DESCRIPTION}`,
       body: SampleBody,
-      response: {
-        200: {
-          description: 'the samples',
-          content: {
-            'application/json': { schema: Type.Ref(SampleResult) },
-            'text/event-stream': { schema: Type.String({ description: EVENT_STREAM_DESCRIPTION }) },
-            'image/png': { schema: Type.String({ format: 'binary' }) },
-          },
-        },
-        ...errors(400, 404, 406, 413, 415, 422, 429, 500, 503, 504),
-      },
+      response: responses,
     },
-  }, async (request, reply) => {
-    const accept = negotiate(request.headers.accept, OFFERS);
-    if (!accept) throw new NotAcceptableError(`cannot answer ${request.headers.accept}; offers: ${OFFERS.join(', ')}`);
+  }, async (request, reply) => sample(request.headers.accept, request.body, reply));
+
+  // The same without a body, for clients that can only GET: a browser's EventSource, an <img> tag,
+  // a link. No conditional sampling (its image does not fit a URL).
+  app.get<{ Querystring: SampleQuery }>('/sample', {
+    config: { modelWork: true },
+    schema: {
+      tags: ['generation'],
+      summary: 'sample images, the options in the query string',
+      description: `POST /sample for clients that can only GET (\`new EventSource('/sample?seed=7')\`, \`<img src="/sample?count=16">\`): the same answers from the same options, but no \`condition\`. ${EVENT_STREAM_DESCRIPTION}`,
+      querystring: SampleQuery,
+      response: responses,
+    },
+  }, async (request, reply) => sample(request.headers.accept, request.query, reply));
+
+  async function sample(acceptHeader: string | undefined, body: SampleBody, reply: FastifyReply): Promise<FastifyReply> {
+    const accept = negotiate(acceptHeader, OFFERS);
+    if (!accept) throw new NotAcceptableError(`cannot answer ${acceptHeader}; offers: ${OFFERS.join(', ')}`);
     const runtime = app.runtime;
-    const body = request.body;
     const modelName = body.model ?? app.defaultModel();
     const model = runtime.model(modelName);
     if (!model) throw new UnknownModelError(modelName);
@@ -103,7 +119,7 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
     } finally {
       finish();
     }
-  });
+  }
 
   /** Writes events as they come; anything that fails after the first byte ends the stream in-band. */
   function stream(

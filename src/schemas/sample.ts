@@ -31,6 +31,10 @@ export const SampleBody = Type.Object(
 );
 export type SampleBody = Static<typeof SampleBody>;
 
+/** GET /sample's query string: the body's options but `condition` (an image does not fit a URL). */
+export const SampleQuery = Type.Omit(SampleBody, ['condition'], { additionalProperties: false });
+export type SampleQuery = Static<typeof SampleQuery>;
+
 const Timings = Type.Object({
   queueMs: Type.Number({ description: 'waiting for a place' }),
   firstSliceMs: Type.Number({ description: 'from arrival to the first generated slice' }),

@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import t from 'tap';
 import { chromium } from 'playwright-core';
-import { listening } from './helpers.js';
+import { listening, parseSse } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const WAIT = { timeout: 15_000 };
@@ -60,4 +60,26 @@ t.test('Swagger UI at /docs lists the operations and runs GET /models against th
   t.equal(shown.default, 'tiny-c1');
   t.same(shown.models.map((m) => m.name).sort(), ['tiny-c1', 'tiny-c3']);
   t.match(text, /"name": "tiny-c1"/);
+
+  // A page's own code can follow a sample slice by slice with the browser's EventSource (GET only).
+  const seen = await page.evaluate(() => new Promise<{ slices: number; done: { seed: number; images: unknown[] } | null; error: string | null }>((resolve) => {
+    const source = new EventSource('/sample?seed=11&count=2');
+    let slices = 0;
+    source.addEventListener('slice', () => { slices++; });
+    source.addEventListener('done', (e) => {
+      source.close();
+      resolve({ slices, done: JSON.parse((e as MessageEvent).data), error: null });
+    });
+    source.onerror = () => {
+      source.close();
+      resolve({ slices, done: null, error: 'the event source failed' });
+    };
+  }));
+  t.equal(seen.error, null);
+  const sent = await app.inject({ method: 'POST', url: '/sample', headers: { accept: 'text/event-stream' }, payload: { seed: 11, count: 2 } });
+  const slices = parseSse(sent.body).filter((e) => e.event === 'slice').length;
+  t.ok(slices >= 2, `${slices} slice events for two samples`);
+  t.equal(seen.slices, slices, 'the browser receives every slice event, as the server streams them');
+  t.equal(seen.done?.seed, 11);
+  t.equal(seen.done?.images.length, 2);
 });

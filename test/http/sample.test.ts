@@ -34,6 +34,32 @@ t.test('sampling', async (t) => {
     t.notSame(c.images[0].png, body.images[0].png);
   });
 
+  t.test('GET /sample: the options in the query string give what POST gives', async (t) => {
+    const viaPost = await app.inject({ method: 'POST', url: '/sample', headers: { accept: 'image/png' }, payload: { seed: 5, count: 2, temperature: 0.8 } });
+    const viaGet = await app.inject({ method: 'GET', url: '/sample?seed=5&count=2&temperature=0.8', headers: { accept: 'image/png' } });
+    t.equal(viaGet.statusCode, 200);
+    t.ok(viaGet.rawPayload.equals(viaPost.rawPayload), 'the same PNG, byte for byte');
+    t.equal(viaGet.headers['x-seed'], '5');
+    const json = await app.inject({ method: 'GET', url: '/sample?seed=5&model=tiny-c3&stopAfter=size' });
+    t.match(json.json(), { model: 'tiny-c3', seed: 5, count: 1, stoppedAfter: 'size' });
+    const events = parseSse((await app.inject({ method: 'GET', url: '/sample?seed=5', headers: { accept: 'text/event-stream' } })).body);
+    t.equal(events.at(-1)!.event, 'done');
+    t.ok(events.some((e) => e.event === 'slice'));
+    // a browser <img> asks for images with */* beside them: it gets the PNG
+    const img = await app.inject({ method: 'GET', url: '/sample?seed=5&count=2&temperature=0.8', headers: { accept: 'image/avif,image/webp,image/apng,image/*,*/*;q=0.8' } });
+    t.equal(img.headers['content-type'], 'image/png');
+    const refusals: [string, string][] = [
+      ['/sample?count=99', 'querystring/count must be <= 16'],
+      ['/sample?seed=x', 'querystring/seed must be integer'],
+      ['/sample?condition=abc', 'querystring/condition is not allowed'],
+    ];
+    for (const [url, error] of refusals) {
+      const res = await app.inject({ method: 'GET', url });
+      t.equal(res.statusCode, 400, url);
+      t.same(res.json(), { error, error_type: 'validation' }, url);
+    }
+  });
+
   t.test('no seed: one is drawn, echoed, and reproduces the images', async (t) => {
     const a = (await post(app, {})).json();
     t.ok(Number.isInteger(a.seed) && a.seed >= 0 && a.seed < 2 ** 32);
