@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
 import metrics from './plugins/metrics.js';
 import lifecycle from './plugins/lifecycle.js';
@@ -26,10 +26,24 @@ const { version } = JSON.parse(readFileSync(new URL('../../package.json', import
 // read from its package file: the main thread never loads onnxruntime's native binding
 const ortVersion = (createRequire(import.meta.url)('onnxruntime-node/package.json') as { version: string }).version;
 
+/** One log line per request, when it is answered: its id, method, URL, status and time (Fastify
+ * writes two, 'incoming request' and 'request completed'). */
+class OneLinePerRequest extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    const url = request.url.length > 200 ? `${request.url.slice(0, 200)}...` : request.url;
+    const line = { method: request.method, url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 };
+    if (error) request.log.error({ ...line, err: error }, 'request');
+    else request.log.info(line, 'request');
+  }
+}
+
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const { requestTimeout, headersTimeout, connectionsCheckingInterval } = receiveTimeouts(config.RECEIVE_TIMEOUT_MS);
   const app = Fastify({
     logger: deps.logger ?? { level: config.LOG_LEVEL },
+    logController: new OneLinePerRequest(),
     bodyLimit: config.BODY_LIMIT,
     // A client must send its whole request within RECEIVE_TIMEOUT_MS (408 past it); these and
     // other connection-level failures are answered in the one error shape and counted.

@@ -67,9 +67,12 @@ t.test('SIGTERM mid-stream with time to spare: the stream finishes, new connecti
   t.equal(await server.exited, 0);
   const shut = server.logs.find((l) => l.msg === 'shut down');
   t.same(shut && shut.aborted, 0);
-  const requestLogs = server.logs.filter((l) => l.msg === 'incoming request');
+  // one line per answered request, with its id, method, URL, status and duration
+  const requestLogs = server.logs.filter((l) => l.msg === 'request');
   t.ok(requestLogs.length >= 2);
-  for (const l of requestLogs) t.match(l.reqId, /^[0-9a-f-]{36}$/, 'request id on every request log');
+  for (const l of requestLogs) t.match(l, { reqId: /^[0-9a-f-]{36}$/, method: /^(GET|POST)$/, url: /^\//, status: Number, ms: Number }, 'id, method, URL, status and time on every request log');
+  t.ok(requestLogs.some((l) => l.url === '/sample' && l.status === 200), 'the stream that completed is logged');
+  t.equal(server.logs.filter((l) => l.msg === 'incoming request' || l.msg === 'request completed').length, 0, 'not two lines per request');
 });
 
 t.test('SIGTERM mid-stream with a short grace period: in-band shutdown error, exit 0', async (t) => {
