@@ -1,11 +1,11 @@
 // POST /sample: draw images, answered as an event stream (slice by slice), JSON, or one PNG.
 // GET /sample: the same with the options in the query string (EventSource, <img>), no condition.
-import { randomInt } from 'node:crypto';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import { createHash, randomInt } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.js';
 import { UnknownModelError } from '../runtime/errors.js';
-import type { SampleEvent } from '../runtime/types.js';
+import type { ModelSummary, SampleEvent } from '../runtime/types.js';
 import { ErrorBody, errors } from '../schemas/common.js';
 import { EVENT_STREAM_DESCRIPTION, MAX_SEED, SampleBody, SampleQuery, SampleResult, SliceEventData, StageEventData } from '../schemas/sample.js';
 import { toCondition } from '../http/condition.js';
@@ -18,6 +18,18 @@ import { SampleOutput } from '../http/sample-output.js';
 import { EventStream } from '../http/sse.js';
 
 const OFFERS = ['application/json', 'text/event-stream', 'image/png'] as const;
+
+/** The seeded PNG's identity: the weights, the provider that ran them, and every option. */
+function sampleEtag(model: ModelSummary, body: SampleBody, seed: number): string {
+  const key = JSON.stringify([model.name, model.version, model.provider, body.count, seed, body.temperature, body.stopAfter ?? null, 'image/png']);
+  return `"${createHash('sha256').update(key).digest('hex').slice(0, 32)}"`;
+}
+
+/** Whether If-None-Match (a list of entity tags, or *) holds this one; W/ prefixes compare weakly. */
+function ifNoneMatch(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  return header.split(',').map((t) => t.trim().replace(/^W\//, '')).some((t) => t === '*' || t === etag);
+}
 
 type Outcome = { ok: true; value: IteratorResult<SampleEvent> } | { ok: false; error: unknown };
 
@@ -52,7 +64,7 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
       body: SampleBody,
       response: responses,
     },
-  }, async (request, reply) => sample(request.headers.accept, request.body, reply));
+  }, async (request, reply) => sample(request, request.body, reply));
 
   // The same without a body, for clients that can only GET: a browser's EventSource, an <img> tag,
   // a link. No conditional sampling (its image does not fit a URL).
@@ -63,11 +75,12 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
       summary: 'sample images, the options in the query string',
       description: `POST /sample for clients that can only GET (\`new EventSource('/sample?seed=7')\`, \`<img src="/sample?count=16">\`): the same answers from the same options, but no \`condition\`. ${EVENT_STREAM_DESCRIPTION}`,
       querystring: SampleQuery,
-      response: responses,
+      response: { ...responses, 304: Type.Null({ description: 'not modified: a seeded PNG whose ETag the client sent in If-None-Match (the model does not run)' }) },
     },
-  }, async (request, reply) => sample(request.headers.accept, request.query, reply));
+  }, async (request, reply) => sample(request, request.query, reply));
 
-  async function sample(acceptHeader: string | undefined, body: SampleBody, reply: FastifyReply): Promise<FastifyReply> {
+  async function sample(request: FastifyRequest, body: SampleBody, reply: FastifyReply): Promise<FastifyReply> {
+    const acceptHeader = request.headers.accept;
     const accept = negotiate(acceptHeader, OFFERS);
     if (!accept) throw new NotAcceptableError(`cannot answer ${acceptHeader}; offers: ${OFFERS.join(', ')}`);
     const runtime = app.runtime;
@@ -76,6 +89,17 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
     if (!model) throw new UnknownModelError(modelName);
     const condition = body.condition ? await toCondition(body.condition, model, config.MAX_IMAGE_PIXELS) : undefined;
     const seed = body.seed ?? randomInt(0, MAX_SEED + 1);
+    if (request.method === 'GET' || request.method === 'HEAD') {
+      // A GET that names its seed asking for a PNG always gets the same bytes from the same weights:
+      // it has an ETag, and a client that has them is answered 304 without running the model.
+      // (JSON and streams carry timings, and an unseeded GET is new every time: not cacheable.)
+      if (body.seed === undefined || accept !== 'image/png') reply.header('cache-control', 'no-store');
+      else {
+        const etag = sampleEtag(model, body, seed);
+        reply.header('etag', etag).header('cache-control', 'no-cache').header('vary', 'accept');
+        if (ifNoneMatch(request.headers['if-none-match'], etag)) return reply.code(304).send();
+      }
+    }
 
     const { ac, finish } = requestAbort(app.lifecycle, reply, effectiveTimeout(config.REQUEST_TIMEOUT_MS, body.timeoutMs));
 

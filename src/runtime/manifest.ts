@@ -170,9 +170,17 @@ export async function loadModels(modelsDir: string, only?: readonly string[]): P
   return Promise.all(named.filter((m) => only.includes(m.name as string)).map((m) => m.d).sort().map(loadModel));
 }
 
+/** The weights' identity: a digest of every graph's sha256 (checked at load), stage by stage. */
+export function modelVersion(m: Manifest): string {
+  const h = createHash('sha256');
+  for (const st of m.stages) for (const [kind, g] of Object.entries(st.graphs).sort(([a], [b]) => a.localeCompare(b))) h.update(`${st.name}/${kind}:${g.sha256}\n`);
+  return h.digest('hex').slice(0, 16);
+}
+
 export function summarize(m: Manifest, provider: ModelSummary['provider'], providerNote?: string): ModelSummary {
   return {
     name: m.name,
+    version: modelVersion(m),
     description: m.description,
     image: { ...m.image },
     subscaleFactor: m.subscaleFactor,

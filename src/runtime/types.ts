@@ -24,6 +24,8 @@ export interface StageSummary {
 
 export interface ModelSummary {
   name: string;
+  /** the weights' identity: a digest of the graphs' sha256s (it changes when the weights do) */
+  version: string;
   description: string;
   image: { height: number; width: number; channels: number; channelOrder: string[]; bitDepth: number };
   subscaleFactor: number;

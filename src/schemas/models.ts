@@ -16,6 +16,7 @@ export const StageSummary = Type.Object({
 export const ModelSummary = Type.Object(
   {
     name: Type.String(),
+    version: Type.String({ description: "the weights' identity: a digest of the graphs' sha256s; it changes when the weights do" }),
     description: Type.String(),
     image: Type.Object({
       height: Type.Integer(),

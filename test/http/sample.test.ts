@@ -2,7 +2,7 @@
 // seeds, stages, conditioning, and the 429 of a full queue.
 import t from 'tap';
 import type { FastifyInstance } from 'fastify';
-import { decodePng, parseSse, readyApp } from './helpers.js';
+import { decodePng, metricValue, parseSse, readyApp } from './helpers.js';
 
 const post = (app: FastifyInstance, body: unknown, accept = 'application/json') =>
   app.inject({ method: 'POST', url: '/sample', headers: { 'content-type': 'application/json', accept }, payload: JSON.stringify(body) });
@@ -48,6 +48,33 @@ t.test('sampling', async (t) => {
     // a browser <img> asks for images with */* beside them: it gets the PNG
     const img = await app.inject({ method: 'GET', url: '/sample?seed=5&count=2&temperature=0.8', headers: { accept: 'image/avif,image/webp,image/apng,image/*,*/*;q=0.8' } });
     t.equal(img.headers['content-type'], 'image/png');
+    // a seeded PNG has an ETag; a client that sends it back gets 304 and the model does not run
+    t.match(viaGet.headers, { etag: /^"[0-9a-f]{32}"$/, 'cache-control': 'no-cache', vary: /accept/i });
+    const generated = async () => metricValue((await app.inject('/metrics')).body, 'spn_samples_generated_total', { model: 'tiny-c1' });
+    const before = await generated();
+    const cached = await app.inject({ method: 'GET', url: '/sample?seed=5&count=2&temperature=0.8', headers: { accept: 'image/png', 'if-none-match': `"x", ${viaGet.headers.etag}` } });
+    t.equal(cached.statusCode, 304);
+    t.equal(cached.rawPayload.length, 0);
+    t.equal(cached.headers.etag, viaGet.headers.etag);
+    t.equal(await generated(), before, 'no sample was drawn for the 304');
+    const etagOf = async (q: string) => (await app.inject({ method: 'GET', url: `/sample?${q}`, headers: { accept: 'image/png' } })).headers.etag;
+    t.equal(await etagOf('seed=5&count=2&temperature=0.8'), viaGet.headers.etag, 'the same options, the same ETag');
+    t.not(await etagOf('seed=6&count=2&temperature=0.8'), viaGet.headers.etag, 'another seed, another ETag');
+    t.not(await etagOf('seed=5&count=2&temperature=0.9'), viaGet.headers.etag, 'another temperature, another ETag');
+    const stale = await app.inject({ method: 'GET', url: '/sample?seed=5&count=2&temperature=0.9', headers: { accept: 'image/png', 'if-none-match': viaGet.headers.etag as string } });
+    t.equal(stale.statusCode, 200, 'an ETag of other options does not match');
+    for (const [url, accept] of [['/sample', 'image/png'], ['/sample?seed=5', 'application/json']]) {
+      const res = await app.inject({ method: 'GET', url, headers: { accept } });
+      t.equal(res.headers['cache-control'], 'no-store', `${url} as ${accept}: not cacheable (unseeded, or timings in it)`);
+      t.equal(res.headers.etag, undefined);
+    }
+    const stream = await app.inject({ method: 'GET', url: '/sample?seed=5', headers: { accept: 'text/event-stream' } });
+    t.equal(stream.headers['cache-control'], 'no-cache, no-transform', 'a stream as streams are');
+    t.equal(stream.headers.etag, undefined);
+    t.equal(viaPost.headers.etag, undefined, 'POST answers carry no ETag');
+    const version = (await app.inject('/models/tiny-c1')).json().version;
+    t.match(version, /^[0-9a-f]{16}$/, 'the model\'s version, a digest of its graphs');
+
     const refusals: [string, string][] = [
       ['/sample?count=99', 'querystring/count must be <= 16'],
       ['/sample?seed=x', 'querystring/seed must be integer'],
