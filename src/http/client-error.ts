@@ -31,10 +31,8 @@ export function clientErrorHandler(this: FastifyInstance, err: NodeJS.ErrnoExcep
   const { status, error, reason } = classify(err.code);
   (this as Partial<FastifyInstance>).metrics?.clientErrors.inc({ reason });
   this.log.debug({ err, reason }, 'client error');
-  // an answer already begun on this connection (e.g. an early 413 while the client still sends)
-  // must not be followed by a second one: then only close
-  const answering = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-  if (socket.writable && !answering?.headersSent) {
+  // (an answer given before the body was all in closes its connection: plugins/error-handler.ts)
+  if (socket.writable) {
     const body = JSON.stringify({ error, error_type: reason });
     socket.write(
       `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`

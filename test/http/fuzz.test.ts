@@ -5,15 +5,7 @@
 // error_type}`, and afterwards the server is ready and samples the same bytes for the same seed. A session's fuzzing of the shipped models found malformed multipart bodies
 // answered 500 (now 400); this keeps that class of bug out.
 import t from 'tap';
-import { listening } from './helpers.js';
-
-function rng(seed: number) {
-  let s = seed;
-  return () => {
-    s = (s * 16807) % 2147483647;
-    return s / 2147483647;
-  };
-}
+import { listening, rng } from './helpers.js';
 
 t.test('random requests: no 5xx, every refusal is {error, error_type}, the server still serves', async (t) => {
   const { app, url } = await listening();

@@ -1,6 +1,7 @@
 // Shared by the HTTP tests: a config pointing at the tiny test models, a real listening server,
 // an SSE parser for fetch bodies, and PNG decoding.
 import { fileURLToPath } from 'node:url';
+import net from 'node:net';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
 import type { FastifyInstance } from 'fastify';
@@ -153,4 +154,57 @@ export function multipart(fields: Record<string, string>, ...files: { name: stri
   });
   parts.push(Buffer.from(`--${boundary}--\r\n`));
   return { headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, payload: Buffer.concat(parts) };
+}
+
+/** What a raw connection got back: the bytes (latin1), whether the connection closed (false: still
+ * open after the guard, then destroyed), and after how long. */
+export interface RawOutcome { text: string; closed: boolean; closedAfterMs: number }
+
+/** Writes `chunks` to a raw TCP connection to `url`, `gapMs` apart, then waits for the server to
+ * close it ('wait'), half-closes it ('end'), or resets it `resetAfterMs` later ('reset'); resolves
+ * once it is closed, or after `guardMs` marked not closed. */
+export function rawExchange(
+  url: string, chunks: (string | Buffer)[],
+  { finish = 'wait', gapMs = 0, resetAfterMs = 0, guardMs = 5000 }: { finish?: 'wait' | 'end' | 'reset'; gapMs?: number; resetAfterMs?: number; guardMs?: number } = {},
+): Promise<RawOutcome> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = net.connect(Number(port), hostname);
+    const started = Date.now();
+    let text = '';
+    let done = false;
+    const settle = (closed: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(guard);
+      socket.destroy();
+      resolve({ text, closed, closedAfterMs: Date.now() - started });
+    };
+    const guard = setTimeout(() => settle(false), guardMs);
+    socket.on('data', (d) => { text += d.toString('latin1'); });
+    socket.on('error', () => {});
+    socket.on('close', () => settle(true));
+    socket.on('connect', async () => {
+      for (const c of chunks) {
+        if (socket.destroyed) return;
+        socket.write(c);
+        if (gapMs) await sleep(gapMs);
+      }
+      if (finish === 'end') socket.end();
+      else if (finish === 'reset') {
+        if (resetAfterMs) await sleep(resetAfterMs);
+        socket.resetAndDestroy();
+        settle(true);
+      }
+    });
+  });
+}
+
+/** A seeded generator in [0, 1) (Park-Miller), for the fuzz tests' reproducible sequences. */
+export function rng(seed: number): () => number {
+  let s = seed;
+  return () => {
+    s = (s * 16807) % 2147483647;
+    return s / 2147483647;
+  };
 }

@@ -4,24 +4,13 @@
 // (conflicting lengths, bad chunking, bad header bytes, oversized lines) and pipelined requests.
 // No answer may be a 5xx; every connection must end; afterwards no request is left running or
 // queued, no connection is left open, the server is ready, and the same seed samples the same bytes.
-import net from 'node:net';
 import t from 'tap';
-import { listening, metricValue, multipart, sleep } from './helpers.js';
+import { listening, metricValue, multipart, rawExchange, rng, sleep, type RawOutcome } from './helpers.js';
 
-function rng(seed: number) {
-  let s = seed;
-  return () => {
-    s = (s * 16807) % 2147483647;
-    return s / 2147483647;
-  };
-}
-
-interface Outcome { text: string; closed: boolean }
 
 t.test('random connections: no 5xx, every connection ends, nothing is left running or open', async (t) => {
   const { app, url } = await listening({ RECEIVE_TIMEOUT_MS: 300, MAX_QUEUE: 256 });
   t.teardown(() => app.close());
-  const { port } = new URL(url);
   // RAW_FUZZ_SEED=n explores other sequences; CI runs the fixed one
   const r = rng(Number(process.env.RAW_FUZZ_SEED || 20261130));
   const pick = <T>(a: readonly T[]): T => a[Math.floor(r() * a.length)];
@@ -69,43 +58,14 @@ t.test('random connections: no 5xx, every connection ends, nothing is left runni
     'GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
   ]), 'latin1');
 
-  /** Writes `chunks` (with `gapMs` between them), then ends or resets the connection as `finish` says;
-   * resolves with what came back once the connection is closed (or after 5 s, marked not closed). */
-  const connect = (chunks: Buffer[], finish: 'wait' | 'end' | 'reset', gapMs = 0, resetAfterMs = 0): Promise<Outcome> => new Promise((resolve) => {
-    const socket = net.connect(Number(port), '127.0.0.1');
-    let text = '';
-    let done = false;
-    const settle = (closed: boolean) => {
-      if (done) return;
-      done = true;
-      clearTimeout(guard);
-      socket.destroy();
-      resolve({ text, closed });
-    };
-    const guard = setTimeout(() => settle(false), 5000);
-    socket.on('data', (d) => { text += d.toString('latin1'); });
-    socket.on('error', () => {});
-    socket.on('close', () => settle(true));
-    socket.on('connect', async () => {
-      for (const c of chunks) {
-        if (socket.destroyed) return;
-        socket.write(c);
-        if (gapMs) await sleep(gapMs);
-      }
-      if (finish === 'end') socket.end();
-      else if (finish === 'reset') {
-        if (resetAfterMs) await sleep(resetAfterMs);
-        socket.resetAndDestroy();
-        settle(true);
-      }
-    });
-  });
+  const connect = (chunks: Buffer[], finish: 'wait' | 'end' | 'reset', gapMs = 0, resetAfterMs = 0): Promise<RawOutcome> =>
+    rawExchange(url, chunks, { finish, gapMs, resetAfterMs });
 
   const seen = new Map<string, number>();
   const problems: string[] = [];
   const one = async () => {
     const kind = pick(['cut-end', 'cut-reset', 'hang-up', 'stall', 'malformed', 'pipelined', 'trickle'] as const);
-    let out: Outcome;
+    let out: RawOutcome;
     if (kind === 'cut-end' || kind === 'cut-reset') {
       const whole = valid();
       out = await connect([whole.subarray(0, Math.floor(r() * whole.length))], kind === 'cut-end' ? 'end' : 'reset');

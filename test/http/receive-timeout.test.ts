@@ -2,28 +2,15 @@
 // past RECEIVE_TIMEOUT_MS gets 408 and a closed connection, headers over Node's limit 431, bytes
 // that are not HTTP 400, each in the one error shape and counted in spn_client_errors_total; a
 // request that is received in time is not cut however long the model then takes.
-import net from 'node:net';
 import t from 'tap';
 import { receiveTimeouts } from '../../src/http/client-error.js';
-import { listening, metricValue, readSse, sleep } from './helpers.js';
+import { listening, metricValue, rawExchange, readSse } from './helpers.js';
 
-/** Writes `chunks` to a raw connection, `gapMs` apart, and answers what came back and when it closed. */
+/** Writes `chunks`, `gapMs` apart, and waits for the server to close the connection. */
 async function raw(url: string, chunks: string[], gapMs = 0): Promise<{ text: string; closedAfterMs: number }> {
-  const { hostname, port } = new URL(url);
-  const socket = net.connect(Number(port), hostname);
-  const started = Date.now();
-  let text = '';
-  socket.on('data', (d) => { text += d.toString('latin1'); });
-  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-  socket.on('error', () => {});
-  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-  for (const c of chunks) {
-    if (socket.destroyed) break;
-    socket.write(c);
-    if (gapMs) await sleep(gapMs);
-  }
-  await closed;
-  return { text, closedAfterMs: Date.now() - started };
+  const r = await rawExchange(url, chunks, { gapMs, guardMs: 20_000 });
+  if (!r.closed) throw new Error(`the server left the connection open for 20 s: ${JSON.stringify(r.text.slice(0, 80))}`);
+  return r;
 }
 
 function parse(text: string): { status: number; headers: string; body: unknown } {
