@@ -9,6 +9,7 @@ import lifecycle from './plugins/lifecycle.js';
 import runtime, { type RuntimeDeps } from './plugins/runtime.js';
 import errorHandler from './plugins/error-handler.js';
 import swagger from './plugins/swagger.js';
+import cors from './plugins/cors.js';
 import healthRoutes from './routes/health.js';
 import modelRoutes from './routes/models.js';
 import metricsRoutes from './routes/metrics.js';
@@ -81,6 +82,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.metrics.buildInfo.set({ version, node: process.versions.node, onnxruntime: ortVersion }, 1);
   await app.register(lifecycle);
   await app.register(errorHandler);
+  await app.register(cors, { config });
   await app.register(swagger, { version });
   await app.register(runtime, { config, runtime: deps.runtime, createRuntime: deps.createRuntime });
 

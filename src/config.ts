@@ -56,6 +56,11 @@ export const ConfigSchema = Type.Object({
   }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 10_000, description: 'time running requests get to finish after SIGTERM before they are aborted' }),
   SSE_KEEPALIVE_MS: Type.Integer({ minimum: 100, default: 5_000, description: 'interval of keep-alive comments on an idle event stream' }),
+  CORS_ORIGINS: Type.String({
+    default: '',
+    pattern: '^\\s*(\\*|[Hh][Tt][Tt][Pp][Ss]?://[^\\s,/]+(\\s*,\\s*[Hh][Tt][Tt][Pp][Ss]?://[^\\s,/]+)*)?\\s*$',
+    description: 'web origins whose pages may call the API from a browser (CORS): a comma-separated list such as https://app.example,http://localhost:3000, or * for any; empty (default): none but the server\'s own',
+  }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info', description: 'pino log level' },

@@ -18,6 +18,7 @@ export type ErrorType =
   | 'invalid_input'
   | 'unknown_model'
   | 'not_found'
+  | 'forbidden_origin'
   | 'overloaded'
   | 'cancelled'
   | 'timeout'
@@ -53,6 +54,7 @@ const byFastifyCode: Record<string, [number, ErrorType]> = {
   SPN_SHUTTING_DOWN: [503, 'shutdown'],
   SPN_NOT_ACCEPTABLE: [406, 'not_acceptable'],
   SPN_LENGTH_REQUIRED: [411, 'length_required'],
+  SPN_FORBIDDEN_ORIGIN: [403, 'forbidden_origin'],
 };
 
 /** Retry-After on a 503 while the models load (they take a few seconds on CPU). */

@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.js';
 import { UnknownModelError } from '../runtime/errors.js';
+import { stageIndex } from '../runtime/plan.js';
 import type { ModelSummary, SampleEvent } from '../runtime/types.js';
 import { ErrorBody, errors } from '../schemas/common.js';
 import { EVENT_STREAM_DESCRIPTION, MAX_SEED, SampleBody, SampleQuery, SampleResult, SliceEventData, StageEventData } from '../schemas/sample.js';
@@ -16,6 +17,7 @@ import { negotiate } from '../http/negotiate.js';
 import { encodePng, grid } from '../http/png.js';
 import { SampleOutput } from '../http/sample-output.js';
 import { EventStream } from '../http/sse.js';
+import { addVary } from '../plugins/cors.js';
 
 const OFFERS = ['application/json', 'text/event-stream', 'image/png'] as const;
 
@@ -70,6 +72,8 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
   // a link. No conditional sampling (its image does not fit a URL).
   app.get<{ Querystring: SampleQuery }>('/sample', {
     config: { modelWork: true },
+    // HEAD is its own route below: Fastify's automatic one would run the model for headers
+    exposeHeadRoute: false,
     schema: {
       tags: ['generation'],
       summary: 'sample images, the options in the query string',
@@ -79,16 +83,40 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
     },
   }, async (request, reply) => sample(request, request.query, reply));
 
-  async function sample(request: FastifyRequest, body: SampleBody, reply: FastifyReply): Promise<FastifyReply> {
+  // HEAD: what GET would answer, without running the model (link checkers, prefetchers, caches
+  // revalidating a PNG): the same refusals, media type, cache headers and ETag (304 on a match).
+  app.head<{ Querystring: SampleQuery }>('/sample', {
+    schema: {
+      tags: ['generation'],
+      summary: 'the headers GET /sample would answer, without sampling',
+      description: 'Validates the query and Accept as GET does and answers its status, Content-Type, Cache-Control and, for a seeded PNG, its ETag (304 when If-None-Match holds it). The model does not run, so there is no Content-Length.',
+      querystring: SampleQuery,
+      response: {
+        200: Type.Null({ description: 'GET would sample: the headers it would carry' }),
+        304: Type.Null({ description: 'not modified: a seeded PNG whose ETag the client sent in If-None-Match' }),
+        ...errors(400, 404, 406, 422, 503),
+      },
+    },
+  }, async (request, reply) => {
+    const { accept, model, seed, notModified } = prepare(request, request.query, reply);
+    stageIndex(model, request.query.stopAfter);   // 422 for a stage the model lacks, as GET
+    if (notModified) return reply.code(304).send();
+    if (accept === 'text/event-stream') reply.header('cache-control', 'no-cache, no-transform');
+    if (accept === 'image/png' && request.query.seed !== undefined) reply.header('x-seed', String(seed));
+    return reply.code(200).type(accept === 'application/json' ? 'application/json; charset=utf-8' : accept === 'text/event-stream' ? 'text/event-stream; charset=utf-8' : accept).send();
+  });
+
+  /** What every method checks first: Accept, the model, the seed; for GET and HEAD the cache
+   * headers, and whether the client already holds this seeded PNG. */
+  function prepare(request: FastifyRequest, body: SampleBody, reply: FastifyReply) {
     const acceptHeader = request.headers.accept;
     const accept = negotiate(acceptHeader, OFFERS);
     if (!accept) throw new NotAcceptableError(`cannot answer ${acceptHeader}; offers: ${OFFERS.join(', ')}`);
-    const runtime = app.runtime;
     const modelName = body.model ?? app.defaultModel();
-    const model = runtime.model(modelName);
+    const model = app.runtime.model(modelName);
     if (!model) throw new UnknownModelError(modelName);
-    const condition = body.condition ? await toCondition(body.condition, model, config.MAX_IMAGE_PIXELS) : undefined;
     const seed = body.seed ?? randomInt(0, MAX_SEED + 1);
+    let notModified = false;
     if (request.method === 'GET' || request.method === 'HEAD') {
       // A GET that names its seed asking for a PNG always gets the same bytes from the same weights:
       // it has an ETag, and a client that has them is answered 304 without running the model.
@@ -96,10 +124,19 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
       if (body.seed === undefined || accept !== 'image/png') reply.header('cache-control', 'no-store');
       else {
         const etag = sampleEtag(model, body, seed);
-        reply.header('etag', etag).header('cache-control', 'no-cache').header('vary', 'accept');
-        if (ifNoneMatch(request.headers['if-none-match'], etag)) return reply.code(304).send();
+        reply.header('etag', etag).header('cache-control', 'no-cache');
+        addVary(reply, 'Accept');
+        notModified = ifNoneMatch(request.headers['if-none-match'], etag);
       }
     }
+    return { accept, model, seed, notModified };
+  }
+
+  async function sample(request: FastifyRequest, body: SampleBody, reply: FastifyReply): Promise<FastifyReply> {
+    const { accept, model, seed, notModified } = prepare(request, body, reply);
+    if (notModified) return reply.code(304).send();
+    const runtime = app.runtime;
+    const condition = body.condition ? await toCondition(body.condition, model, config.MAX_IMAGE_PIXELS) : undefined;
 
     const { ac, finish } = requestAbort(app.lifecycle, reply, effectiveTimeout(config.REQUEST_TIMEOUT_MS, body.timeoutMs));
 

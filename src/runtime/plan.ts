@@ -21,7 +21,8 @@ export function checkImage(m: Manifest, image: RawImage): void {
   if (image.data.length !== height * width * channels) throw new InvalidInputError('image data length does not match its dimensions');
 }
 
-export function stageIndex(m: Manifest, name: string | undefined): number {
+/** The stage named `name` (default: the last); a manifest or a model's summary. */
+export function stageIndex(m: { name: string; stages: readonly { name: string }[] }, name: string | undefined): number {
   if (name === undefined) return m.stages.length - 1;
   const i = m.stages.findIndex((s) => s.name === name);
   if (i < 0) throw new InvalidInputError(`model '${m.name}' has no stage '${name}' (stages: ${m.stages.map((s) => s.name).join(', ')})`);
