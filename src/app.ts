@@ -10,6 +10,7 @@ import runtime, { type RuntimeDeps } from './plugins/runtime.js';
 import errorHandler from './plugins/error-handler.js';
 import swagger from './plugins/swagger.js';
 import cors from './plugins/cors.js';
+import apiKeys from './plugins/api-keys.js';
 import healthRoutes from './routes/health.js';
 import modelRoutes from './routes/models.js';
 import metricsRoutes from './routes/metrics.js';
@@ -83,6 +84,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(lifecycle);
   await app.register(errorHandler);
   await app.register(cors, { config });
+  await app.register(apiKeys, { config });
   await app.register(swagger, { version });
   await app.register(runtime, { config, runtime: deps.runtime, createRuntime: deps.createRuntime });
 

@@ -56,6 +56,11 @@ export const ConfigSchema = Type.Object({
   }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 10_000, description: 'time running requests get to finish after SIGTERM before they are aborted' }),
   SSE_KEEPALIVE_MS: Type.Integer({ minimum: 100, default: 5_000, description: 'interval of keep-alive comments on an idle event stream' }),
+  API_KEYS: Type.String({
+    default: '',
+    pattern: '^\\s*([A-Za-z0-9._~+/=-]{16,256}(\\s*,\\s*[A-Za-z0-9._~+/=-]{16,256})*)?\\s*$',
+    description: 'comma-separated API keys (16-256 characters of A-Z a-z 0-9 . _ ~ + / = -); when set, sampling, scoring and the model listing need Authorization: Bearer <key> (401 without); health, metrics and the docs stay open. Empty (default): no keys',
+  }),
   CORS_ORIGINS: Type.String({
     default: '',
     pattern: '^\\s*(\\*|[Hh][Tt][Tt][Pp][Ss]?://[^\\s,/]+(\\s*,\\s*[Hh][Tt][Tt][Pp][Ss]?://[^\\s,/]+)*)?\\s*$',

@@ -19,6 +19,7 @@ export type ErrorType =
   | 'unknown_model'
   | 'not_found'
   | 'forbidden_origin'
+  | 'unauthorized'
   | 'overloaded'
   | 'cancelled'
   | 'timeout'
@@ -26,7 +27,7 @@ export type ErrorType =
   | 'not_ready'
   | 'internal';
 
-export type FailureReason = 'overloaded' | 'cancelled' | 'timeout' | 'bad_input' | 'unavailable' | 'internal';
+export type FailureReason = 'overloaded' | 'cancelled' | 'timeout' | 'bad_input' | 'unauthorized' | 'unavailable' | 'internal';
 
 export interface MappedError {
   statusCode: number;
@@ -55,6 +56,7 @@ const byFastifyCode: Record<string, [number, ErrorType]> = {
   SPN_NOT_ACCEPTABLE: [406, 'not_acceptable'],
   SPN_LENGTH_REQUIRED: [411, 'length_required'],
   SPN_FORBIDDEN_ORIGIN: [403, 'forbidden_origin'],
+  SPN_UNAUTHORIZED: [401, 'unauthorized'],
 };
 
 /** Retry-After on a 503 while the models load (they take a few seconds on CPU). */
@@ -94,6 +96,8 @@ export function failureReason(type: ErrorType): FailureReason {
       return 'cancelled';
     case 'timeout':
       return 'timeout';
+    case 'unauthorized':
+      return 'unauthorized';
     case 'shutdown':
     case 'not_ready':
       return 'unavailable';

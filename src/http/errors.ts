@@ -20,6 +20,8 @@ export const ShuttingDownError = createError('SPN_SHUTTING_DOWN', 'server is shu
 export const UnsupportedMediaTypeError = createError('FST_ERR_CTP_INVALID_MEDIA_TYPE', 'Unsupported Media Type: %s', 415);
 /** A multipart batch upload without a Content-Length: its size could not be bounded before reading it. */
 export const LengthRequiredError = createError('SPN_LENGTH_REQUIRED', '%s', 411);
+/** A request to a protected route without one of the API_KEYS. */
+export const UnauthorizedError = createError('SPN_UNAUTHORIZED', '%s', 401);
 /** A CORS preflight from an origin that CORS_ORIGINS does not list. */
 export const ForbiddenOriginError = createError('SPN_FORBIDDEN_ORIGIN', '%s', 403);
 /** None of the media types in Accept can be produced. */

@@ -122,9 +122,9 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry });
     // Zero series for every closed-set value, so rates and alerts exist before the first failure.
     // (The runtime reports no timeouts: a passed deadline reaches it as a cancellation.)
-    for (const reason of ['overloaded', 'cancelled', 'timeout', 'bad_input', 'unavailable', 'internal'] as FailureReason[]) {
+    for (const reason of ['overloaded', 'cancelled', 'timeout', 'bad_input', 'unauthorized', 'unavailable', 'internal'] as FailureReason[]) {
       for (const route of ['/sample', '/likelihood', '/likelihood/batch']) this.requestFailures.inc({ route, reason }, 0);
-      if (reason !== 'timeout') this.runtimeFailures.inc({ reason }, 0);
+      if (reason !== 'timeout' && reason !== 'unauthorized') this.runtimeFailures.inc({ reason }, 0);
     }
     for (const reason of CLIENT_ERROR_REASONS) this.clientErrors.inc({ reason }, 0);
   }

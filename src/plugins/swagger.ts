@@ -35,6 +35,11 @@ export default fp(
           description:
             'Sampling and scoring with Subscale Pixel Networks and Multidimensional Upscaling (Menick & Kalchbrenner 2018). Errors are `{error, error_type}`.',
         },
+        components: {
+          securitySchemes: {
+            apiKey: { type: 'http', scheme: 'bearer', description: 'one of the server\'s API_KEYS; needed only when the server sets them' },
+          },
+        },
         tags: [
           { name: 'generation', description: 'sample images, streamed slice by slice' },
           { name: 'scoring', description: 'likelihood of an image under a model' },

@@ -6,7 +6,7 @@ import multipart from '@fastify/multipart';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.js';
 import { UnknownModelError } from '../runtime/errors.js';
-import { errors } from '../schemas/common.js';
+import { API_KEY_SECURITY, errors } from '../schemas/common.js';
 import {
   BinaryImage, LikelihoodBatchBody, LikelihoodBatchMultipart, LikelihoodBatchResult, LikelihoodJsonBody, LikelihoodMultipart, LikelihoodQuery, LikelihoodResult,
   MAX_BATCH_IMAGES, type LikelihoodBatchResult as BatchResult, type LikelihoodQuery as Query, type LikelihoodResult as Result,
@@ -116,10 +116,11 @@ export default async function likelihoodRoutes(app: FastifyInstance, { config }:
   });
 
   app.post<{ Body: Body; Querystring: Query }>('/likelihood', {
-    config: { modelWork: true },
+    config: { modelWork: true, apiKey: true },
     bodyLimit: config.BODY_LIMIT,
     schema: {
       tags: ['scoring'],
+      security: API_KEY_SECURITY,
       summary: 'likelihood of an image: bits/dim, NLL in nats and bits, per stage and per slice',
       description:
         "The image must have the model's size and channels; otherwise the answer is 422, unless conversion is asked for (resize, grayscale, rgb). Nothing is converted silently: `input.conversions` lists what was done.",
@@ -131,7 +132,7 @@ export default async function likelihoodRoutes(app: FastifyInstance, { config }:
           ...Object.fromEntries(IMAGE_TYPES.map((t) => [t, { schema: BinaryImage }])),
         },
       },
-      response: { 200: Type.Ref(LikelihoodResult), ...errors(400, 404, 413, 415, 422, 429, 500, 503, 504) },
+      response: { 200: Type.Ref(LikelihoodResult), ...errors(400, 401, 404, 413, 415, 422, 429, 500, 503, 504) },
     },
   }, async (request, reply) => {
     const runtime = app.runtime;
@@ -151,6 +152,7 @@ export default async function likelihoodRoutes(app: FastifyInstance, { config }:
   app.post<{ Body: LikelihoodBatchBody | LikelihoodBatchMultipart }>('/likelihood/batch', {
     config: {
       modelWork: true,
+      apiKey: true,
       // up to MAX_BATCH_IMAGES file parts, each up to BODY_LIMIT; the whole body is held to
       // BODY_LIMIT by its Content-Length, checked before it is read (onRequest below)
       multipartOptions: { limits: { files: MAX_BATCH_IMAGES, parts: MAX_BATCH_IMAGES + 8 } },
@@ -172,6 +174,7 @@ export default async function likelihoodRoutes(app: FastifyInstance, { config }:
     },
     schema: {
       tags: ['scoring'],
+      security: API_KEY_SECURITY,
       summary: `likelihood of up to ${MAX_BATCH_IMAGES} images in one request: each as /likelihood answers it, and their mean bits/dim`,
       description:
         "A JSON body with `images` (base64 PNG, JPEG or WebP) and the options of /likelihood, or a multipart form with one file part named `images` per image (a Content-Length is required, at most BODY_LIMIT) and the options as fields. The images share one place in the queue and their slices are scored in the same batched runs. One image that cannot be decoded or does not fit the model refuses the whole request, and the error names it by its place (`body/images/3: ...`).",
@@ -181,7 +184,7 @@ export default async function likelihoodRoutes(app: FastifyInstance, { config }:
           'multipart/form-data': { schema: LikelihoodBatchMultipart },
         },
       },
-      response: { 200: Type.Ref(LikelihoodBatchResult), ...errors(400, 404, 411, 413, 415, 422, 429, 500, 503, 504) },
+      response: { 200: Type.Ref(LikelihoodBatchResult), ...errors(400, 401, 404, 411, 413, 415, 422, 429, 500, 503, 504) },
     },
   }, async (request, reply) => {
     const runtime = app.runtime;

@@ -1,12 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { UnknownModelError } from '../runtime/errors.js';
-import { errors } from '../schemas/common.js';
+import { API_KEY_SECURITY, errors } from '../schemas/common.js';
 import { ModelList, ModelParams, ModelSummary } from '../schemas/models.js';
 
 export default async function modelRoutes(app: FastifyInstance) {
   app.get('/models', {
-    schema: { tags: ['models'], summary: 'the loaded models, their test bits/dim and execution provider', response: { 200: ModelList, ...errors(503) } },
+    config: { apiKey: true },
+    schema: { tags: ['models'], security: API_KEY_SECURITY, summary: 'the loaded models, their test bits/dim and execution provider', response: { 200: ModelList, ...errors(401, 503) } },
   }, async () => {
     const runtime = app.runtime;
     const def = app.defaultModel();
@@ -14,7 +15,8 @@ export default async function modelRoutes(app: FastifyInstance) {
   });
 
   app.get<{ Params: ModelParams }>('/models/:name', {
-    schema: { tags: ['models'], summary: 'one model', params: ModelParams, response: { 200: Type.Ref(ModelSummary), ...errors(400, 404, 503) } },
+    config: { apiKey: true },
+    schema: { tags: ['models'], security: API_KEY_SECURITY, summary: 'one model', params: ModelParams, response: { 200: Type.Ref(ModelSummary), ...errors(400, 401, 404, 503) } },
   }, async (request) => {
     const m = app.runtime.model(request.params.name);
     if (!m) throw new UnknownModelError(request.params.name);

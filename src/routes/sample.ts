@@ -7,7 +7,7 @@ import type { Config } from '../config.js';
 import { UnknownModelError } from '../runtime/errors.js';
 import { stageIndex } from '../runtime/plan.js';
 import type { ModelSummary, SampleEvent } from '../runtime/types.js';
-import { ErrorBody, errors } from '../schemas/common.js';
+import { API_KEY_SECURITY, ErrorBody, errors } from '../schemas/common.js';
 import { EVENT_STREAM_DESCRIPTION, MAX_SEED, SampleBody, SampleQuery, SampleResult, SliceEventData, StageEventData } from '../schemas/sample.js';
 import { toCondition } from '../http/condition.js';
 import { effectiveTimeout, requestAbort } from '../http/deadline.js';
@@ -55,12 +55,13 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
         'image/png': { schema: Type.String({ format: 'binary' }) },
       },
     },
-    ...errors(400, 404, 406, 413, 415, 422, 429, 500, 503, 504),
+    ...errors(400, 401, 404, 406, 413, 415, 422, 429, 500, 503, 504),
   };
   app.post<{ Body: SampleBody }>('/sample', {
-    config: { modelWork: true },
+    config: { modelWork: true, apiKey: true },
     schema: {
       tags: ['generation'],
+      security: API_KEY_SECURITY,
       summary: 'sample images',
       description: `Answers JSON (default), a PNG (\`Accept: image/png\`; a grid when count > 1; seed in \`X-Seed\`), or an event stream. ${EVENT_STREAM_DESCRIPTION}`,
       body: SampleBody,
@@ -71,11 +72,12 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
   // The same without a body, for clients that can only GET: a browser's EventSource, an <img> tag,
   // a link. No conditional sampling (its image does not fit a URL).
   app.get<{ Querystring: SampleQuery }>('/sample', {
-    config: { modelWork: true },
+    config: { modelWork: true, apiKey: true },
     // HEAD is its own route below: Fastify's automatic one would run the model for headers
     exposeHeadRoute: false,
     schema: {
       tags: ['generation'],
+      security: API_KEY_SECURITY,
       summary: 'sample images, the options in the query string',
       description: `POST /sample for clients that can only GET (\`new EventSource('/sample?seed=7')\`, \`<img src="/sample?count=16">\`): the same answers from the same options, but no \`condition\`. ${EVENT_STREAM_DESCRIPTION}`,
       querystring: SampleQuery,
@@ -86,15 +88,17 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
   // HEAD: what GET would answer, without running the model (link checkers, prefetchers, caches
   // revalidating a PNG): the same refusals, media type, cache headers and ETag (304 on a match).
   app.head<{ Querystring: SampleQuery }>('/sample', {
+    config: { apiKey: true },
     schema: {
       tags: ['generation'],
+      security: API_KEY_SECURITY,
       summary: 'the headers GET /sample would answer, without sampling',
       description: 'Validates the query and Accept as GET does and answers its status, Content-Type, Cache-Control and, for a seeded PNG, its ETag (304 when If-None-Match holds it). The model does not run, so there is no Content-Length.',
       querystring: SampleQuery,
       response: {
         200: Type.Null({ description: 'GET would sample: the headers it would carry' }),
         304: Type.Null({ description: 'not modified: a seeded PNG whose ETag the client sent in If-None-Match' }),
-        ...errors(400, 404, 406, 422, 503),
+        ...errors(400, 401, 404, 406, 422, 503),
       },
     },
   }, async (request, reply) => {

@@ -21,6 +21,7 @@ export const TimeoutMs = Type.Integer({
 export const Base64Png = Type.String({ contentEncoding: 'base64', contentMediaType: 'image/png', description: 'a PNG image, base64' });
 
 const ERROR_DESCRIPTIONS: Record<number, string> = {
+  401: 'the server sets API_KEYS and the request has no valid `Authorization: Bearer <key>` (the body is not read)',
   400: 'the request violates its schema (the message names the field), or the bytes are not a PNG/JPEG/WebP image, or it is truncated',
   404: 'unknown model',
   406: 'none of the media types in Accept can be produced',
@@ -46,3 +47,7 @@ export function errors(...codes: number[]): Record<number, typeof ErrorBody> {
     ]),
   );
 }
+
+/** Operations that need one of API_KEYS when the server sets them: a bearer key, or (on a server
+ * without keys) nothing. */
+export const API_KEY_SECURITY: Array<Record<string, string[]>> = [{ apiKey: [] }, {}];

@@ -14,7 +14,7 @@ t.test('every route documents its body, query and answers', async (t) => {
   const ops = (p: string, m: string) => doc.paths[p][m];
   t.same(Object.keys(doc.paths).sort(), ['/health/live', '/health/ready', '/likelihood', '/likelihood/batch', '/metrics', '/models', '/models/{name}', '/sample']);
   const sample = ops('/sample', 'post');
-  t.same(Object.keys(sample.responses).sort(), ['200', '400', '404', '406', '413', '415', '422', '429', '500', '503', '504']);
+  t.same(Object.keys(sample.responses).sort(), ['200', '400', '401', '404', '406', '413', '415', '422', '429', '500', '503', '504']);
   t.same(Object.keys(sample.responses['200'].content).sort(), ['application/json', 'image/png', 'text/event-stream']);
   t.ok(sample.requestBody.content['application/json'].schema.properties.count);
   t.same(sample.requestBody.content['application/json'].schema.properties.timeoutMs.minimum, 1, 'the deadline is documented');
@@ -23,7 +23,7 @@ t.test('every route documents its body, query and answers', async (t) => {
   t.same(lik.requestBody.content['image/png'].schema.type, 'string', 'binary bodies are typed for Swagger UI');
   t.same(lik.requestBody.content['multipart/form-data'].schema.properties.image, { format: 'binary', description: 'the image file (PNG, JPEG or WebP)', type: 'string' });
   t.same(lik.parameters.map((p: { name: string }) => p.name).sort(), ['grayscale', 'model', 'perPixel', 'resize', 'rgb', 'timeoutMs']);
-  t.same(Object.keys(lik.responses).sort(), ['200', '400', '404', '413', '415', '422', '429', '500', '503', '504']);
+  t.same(Object.keys(lik.responses).sort(), ['200', '400', '401', '404', '413', '415', '422', '429', '500', '503', '504']);
   const batch = ops('/likelihood/batch', 'post');
   t.same(Object.keys(batch.requestBody.content), ['application/json', 'multipart/form-data']);
   t.same(batch.requestBody.content['application/json'].schema.properties.images.maxItems, 64);
@@ -31,7 +31,7 @@ t.test('every route documents its body, query and answers', async (t) => {
     type: 'array', minItems: 1, maxItems: 64, description: 'one file part named images per image, in order',
     items: { format: 'binary', description: 'the image file (PNG, JPEG or WebP)', type: 'string' },
   });
-  t.same(Object.keys(batch.responses).sort(), ['200', '400', '404', '411', '413', '415', '422', '429', '500', '503', '504']);
+  t.same(Object.keys(batch.responses).sort(), ['200', '400', '401', '404', '411', '413', '415', '422', '429', '500', '503', '504']);
   t.same(Object.keys(ops('/health/ready', 'get').responses).sort(), ['200', '503']);
   for (const name of ['ErrorBody', 'SampleResult', 'SliceEvent', 'StageEvent', 'LikelihoodResult', 'LikelihoodBatchResult', 'ModelSummary']) t.ok(doc.components.schemas[name], name);
 });
