@@ -18,6 +18,7 @@ import sampleRoutes from './routes/sample.js';
 import likelihoodRoutes from './routes/likelihood.js';
 import { schemaErrorFormatter } from './http/validation-message.js';
 import { clientErrorHandler, receiveTimeouts } from './http/client-error.js';
+import { traceContext } from './http/trace.js';
 
 export interface AppDeps extends RuntimeDeps {
   /** a pino logger or Fastify logger options; default: JSON logs at LOG_LEVEL */
@@ -55,6 +56,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // Keep a caller's request id (from a proxy) so logs line up across hops; make one otherwise.
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
+    // A caller's W3C traceparent puts its trace id on this request's log lines.
+    childLoggerFactory: (logger, bindings, opts, raw) => logger.child({ ...bindings, ...traceContext(raw.headers.traceparent) }, opts),
     // Unknown fields are refused (400 naming them), not silently dropped.
     // strictTypes off: binary bodies are `{format: 'binary'}` without a type on purpose (see plugins/swagger.ts).
     ajv: { customOptions: { removeAdditional: false, strictTypes: false } },
