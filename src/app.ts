@@ -16,6 +16,7 @@ import modelRoutes from './routes/models.js';
 import metricsRoutes from './routes/metrics.js';
 import sampleRoutes from './routes/sample.js';
 import likelihoodRoutes from './routes/likelihood.js';
+import demoRoutes from './routes/demo.js';
 import { schemaErrorFormatter } from './http/validation-message.js';
 import { clientErrorHandler, receiveTimeouts } from './http/client-error.js';
 import { traceContext } from './http/trace.js';
@@ -96,5 +97,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(modelRoutes);
   await app.register(sampleRoutes, { config });
   await app.register(likelihoodRoutes, { config });
+  await app.register(demoRoutes);
   return app;
 }
