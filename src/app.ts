@@ -17,6 +17,7 @@ import metricsRoutes from './routes/metrics.js';
 import sampleRoutes from './routes/sample.js';
 import likelihoodRoutes from './routes/likelihood.js';
 import demoRoutes from './routes/demo.js';
+import v2Routes from './routes/v2.js';
 import { schemaErrorFormatter } from './http/validation-message.js';
 import { clientErrorHandler, receiveTimeouts } from './http/client-error.js';
 import { traceContext } from './http/trace.js';
@@ -98,5 +99,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(sampleRoutes, { config });
   await app.register(likelihoodRoutes, { config });
   await app.register(demoRoutes);
+  await app.register(v2Routes, { config, version });
   return app;
 }

@@ -57,6 +57,7 @@ const byFastifyCode: Record<string, [number, ErrorType]> = {
   SPN_LENGTH_REQUIRED: [411, 'length_required'],
   SPN_FORBIDDEN_ORIGIN: [403, 'forbidden_origin'],
   SPN_UNAUTHORIZED: [401, 'unauthorized'],
+  SPN_UNKNOWN_VERSION: [404, 'unknown_model'],
 };
 
 /** Retry-After on a 503 while the models load (they take a few seconds on CPU). */

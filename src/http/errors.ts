@@ -22,6 +22,8 @@ export const UnsupportedMediaTypeError = createError('FST_ERR_CTP_INVALID_MEDIA_
 export const LengthRequiredError = createError('SPN_LENGTH_REQUIRED', '%s', 411);
 /** A request to a protected route without one of the API_KEYS. */
 export const UnauthorizedError = createError('SPN_UNAUTHORIZED', '%s', 401);
+/** A model version (Open Inference Protocol paths) other than the one loaded. */
+export const UnknownVersionError = createError('SPN_UNKNOWN_VERSION', '%s', 404);
 /** A CORS preflight from an origin that CORS_ORIGINS does not list. */
 export const ForbiddenOriginError = createError('SPN_FORBIDDEN_ORIGIN', '%s', 403);
 /** None of the media types in Accept can be produced. */

@@ -1,6 +1,7 @@
 // Seeded random requests against a real listening server (the tiny models): bodies with wrong
 // types, odd values and missing or extra fields (batch scoring too), random bytes under every media type, cut-short
-// and malformed multipart uploads, odd paths and query strings (GET /sample's too). No answer may
+// and malformed multipart uploads, Open Inference Protocol requests with odd tensors (JSON and binary),
+// odd paths and query strings (GET /sample's too). No answer may
 // be a 5xx (but a 504 for a deadline the request set itself), every refusal is `{error,
 // error_type}`, and afterwards the server is ready and samples the same bytes for the same seed. A session's fuzzing of the shipped models found malformed multipart bodies
 // answered 500 (now 400); this keeps that class of bug out.
@@ -59,7 +60,7 @@ t.test('random requests: no 5xx, every refusal is {error, error_type}, the serve
     }
   };
   const request = async () => {
-    const kind = pick(['sample', 'raw', 'image', 'multipart', 'likelihood-json', 'batch', 'get'] as const);
+    const kind = pick(['sample', 'raw', 'image', 'multipart', 'likelihood-json', 'batch', 'v2', 'get'] as const);
     let res: Response;
     let what: string;
     if (kind === 'sample') {
@@ -94,6 +95,25 @@ t.test('random requests: no 5xx, every refusal is {error, error_type}, the serve
       const b = r() < 0.8 ? { images, model: r() < 0.3 ? value() : undefined, perPixel: r() < 0.3 ? value() : undefined, timeoutMs: r() < 0.2 ? value() : undefined } : value();
       what = `POST /likelihood/batch ${JSON.stringify(b).slice(0, 120)}`;
       res = await fetch(`${url}/likelihood/batch`, { method: 'POST', headers: { 'content-type': pick(['application/json', 'application/json', 'image/png', 'text/plain']) }, body: JSON.stringify(b) });
+    } else if (kind === 'v2') {
+      // the Open Inference Protocol: odd tensors, JSON or binary, and a declared header length that may lie
+      const wellFormed = r() < 0.5;
+      const shape = wellFormed ? [1 + Math.floor(r() * 2), 28, 28, pick([1, 3])] : Array.from({ length: Math.floor(r() * 6) }, () => value());
+      const size = wellFormed ? (shape as number[]).reduce((a, b) => a * b, 1) : 10;
+      const binary = r() < 0.4;
+      const input: Record<string, unknown> = { name: pick(['image', 'image', 'x', value()]), shape, datatype: pick(['UINT8', 'UINT8', 'FP32', 'BYTES', value()]) };
+      if (binary) input.parameters = { binary_data_size: pick([size, size - 1, value()]) };
+      else input.data = r() < 0.7 ? Array.from({ length: pick([size, size, 3]) }, () => (r() < 0.98 ? Math.floor(r() * 256) : value())) : value();
+      const head: Record<string, unknown> = { inputs: r() < 0.9 ? [input] : value() };
+      if (r() < 0.3) head.outputs = [{ name: pick(['nats', 'bits_per_dim', 'x']), parameters: { binary_data: value() } }];
+      if (r() < 0.2) head.id = value();
+      const json = Buffer.from(JSON.stringify(head));
+      const model = pick(['tiny-c1', 'tiny-c3', 'nope', 'tiny-c1/versions/0']);
+      what = `POST /v2/models/${model}/infer ${binary ? 'binary' : 'JSON'} ${JSON.stringify(head).slice(0, 100)}`;
+      const body = binary ? Buffer.concat([json, bytes(pick([size, size, 7]))]) : json;
+      const headers: Record<string, string> = { 'content-type': binary ? pick(['application/octet-stream', 'application/json']) : 'application/json' };
+      if (binary) headers['inference-header-content-length'] = String(pick([json.length, json.length, body.length + 5, -1, 'x']));
+      res = await fetch(`${url}/v2/models/${model}/infer`, { method: 'POST', headers, body });
     } else {
       const query = ['model', 'count', 'seed', 'temperature', 'stopAfter', 'timeoutMs', 'condition', 'extra']
         .filter(() => r() < 0.3).map((k) => `${k}=${encodeURIComponent(String(value()))}`).join('&');

@@ -12,7 +12,18 @@ t.test('openapi/openapi.json matches the app (run `npm run openapi` after changi
 t.test('every route documents its body, query and answers', async (t) => {
   const doc = JSON.parse(await openapiText());
   const ops = (p: string, m: string) => doc.paths[p][m];
-  t.same(Object.keys(doc.paths).sort(), ['/health/live', '/health/ready', '/likelihood', '/likelihood/batch', '/metrics', '/models', '/models/{name}', '/sample']);
+  t.same(Object.keys(doc.paths).sort(), [
+    '/health/live', '/health/ready', '/likelihood', '/likelihood/batch', '/metrics', '/models', '/models/{name}', '/sample',
+    '/v2', '/v2/health/live', '/v2/health/ready', '/v2/models/{name}', '/v2/models/{name}/infer', '/v2/models/{name}/ready',
+    '/v2/models/{name}/versions/{version}', '/v2/models/{name}/versions/{version}/infer', '/v2/models/{name}/versions/{version}/ready',
+  ]);
+  // the Open Inference Protocol's inference: JSON or binary bodies, path parameters as the path has them
+  const infer = ops('/v2/models/{name}/infer', 'post');
+  t.same(Object.keys(infer.requestBody.content).sort(), ['application/json', 'application/octet-stream']);
+  t.match(infer.requestBody.content['application/json'].schema.properties.inputs.items.properties.datatype, { enum: ['UINT8'] });
+  t.same(infer.parameters.map((p: { name: string }) => p.name), ['name']);
+  t.same(ops('/v2/models/{name}/versions/{version}/infer', 'post').parameters.map((p: { name: string }) => p.name), ['name', 'version']);
+  t.same(Object.keys(infer.responses).sort(), ['200', '400', '401', '404', '413', '415', '422', '429', '500', '503', '504']);
   const sample = ops('/sample', 'post');
   t.same(Object.keys(sample.responses).sort(), ['200', '400', '401', '404', '406', '413', '415', '422', '429', '500', '503', '504']);
   t.same(Object.keys(sample.responses['200'].content).sort(), ['application/json', 'image/png', 'text/event-stream']);

@@ -1,0 +1,171 @@
+// The Open Inference Protocol (v2) routes: server and model metadata, health, and inference with
+// JSON tensors (flat and nested) and binary tensors (the binary tensor data extension, as Triton's
+// client sends them), scoring exactly as /likelihood/batch does; refusals named by field; API keys.
+import t from 'tap';
+import { listening, rawToPng, readyApp } from './helpers.js';
+
+const H = 28;
+const W = 28;
+
+/** Two deterministic grey images, and the same as one flat UINT8 tensor [2, 28, 28, 1]. */
+function images(): { raw: Uint8Array[]; flat: number[] } {
+  const raw = [0, 1].map((k) => Uint8Array.from({ length: H * W }, (_, i) => (i * (7 + k * 6) + k * 50) % 256));
+  return { raw, flat: raw.flatMap((r) => [...r]) };
+}
+
+/** A v2 body with binary tensors: the JSON header, then the bytes; and its header length. */
+function binaryBody(header: object, ...blobs: Uint8Array[]): { payload: Buffer; headers: Record<string, string> } {
+  const json = Buffer.from(JSON.stringify(header));
+  return { payload: Buffer.concat([json, ...blobs.map((b) => Buffer.from(b))]), headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(json.length) } };
+}
+
+t.test('metadata and health', async (t) => {
+  const app = await readyApp();
+  t.teardown(() => app.close());
+  const server = (await app.inject({ method: 'GET', url: '/v2' })).json() as { name: string; version: string; extensions: string[] };
+  t.match(server, { name: 'spn-serve', version: /^\d+\.\d+\.\d+$/, extensions: ['binary_tensor_data'] });
+  t.same((await app.inject({ method: 'GET', url: '/v2/health/live' })).json(), { live: true });
+  const ready = await app.inject({ method: 'GET', url: '/v2/health/ready' });
+  t.equal(ready.statusCode, 200);
+  t.same(ready.json(), { ready: true });
+
+  const summary = (await app.inject({ method: 'GET', url: '/models/tiny-c3' })).json() as { version: string; stages: unknown[] };
+  const meta = await app.inject({ method: 'GET', url: '/v2/models/tiny-c3' });
+  t.equal(meta.statusCode, 200);
+  t.same(meta.json(), {
+    name: 'tiny-c3', versions: [summary.version], platform: 'onnxruntime_onnx',
+    inputs: [{ name: 'image', datatype: 'UINT8', shape: [-1, H, W, 3] }],
+    outputs: [
+      { name: 'bits_per_dim', datatype: 'FP64', shape: [-1] },
+      { name: 'nats', datatype: 'FP64', shape: [-1] },
+      { name: 'stage_bits_per_dim', datatype: 'FP64', shape: [-1, summary.stages.length] },
+    ],
+  });
+  t.same((await app.inject({ method: 'GET', url: `/v2/models/tiny-c3/versions/${summary.version}` })).json(), meta.json(), 'at its version');
+  const wrong = await app.inject({ method: 'GET', url: '/v2/models/tiny-c3/versions/0' });
+  t.equal(wrong.statusCode, 404);
+  t.same(wrong.json(), { error: `model 'tiny-c3' has no version '0' (the loaded one is '${summary.version}')`, error_type: 'unknown_model' });
+  t.same((await app.inject({ method: 'GET', url: '/v2/models/tiny-c3/ready' })).json(), { name: 'tiny-c3', ready: true });
+  t.equal((await app.inject({ method: 'GET', url: '/v2/models/nope' })).statusCode, 404);
+  t.equal((await app.inject({ method: 'GET', url: '/v2/models/nope/ready' })).statusCode, 404);
+});
+
+t.test('infer: the scores of /likelihood/batch, from JSON and binary tensors', async (t) => {
+  const app = await readyApp();
+  t.teardown(() => app.close());
+  const { raw, flat } = images();
+  const pngs = await Promise.all(raw.map(async (r) => (await rawToPng(r, W, H, 1)).toString('base64')));
+  const batch = (await app.inject({ method: 'POST', url: '/likelihood/batch', payload: { model: 'tiny-c1', images: pngs } })).json() as {
+    results: Array<{ bitsPerDim: number; nats: number; stages: Array<{ bitsPerDim: number }> }>;
+  };
+  const version = ((await app.inject({ method: 'GET', url: '/models/tiny-c1' })).json() as { version: string }).version;
+  const expected = {
+    bits_per_dim: batch.results.map((r) => r.bitsPerDim),
+    nats: batch.results.map((r) => r.nats),
+    stage_bits_per_dim: batch.results.flatMap((r) => r.stages.map((s) => s.bitsPerDim)),
+  };
+  const stages = batch.results[0].stages.length;
+  type Out = { name: string; datatype: string; shape: number[]; data?: number[]; parameters?: { binary_data_size: number } };
+  const check = (outputs: Out[], what: string) => {
+    t.same(outputs.map((o) => [o.name, o.datatype, o.shape]), [['bits_per_dim', 'FP64', [2]], ['nats', 'FP64', [2]], ['stage_bits_per_dim', 'FP64', [2, stages]]], `${what}: names, types, shapes`);
+    for (const o of outputs) {
+      const want = expected[o.name as keyof typeof expected];
+      o.data!.forEach((v, i) => t.ok(Math.abs(v - want[i]) <= 1e-9, `${what}: ${o.name}[${i}] ${v} = ${want[i]}`));
+    }
+  };
+
+  const input = { name: 'image', shape: [2, H, W, 1], datatype: 'UINT8' };
+  const json = await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', payload: { id: 'req-1', inputs: [{ ...input, data: flat }] } });
+  t.equal(json.statusCode, 200);
+  t.equal(json.headers['content-type'], 'application/json; charset=utf-8');
+  const body = json.json() as { model_name: string; model_version: string; id: string; outputs: Out[] };
+  t.match(body, { model_name: 'tiny-c1', model_version: version, id: 'req-1' });
+  check(body.outputs, 'flat JSON');
+
+  const nested = raw.map((r) => Array.from({ length: H }, (_, y) => Array.from({ length: W }, (_, x) => [r[y * W + x]])));
+  const fromNested = await app.inject({ method: 'POST', url: `/v2/models/tiny-c1/versions/${version}/infer`, payload: { inputs: [{ ...input, data: nested }] } });
+  check((fromNested.json() as { outputs: Out[] }).outputs, 'nested JSON, versioned path');
+  t.notOk('id' in (fromNested.json() as object), 'no id asked, none echoed');
+
+  // binary in, binary out (binary_data_output), as Triton's client does with numpy arrays
+  const bin = binaryBody({ inputs: [{ ...input, parameters: { binary_data_size: 2 * H * W } }], parameters: { binary_data_output: true } }, ...raw);
+  const res = await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', ...bin });
+  t.equal(res.statusCode, 200);
+  t.equal(res.headers['content-type'], 'application/octet-stream');
+  const n = Number(res.headers['inference-header-content-length']);
+  const head = JSON.parse(res.rawPayload.subarray(0, n).toString()) as { outputs: Out[] };
+  let at = n;
+  for (const o of head.outputs) {
+    t.notOk(o.data, `${o.name}: no JSON data`);
+    const size = o.parameters!.binary_data_size;
+    t.equal(size, o.shape.reduce((a, b) => a * b, 1) * 8);
+    o.data = Array.from({ length: size / 8 }, (_, i) => res.rawPayload.readDoubleLE(at + i * 8));
+    at += size;
+  }
+  t.equal(at, res.rawPayload.length, 'the body is the header and the outputs, nothing else');
+  check(head.outputs, 'binary');
+
+  // some outputs, one binary, one JSON
+  const some = binaryBody({ inputs: [{ ...input, parameters: { binary_data_size: 2 * H * W } }], outputs: [{ name: 'nats' }, { name: 'bits_per_dim', parameters: { binary_data: true } }] }, ...raw);
+  const picked = await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', ...some });
+  const m = Number(picked.headers['inference-header-content-length']);
+  const pickedHead = JSON.parse(picked.rawPayload.subarray(0, m).toString()) as { outputs: Out[] };
+  t.same(pickedHead.outputs.map((o) => o.name), ['nats', 'bits_per_dim'], 'the outputs asked for, in order');
+  t.same(pickedHead.outputs[0].data, expected.nats);
+  t.same([picked.rawPayload.readDoubleLE(m), picked.rawPayload.readDoubleLE(m + 8)], expected.bits_per_dim);
+});
+
+t.test('infer refuses what it cannot score, naming the field', async (t) => {
+  const app = await readyApp();
+  t.teardown(() => app.close());
+  const ok = { name: 'image', shape: [1, H, W, 1], datatype: 'UINT8', data: new Array(H * W).fill(3) };
+  const cases: Array<[string, unknown, number, RegExp]> = [
+    ['no inputs', {}, 400, /^inputs: one input named 'image'/],
+    ['another input name', { inputs: [{ ...ok, name: 'x' }] }, 400, /^inputs\/0\/name is "x"/],
+    ['FP32', { inputs: [{ ...ok, datatype: 'FP32' }] }, 400, /^inputs\/0\/datatype is "FP32"/],
+    ['a 3-D shape', { inputs: [{ ...ok, shape: [H, W, 1] }] }, 400, /^inputs\/0\/shape must be \[batch, 28, 28, 1\]/],
+    ['another size', { inputs: [{ ...ok, shape: [1, 14, 14, 1] }] }, 422, /model 'tiny-c1' takes \[batch, 28, 28, 1\]/],
+    ['65 images', { inputs: [{ ...ok, shape: [65, H, W, 1], data: [] }] }, 400, /at most 64 images/],
+    ['too few values', { inputs: [{ ...ok, data: [1, 2, 3] }] }, 400, /^inputs\/0\/data has 3 values; \[1, 28, 28, 1\] is 784/],
+    ['a value over 255', { inputs: [{ ...ok, data: [...ok.data.slice(1), 256] }] }, 400, /value 783 is 256, not a UINT8/],
+    ['a string value', { inputs: [{ ...ok, data: ['1', ...ok.data.slice(1)] }] }, 400, /value 0 is "1"/],
+    ['no data', { inputs: [{ ...ok, data: undefined }] }, 400, /inputs\/0\/data must be an array/],
+    ['an unknown output', { inputs: [ok], outputs: [{ name: 'logits' }] }, 400, /^outputs\/0\/name is "logits": the outputs are bits_per_dim, nats, stage_bits_per_dim/],
+    ['a numeric id', { id: 7, inputs: [ok] }, 400, /^id must be a string/],
+  ];
+  for (const [what, payload, status, message] of cases) {
+    const res = await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', payload: payload as object });
+    t.equal(res.statusCode, status, `${what}: ${status}`);
+    t.match((res.json() as { error: string }).error, message, `${what}: says why`);
+  }
+  const notJson = await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', headers: { 'content-type': 'application/json' }, payload: '{"inputs": [' });
+  t.equal(notJson.statusCode, 400);
+  t.match(notJson.json(), { error: /not valid JSON/, error_type: 'bad_request' });
+  const noHeader = await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', headers: { 'content-type': 'application/octet-stream' }, payload: Buffer.alloc(10) });
+  t.match(noHeader.json(), { error: /needs the inference-header-content-length header/ });
+  const over = binaryBody({ inputs: [{ ...ok, data: undefined }] }, Buffer.alloc(4));
+  over.headers['inference-header-content-length'] = '100000';
+  t.match((await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', ...over })).json(), { error: /must be the JSON header's length/ });
+  const short = binaryBody({ inputs: [{ ...ok, data: undefined, parameters: { binary_data_size: H * W } }] }, Buffer.alloc(100));
+  t.match((await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', ...short })).json(), { error: /the body has 100 bytes after the JSON header; binary_data_size says 784/ });
+  const unclaimed = binaryBody({ inputs: [ok] }, Buffer.alloc(5));
+  t.match((await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', ...unclaimed })).json(), { error: /5 bytes after the JSON header that no input claims/ });
+  const colour = await app.inject({ method: 'POST', url: '/v2/models/tiny-c3/infer', payload: { inputs: [ok] } });
+  t.equal(colour.statusCode, 422, 'a grey tensor for the colour model');
+  t.equal((await app.inject({ method: 'POST', url: '/v2/models/nope/infer', payload: { inputs: [ok] } })).statusCode, 404);
+  t.equal((await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', headers: { 'content-type': 'text/csv' }, payload: 'a,b' })).statusCode, 415);
+});
+
+t.test('over HTTP with API_KEYS: health open, the model routes need a key', async (t) => {
+  const key = 'v2-test-key-0123456789';
+  const { app, url } = await listening({ API_KEYS: key });
+  t.teardown(() => app.close());
+  for (const path of ['/v2', '/v2/health/live', '/v2/health/ready']) t.equal((await fetch(`${url}${path}`)).status, 200, `${path} is open`);
+  for (const path of ['/v2/models/tiny-c1', '/v2/models/tiny-c1/ready']) t.equal((await fetch(`${url}${path}`)).status, 401, `${path} needs a key`);
+  const body = JSON.stringify({ inputs: [{ name: 'image', shape: [1, H, W, 1], datatype: 'UINT8', data: new Array(H * W).fill(0) }] });
+  t.equal((await fetch(`${url}/v2/models/tiny-c1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).status, 401);
+  const res = await fetch(`${url}/v2/models/tiny-c1/infer`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body });
+  t.equal(res.status, 200);
+  const out = (await res.json()) as { outputs: Array<{ name: string; data: number[] }> };
+  t.ok(out.outputs[0].data[0] > 0, `an all-black image scores ${out.outputs[0].data[0]} bits/dim`);
+});
