@@ -3,7 +3,8 @@
 // c clients keep sending, in turn: JSON samples of several images, event streams, streams hung up
 // 5 ms in, samples whose deadline passes (504), PNG uploads scored with a per-pixel map, batches of
 // 16 images scored in one request, multipart batches of 4, uploads stalled half-way (cut at the
-// server's receive timeout, 408), a body the schema refuses and an unknown model.
+// server's receive timeout, 408), Open Inference Protocol requests of 8 raw images as binary
+// tensors, a body the schema refuses and an unknown model.
 // After each round: the server's resident memory (from /proc, all its threads: the inference
 // workers are threads of the process), its main thread's V8 heap (/metrics), and the running and
 // queued gauges once the round's requests are answered. Before and after: one seeded sample, which
@@ -88,6 +89,14 @@ function kinds(png: Uint8Array<ArrayBuffer>): Kind[] {
         const form = new FormData();
         for (let k = 0; k < 4; k++) form.append('images', new Blob([png], { type: 'image/png' }), `${k}.png`);
         return fetch(`${b}/likelihood/batch`, { method: 'POST', body: form });
+      },
+    },
+    {
+      name: 'Open Inference Protocol infer, 8 raw images as binary tensors (mu-fmnist)', status: 200,
+      send: (b, i) => {
+        const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'image', shape: [8, 28, 28, 1], datatype: 'UINT8', parameters: { binary_data_size: 8 * 784 } }] }));
+        const pixels = Buffer.from(Array.from({ length: 8 * 784 }, (_, k) => (k * 7 + i) % 256));
+        return post(b, '/v2/models/mu-fmnist/infer', { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length) }, Buffer.concat([header, pixels]));
       },
     },
     { name: `likelihood, upload stalled half-way (408 at RECEIVE_TIMEOUT_MS=${RECEIVE_TIMEOUT_MS})`, status: 408, send: (b) => stalledUpload(b, png) },

@@ -98,7 +98,7 @@ export class Metrics {
   readonly samples = new Counter({ name: 'spn_samples_generated_total', help: 'images generated', labelNames: ['model'] as const, registers: [this.registry] });
   readonly slices = new Counter({ name: 'spn_slices_generated_total', help: 'slices generated', labelNames: ['model'] as const, registers: [this.registry] });
   readonly pixels = new Counter({ name: 'spn_pixels_generated_total', help: 'pixels generated', labelNames: ['model'] as const, registers: [this.registry] });
-  readonly imagesScored = new Counter({ name: 'spn_images_scored_total', help: 'images scored by /likelihood', labelNames: ['model'] as const, registers: [this.registry] });
+  readonly imagesScored = new Counter({ name: 'spn_images_scored_total', help: 'images scored (/likelihood, /likelihood/batch, Open Inference Protocol infer)', labelNames: ['model'] as const, registers: [this.registry] });
   readonly requestFailures = new Counter({
     name: 'spn_request_failures_total',
     help: 'sampling and scoring requests that failed, by reason (counted once per request by the HTTP layer)',
