@@ -1,11 +1,10 @@
 // CORS_ORIGINS: the headers on every kind of answer, preflights, the configuration's checks, and
 // in a real browser (Debian's Chromium) a page on an allowed origin calling the API with fetch and
 // EventSource while a page on another origin cannot read it.
-import { existsSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './browser.js';
 import { loadConfig } from '../../src/config.js';
 import { parseOrigins } from '../../src/plugins/cors.js';
 import { listening, parseSse, rawToPng, readyApp } from './helpers.js';
@@ -119,23 +118,14 @@ async function pageServer(): Promise<{ origin: string; close: () => Promise<void
 }
 
 t.test('in Chromium: a page on an allowed origin calls the API; a page on another cannot read it', { timeout: 60_000 }, async (t) => {
-  const CHROMIUM = '/usr/bin/chromium';
-  if (!existsSync(CHROMIUM)) {
-    t.fail(`${CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium)`);
-    return;
-  }
+  const browser = await launchChromium(t);
+  if (!browser) return;
   const allowed = await pageServer();
   const other = await pageServer();
   t.teardown(allowed.close);
   t.teardown(other.close);
   const { app, url: api } = await listening({ CORS_ORIGINS: allowed.origin });
   t.teardown(() => app.close());
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    timeout: 15_000,
-  });
-  t.teardown(() => browser.close());
   const image = (await rawToPng(Uint8Array.from({ length: 28 * 28 }, (_, i) => (i * 7) % 256), 28, 28, 1)).toString('base64');
   const { timings: _, ...expected } = (await app.inject({ method: 'POST', url: '/likelihood', payload: { image } })).json() as Record<string, unknown>;
 

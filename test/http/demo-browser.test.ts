@@ -2,29 +2,12 @@
 // shows, slice by slice, the images the server streams and at the end exactly the PNGs the API
 // returns for that seed; it scores an uploaded file with the score and heat map /likelihood gives;
 // with API_KEYS it asks for a key and works once given one.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { chromium, type Browser } from 'playwright-core';
+import { launchChromium as launch, WAIT } from './browser.js';
 import { listening, parseSse, rawToPng } from './helpers.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const WAIT = { timeout: 15_000 };
-
-async function launch(t: { fail(message: string): void; teardown(fn: () => unknown): void }): Promise<Browser | null> {
-  if (!existsSync(CHROMIUM)) {
-    t.fail(`${CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium)`);
-    return null;
-  }
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    timeout: 15_000,
-  });
-  t.teardown(() => browser.close());
-  return browser;
-}
 
 t.test('the demo page samples and scores through the API', { timeout: 60_000 }, async (t) => {
   const browser = await launch(t);

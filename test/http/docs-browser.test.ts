@@ -1,29 +1,15 @@
 // Swagger UI in a real browser (Debian's Chromium, driven by playwright-core; no browser is ever
 // downloaded): the page renders the generated document, lists the operations, and its "Try it out"
 // calls the real server and shows the answer.
-import { existsSync } from 'node:fs';
 import t from 'tap';
-import { chromium } from 'playwright-core';
+import { launchChromium, WAIT } from './browser.js';
 import { listening, parseSse } from './helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const WAIT = { timeout: 15_000 };
-
 t.test('Swagger UI at /docs lists the operations and runs GET /models against the server', { timeout: 30_000 }, async (t) => {
-  // A missing browser is a broken environment, not a reason to skip: CI installs it (.ci/run).
-  if (!existsSync(CHROMIUM)) {
-    t.fail(`${CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium) to run the Swagger UI browser test`);
-    return;
-  }
-
+  const browser = await launchChromium(t);
+  if (!browser) return;
   const { app, url } = await listening();
   t.teardown(() => app.close());
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    timeout: 15_000,
-  });
-  t.teardown(() => browser.close());
   const page = await browser.newPage();
   page.setDefaultTimeout(15_000);
 
@@ -85,19 +71,11 @@ t.test('Swagger UI at /docs lists the operations and runs GET /models against th
 });
 
 t.test('Swagger UI with API_KEYS: Authorize takes a key, and Try it out then sends it', { timeout: 30_000 }, async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    t.fail(`${CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium)`);
-    return;
-  }
+  const browser = await launchChromium(t);
+  if (!browser) return;
   const key = 'docs-browser-key-0123456789';
   const { app, url } = await listening({ API_KEYS: key });
   t.teardown(() => app.close());
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    timeout: 15_000,
-  });
-  t.teardown(() => browser.close());
   const page = await browser.newPage();
   page.setDefaultTimeout(15_000);
   await page.goto(`${url}/docs`, { waitUntil: 'load' });
