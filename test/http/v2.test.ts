@@ -130,6 +130,7 @@ t.test('infer refuses what it cannot score, naming the field', async (t) => {
     ['a value over 255', { inputs: [{ ...ok, data: [...ok.data.slice(1), 256] }] }, 400, /value 783 is 256, not a UINT8/],
     ['a string value', { inputs: [{ ...ok, data: ['1', ...ok.data.slice(1)] }] }, 400, /value 0 is "1"/],
     ['no data', { inputs: [{ ...ok, data: undefined }] }, 400, /inputs\/0\/data must be an array/],
+    ['nested deeper than the shape', { inputs: [{ ...ok, data: [[[[[3]]]]] }] }, 400, /^inputs\/0\/data is nested deeper than the tensor's 4 dimensions/],
     ['an unknown output', { inputs: [ok], outputs: [{ name: 'logits' }] }, 400, /^outputs\/0\/name is "logits": the outputs are bits_per_dim, nats, stage_bits_per_dim/],
     ['a numeric id', { id: 7, inputs: [ok] }, 400, /^id must be a string/],
   ];
@@ -138,6 +139,11 @@ t.test('infer refuses what it cannot score, naming the field', async (t) => {
     t.equal(res.statusCode, status, `${what}: ${status}`);
     t.match((res.json() as { error: string }).error, message, `${what}: says why`);
   }
+  // a million nested brackets (4 MB): refused, not a blown stack (found by hand: it was a 500)
+  const deep = `{"inputs":[{"name":"image","shape":[1,28,28,1],"datatype":"UINT8","data":${'['.repeat(1e6)}${']'.repeat(1e6)}}]}`;
+  const deepRes = await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', headers: { 'content-type': 'application/json' }, payload: deep });
+  t.equal(deepRes.statusCode, 400, 'a million nested brackets: 400');
+  t.match(deepRes.json(), { error: /nested deeper than the tensor's 4 dimensions/ });
   const notJson = await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', headers: { 'content-type': 'application/json' }, payload: '{"inputs": [' });
   t.equal(notJson.statusCode, 400);
   t.match(notJson.json(), { error: /not valid JSON/, error_type: 'bad_request' });
