@@ -177,8 +177,12 @@ async function score() {
   $("heatmap").src = "data:image/png;base64," + body.perPixel.png;
   $("heatmap").hidden = false;
   $("heatmap").title = body.perPixel.minBits.toFixed(2) + " (dark) to " + body.perPixel.maxBits.toFixed(2) + " (bright) bits per pixel";
-  const rows = body.stages.map((s) => "<tr><td>" + s.stage + "</td><td>" + s.bitsPerDim.toFixed(4) + "</td></tr>");
-  $("stages").innerHTML = "<tr><th>stage</th><th>bits/dim</th></tr>" + rows.join("");
+  const row = (cells, tag) => {
+    const tr = document.createElement("tr");
+    for (const c of cells) { const td = document.createElement(tag); td.textContent = c; tr.append(td); }
+    return tr;
+  };
+  $("stages").replaceChildren(row(["stage", "bits/dim"], "th"), ...body.stages.map((s) => row([s.stage, s.bitsPerDim.toFixed(4)], "td")));
 }
 
 $("connect").addEventListener("click", loadModels);

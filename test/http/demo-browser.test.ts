@@ -56,11 +56,12 @@ t.test('the demo page samples and scores through the API', { timeout: 60_000 }, 
   writeFileSync(file, png);
   await page.locator('#file').setInputFiles(file);
   await page.locator('#score', { hasText: 'bits/dim' }).waitFor(WAIT);
-  const scored = (await app.inject({ method: 'POST', url: '/likelihood?model=tiny-c1&perPixel=true&resize=true&grayscale=true', headers: { 'content-type': 'image/png' }, payload: png })).json() as { bitsPerDim: number; perPixel: { png: string } };
+  const scored = (await app.inject({ method: 'POST', url: '/likelihood?model=tiny-c1&perPixel=true&resize=true&grayscale=true', headers: { 'content-type': 'image/png' }, payload: png })).json() as { bitsPerDim: number; perPixel: { png: string }; stages: Array<{ stage: string; bitsPerDim: number }> };
   t.equal(await page.locator('#score').innerText(), `${scored.bitsPerDim.toFixed(4)} bits/dim (${(scored.bitsPerDim * 784).toFixed(1)} bits) under tiny-c1`);
   t.equal(await page.locator('#heatmap').getAttribute('src'), `data:image/png;base64,${scored.perPixel.png}`, 'the heat map the API returns');
   const stages = ((await app.inject({ method: 'GET', url: '/models/tiny-c1' })).json() as { stages: unknown[] }).stages.length;
   t.equal(await page.locator('#stages tr').count(), 1 + stages, `a header and a row per stage (${stages})`);
+  t.same(await page.locator('#stages td').allTextContents(), scored.stages.flatMap((s) => [s.stage, s.bitsPerDim.toFixed(4)]), 'each stage\'s bits/dim');
   t.same(errors, [], 'no script errors');
 });
 
