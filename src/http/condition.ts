@@ -2,7 +2,7 @@
 import type { Condition, ModelSummary } from '../runtime/types.js';
 import type { SampleBody } from '../schemas/sample.js';
 import { BadRequestError } from './errors.js';
-import { decodeImage } from './decode-image.js';
+import { decodeImage, type DecodedImage } from './decode-image.js';
 
 /** base64 (a data: URL prefix is allowed) -> bytes */
 export function fromBase64(text: string, field: string): Buffer {
@@ -11,8 +11,15 @@ export function fromBase64(text: string, field: string): Buffer {
   return bytes;
 }
 
-export async function toCondition(c: NonNullable<SampleBody['condition']>, model: ModelSummary, maxPixels: number): Promise<Condition> {
+/** The runtime's condition, and the image as it came with what was done to it (for the answer). */
+export async function toCondition(
+  c: NonNullable<SampleBody['condition']>,
+  model: ModelSummary,
+  maxPixels: number,
+): Promise<{ condition: Condition; input: DecodedImage['source'] & { conversions: string[] } }> {
   if (c.mode === 'complete' && c.slices === undefined) throw new BadRequestError("body/condition/slices is required when mode is 'complete'");
-  const { image } = await decodeImage(fromBase64(c.image, 'body/condition/image'), { name: model.name, ...model.image }, {}, maxPixels);
-  return c.mode === 'complete' ? { mode: 'complete', image, slices: c.slices! } : { mode: c.mode, image };
+  const { image, source, conversions } = await decodeImage(fromBase64(c.image, 'body/condition/image'), { name: model.name, ...model.image }, c.convert ?? {}, maxPixels,
+    (o) => `condition.convert.${o}`);
+  const condition: Condition = c.mode === 'complete' ? { mode: 'complete', image, slices: c.slices! } : { mode: c.mode, image };
+  return { condition, input: { ...source, conversions } };
 }

@@ -40,11 +40,17 @@ export function sniffFormat(bytes: Uint8Array): 'png' | 'jpeg' | 'webp' | undefi
 
 const channelNames = (c: number) => (c === 1 ? '1 channel (grey)' : c === 3 ? '3 channels (RGB)' : `${c} channels`);
 
+/** How a refusal names a conversion option to the caller: where the request would set it. */
+export type AskFor = (option: keyof ConvertOptions) => string;
+/** /likelihood's: a JSON body's `convert` object, or the query string */
+export const askLikelihood: AskFor = (o) => `convert.${o} (query ${o}=true)`;
+
 export async function decodeImage(
   bytes: Buffer,
   model: { name: string } & ImageShape,
   convert: ConvertOptions,
   maxPixels: number,
+  askFor: AskFor = askLikelihood,
 ): Promise<DecodedImage> {
   const format = sniffFormat(bytes);
   if (!format) throw new BadImageError('the data is not a PNG, JPEG or WebP image');
@@ -77,7 +83,7 @@ export async function decodeImage(
       img = toRgb(img);
       conversions.push('converted grey to RGB (replicated)');
     } else {
-      const ask = model.channels === 1 ? 'convert.grayscale (query grayscale=true)' : 'convert.rgb (query rgb=true)';
+      const ask = askFor(model.channels === 1 ? 'grayscale' : 'rgb');
       problems.push(`it has ${channelNames(img.channels)} but the model takes ${channelNames(model.channels)} (send such an image, or ask for ${ask})`);
     }
   }
@@ -87,7 +93,7 @@ export async function decodeImage(
       img = await resize(img, model.width, model.height);
       conversions.push(`resized ${from} to ${model.width}x${model.height} (scaled to cover, centre-cropped)`);
     } else {
-      problems.push(`it is ${img.width}x${img.height} but the model takes ${model.width}x${model.height} (send such an image, or ask for convert.resize (query resize=true))`);
+      problems.push(`it is ${img.width}x${img.height} but the model takes ${model.width}x${model.height} (send such an image, or ask for ${askFor('resize')})`);
     }
   }
   if (problems.length) throw new ImageMismatchError(`the image does not fit model '${model.name}': ${problems.join('; ')}`);

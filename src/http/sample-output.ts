@@ -12,6 +12,7 @@ export class SampleOutput {
     private readonly model: ModelSummary,
     private readonly request: { count: number; temperature: number },
     private readonly metrics: Metrics,
+    private readonly condition?: SampleResult['condition'],
   ) {}
 
   /** Records time between slices of the same sample; encodes PNGs only when asked (streams). */
@@ -54,6 +55,7 @@ export class SampleOutput {
         bitsPerDim: ev.bitsPerDim[i],
       })),
       timings: ev.timings,
+      ...(this.condition ? { condition: this.condition } : {}),
     };
   }
 }

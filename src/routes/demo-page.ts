@@ -16,6 +16,9 @@ export const DEMO_HTML = `<!doctype html>
   input[type=number] { width: 6rem; }
   #samples img, #heatmap { width: 112px; height: 112px; image-rendering: pixelated; background: #000; margin: 0 .5rem .5rem 0; }
   #samples figure { display: inline-block; margin: 0; text-align: center; font-size: 12px; }
+  #samples figure button { display: block; margin: 2px auto 0; font-size: 11px; }
+  #conditionImg { width: 56px; height: 56px; image-rendering: pixelated; background: #000; vertical-align: middle; }
+  #conditionBox { margin: .5rem 0; }
   #error { color: #b00020; white-space: pre-wrap; }
   table { border-collapse: collapse; } td, th { padding: 2px 8px; text-align: right; }
   small { color: #666; }
@@ -41,6 +44,19 @@ The images below fill in slice by slice as the server streams them. <a href="doc
   <label>Temperature <input id="temperature" type="number" min="0.05" max="2" step="0.05" value="1"></label>
   <label>Seed <input id="seed" type="number" min="0" placeholder="random"></label>
   <label>Stop after <select id="stopAfter"></select></label>
+  <div id="conditionBox">
+    <label>Start from <select id="mode">
+      <option value="">nothing</option>
+      <option value="upscale">this image's small version (upscale)</option>
+      <option value="add-depth">this image's high bits (add depth)</option>
+      <option value="complete">this image's first slices (complete)</option>
+    </select></label>
+    <label id="slicesLabel" hidden>Slices kept <input id="slices" type="number" min="1" value="1"></label>
+    <label>Image <input id="conditionFile" type="file" accept="image/png,image/jpeg,image/webp"></label>
+    <img id="conditionImg" alt="the image to start from" hidden>
+    <label><input id="conditionConvert" type="checkbox" checked> convert to the model's size and channels</label>
+    <small>or press <em>start from this</em> under a sample</small>
+  </div>
   <button id="sample" type="button">Sample</button>
   <p id="status" data-slices="0"></p>
   <div id="samples"></div>
@@ -61,6 +77,8 @@ The images below fill in slice by slice as the server streams them. <a href="doc
 "use strict";
 const $ = (id) => document.getElementById(id);
 let models = [];
+/** the image sampling starts from, base64 (no data: prefix), or "" */
+let conditionImage = "";
 
 function headers(extra) {
   const h = Object.assign({}, extra);
@@ -88,8 +106,47 @@ function modelChanged() {
   if (!m) return;
   const stages = m.stages.map((s) => s.name);
   $("stopAfter").replaceChildren(...stages.map((s, i) => new Option(s, s, i === stages.length - 1, i === stages.length - 1)));
+  // the conditioning modes this model has: upscale needs a stage after the small image, add-depth a depth upscaler
+  const modes = { upscale: m.stages.length > 1, "add-depth": m.stages.some((s) => s.role === "depth upscaler"), complete: true };
+  for (const o of $("mode").options) if (o.value) o.disabled = !modes[o.value];
+  if ($("mode").selectedOptions[0].disabled) $("mode").value = "";
+  $("slices").max = String(m.subscaleFactor * m.subscaleFactor - 1);
+  modeChanged();
   $("modelInfo").textContent = m.image.height + "x" + m.image.width + "x" + m.image.channels + ", S = " + m.subscaleFactor +
     ", stages " + stages.join(" > ") + ", on " + m.provider;
+}
+
+/** The conversions that make any image fit a model: its size, and its number of channels. */
+function convertFor(name) {
+  const m = models.find((x) => x.name === name);
+  const c = { resize: true };
+  if (m) c[m.image.channels === 1 ? "grayscale" : "rgb"] = true;
+  return c;
+}
+
+function modeChanged() {
+  $("slicesLabel").hidden = $("mode").value !== "complete";
+}
+
+function setCondition(base64) {
+  conditionImage = base64;
+  $("conditionImg").src = base64 ? "data:image/png;base64," + base64 : "";
+  $("conditionImg").hidden = !base64;
+  if (base64 && !$("mode").value) $("mode").value = $("mode").options[$("mode").options.length - 1].value;
+  modeChanged();
+}
+
+/** The chosen file's bytes as base64 (the server decodes PNG, JPEG or WebP). */
+function conditionFileChanged() {
+  const file = $("conditionFile").files[0];
+  if (!file) return;
+  const reader = new FileReader();
+  reader.onload = () => {
+    const url = String(reader.result);
+    setCondition(url.slice(url.indexOf(",") + 1));
+    $("conditionImg").src = url;
+  };
+  reader.readAsDataURL(file);
 }
 
 /** Reads an event stream from a fetch body, calling onEvent(name, data) for each event. */
@@ -120,6 +177,13 @@ async function sample() {
   const count = Number($("count").value);
   const request = { model: $("model").value, count: count, temperature: Number($("temperature").value), stopAfter: $("stopAfter").value };
   if ($("seed").value !== "") request.seed = Number($("seed").value);
+  const mode = $("mode").value;
+  if (mode) {
+    if (!conditionImage) { showError("sample", "choose an image to start from, or start from nothing"); return; }
+    request.condition = { mode: mode, image: conditionImage };
+    if (mode === "complete") request.condition.slices = Number($("slices").value);
+    if ($("conditionConvert").checked) request.condition.convert = convertFor(request.model);
+  }
   const figures = [];
   $("samples").replaceChildren();
   for (let i = 0; i < count; i++) {
@@ -149,9 +213,16 @@ async function sample() {
         data.images.forEach((im, i) => {
           figures[i].img.src = "data:image/png;base64," + im.png;
           figures[i].cap.textContent = im.bitsPerDim.toFixed(3) + " bits/dim";
+          const use = document.createElement("button");
+          use.type = "button";
+          use.className = "use";
+          use.textContent = "start from this";
+          use.addEventListener("click", () => setCondition(im.png));
+          figures[i].cap.after(use);
         });
         $("status").textContent = "done: seed " + data.seed + ", " + slices + " slices in " + Math.round(data.timings.totalMs) + " ms (first after " +
-          Math.round(data.timings.firstSliceMs) + " ms)";
+          Math.round(data.timings.firstSliceMs) + " ms)" +
+          (data.condition && data.condition.input.conversions.length ? "; the given image was " + data.condition.input.conversions.join(", then ") : "");
       } else if (name === "error") {
         showError("sample", data);
       }
@@ -169,7 +240,7 @@ async function score() {
   if (!file) return;
   $("score").textContent = "scoring...";
   const query = new URLSearchParams({ model: $("model").value, perPixel: "true" });
-  if ($("convert").checked) { query.set("resize", "true"); const m = models.find((x) => x.name === $("model").value); if (m) query.set(m.image.channels === 1 ? "grayscale" : "rgb", "true"); }
+  if ($("convert").checked) for (const [k, v] of Object.entries(convertFor($("model").value))) query.set(k, String(v));
   const res = await fetch("likelihood?" + query, { method: "POST", headers: headers({ "content-type": file.type || "application/octet-stream" }), body: file });
   const body = await res.json().catch(() => null);
   if (!res.ok) { $("score").textContent = ""; showError("likelihood", body); return; }
@@ -188,6 +259,8 @@ async function score() {
 $("connect").addEventListener("click", loadModels);
 $("model").addEventListener("change", modelChanged);
 $("sample").addEventListener("click", sample);
+$("mode").addEventListener("change", modeChanged);
+$("conditionFile").addEventListener("change", conditionFileChanged);
 $("file").addEventListener("change", score);
 loadModels();
 </script>

@@ -140,14 +140,15 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
     const { accept, model, seed, notModified } = prepare(request, body, reply);
     if (notModified) return reply.code(304).send();
     const runtime = app.runtime;
-    const condition = body.condition ? await toCondition(body.condition, model, config.MAX_IMAGE_PIXELS) : undefined;
+    const given = body.condition ? await toCondition(body.condition, model, config.MAX_IMAGE_PIXELS) : undefined;
+    const condition = given?.condition;
 
     const { ac, finish } = requestAbort(app.lifecycle, reply, effectiveTimeout(config.REQUEST_TIMEOUT_MS, body.timeoutMs));
 
     const events = runtime.sample({
       model: model.name, count: body.count, seed, temperature: body.temperature, stopAfter: body.stopAfter, condition, signal: ac.signal,
     });
-    const out = new SampleOutput(model, body, app.metrics);
+    const out = new SampleOutput(model, body, app.metrics, given && { mode: given.condition.mode, input: given.input });
 
     if (accept === 'text/event-stream') {
       const first = events.next();

@@ -18,6 +18,25 @@ export const TimeoutMs = Type.Integer({
   description: 'deadline for this request in ms, queue included (capped by the server\'s REQUEST_TIMEOUT_MS); past it the answer is 504, or an in-band error event on a stream',
 });
 
+/** What may be done to an uploaded image so that it fits the model: the same options wherever an image is sent. */
+export const Convert = Type.Object(
+  {
+    resize: Type.Optional(Type.Boolean({ default: false, description: "convert an image of another size to the model's (scaled to cover, centre-cropped)" })),
+    grayscale: Type.Optional(Type.Boolean({ default: false, description: 'convert a colour image to grey for a one-channel model' })),
+    rgb: Type.Optional(Type.Boolean({ default: false, description: 'convert a grey image to RGB for a three-channel model' })),
+  },
+  { additionalProperties: false },
+);
+
+/** An uploaded image as it came, and what was done to it. */
+export const ImageInput = Type.Object({
+  format: Type.String(),
+  width: Type.Integer(),
+  height: Type.Integer(),
+  channels: Type.Integer(),
+  conversions: Type.Array(Type.String(), { description: 'what was done to the pixels, in order; empty when taken as they were' }),
+});
+
 export const Base64Png = Type.String({ contentEncoding: 'base64', contentMediaType: 'image/png', description: 'a PNG image, base64' });
 
 const ERROR_DESCRIPTIONS: Record<number, string> = {

@@ -1,10 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Base64Png, ModelName, TimeoutMs } from './common.js';
+import { Base64Png, Convert, ImageInput, ModelName, TimeoutMs } from './common.js';
 
 const perPixel = Type.Boolean({ default: false, description: 'also answer the bits of each pixel as a PNG heat map' });
-const resize = Type.Boolean({ default: false, description: "convert an image of another size to the model's (scaled to cover, centre-cropped)" });
-const grayscale = Type.Boolean({ default: false, description: 'convert a colour image to grey for a one-channel model' });
-const rgb = Type.Boolean({ default: false, description: 'convert a grey image to RGB for a three-channel model' });
+const { resize, grayscale, rgb } = Convert.properties;
 
 const base64Image = Type.String({ minLength: 1, description: 'a PNG, JPEG or WebP image, base64' });
 /** The options a JSON body carries, for one image or a batch. */
@@ -12,7 +10,7 @@ const jsonOptions = {
   model: Type.Optional(ModelName),
   perPixel: Type.Optional(perPixel),
   timeoutMs: Type.Optional(TimeoutMs),
-  convert: Type.Optional(Type.Object({ resize: Type.Optional(resize), grayscale: Type.Optional(grayscale), rgb: Type.Optional(rgb) }, { additionalProperties: false })),
+  convert: Type.Optional(Convert),
 };
 
 export const LikelihoodJsonBody = Type.Object({ image: base64Image, ...jsonOptions }, { additionalProperties: false });
@@ -72,13 +70,7 @@ const imageScore = {
       maxBits: Type.Number({ description: 'bits of the brightest colour' }),
     }),
   ),
-  input: Type.Object({
-    format: Type.String(),
-    width: Type.Integer(),
-    height: Type.Integer(),
-    channels: Type.Integer(),
-    conversions: Type.Array(Type.String(), { description: 'what was done to the pixels, in order; empty when taken as they were' }),
-  }),
+  input: ImageInput,
 };
 const timings = Type.Object({ queueMs: Type.Number(), totalMs: Type.Number() });
 

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Base64Png, ModelName, TimeoutMs } from './common.js';
+import { Base64Png, Convert, ImageInput, ModelName, TimeoutMs } from './common.js';
 
 export const MAX_SEED = 2 ** 32 - 1;
 
@@ -20,8 +20,9 @@ export const SampleBody = Type.Object(
             description:
               "upscale: keep the image's first slice at the small image's depth, generate the rest; add-depth: keep its high bits, generate the low bits; complete: keep its first `slices` slices in subscale order, generate the rest",
           }),
-          image: Type.String({ minLength: 1, description: "a PNG, JPEG or WebP image of the model's size and channels, base64" }),
+          image: Type.String({ minLength: 1, description: "a PNG, JPEG or WebP image, base64: of the model's size and channels, or converted to them as `convert` asks" }),
           slices: Type.Optional(Type.Integer({ minimum: 1, description: 'with mode complete: how many slices to keep (required there)' })),
+          convert: Type.Optional(Convert),
         },
         { additionalProperties: false },
       ),
@@ -58,6 +59,12 @@ export const SampleResult = Type.Object(
       }),
     ),
     timings: Timings,
+    condition: Type.Optional(
+      Type.Object(
+        { mode: Type.String(), input: ImageInput },
+        { description: 'with a `condition`: its mode, and the given image as it came and what was done to it' },
+      ),
+    ),
   },
   { $id: 'SampleResult', description: 'The JSON answer, and the data of the final `done` event' },
 );

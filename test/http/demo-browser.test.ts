@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { launchChromium as launch, WAIT } from './browser.js';
 import { listening, parseSse, rawToPng } from './helpers.js';
+import { MODELS_DIR as SHIPPED_MODELS_DIR } from '../runtime/fixtures.js';
 
 t.test('the demo page samples and scores through the API', { timeout: 60_000 }, async (t) => {
   const browser = await launch(t);
@@ -85,4 +86,79 @@ t.test('with API_KEYS the page asks for a key, then works', { timeout: 60_000 },
   await page.locator('#sample').click();
   await page.locator('#status', { hasText: 'done' }).waitFor(WAIT);
   t.match(await page.locator('#status').innerText(), /^done: seed 2/);
+});
+
+t.test('the demo page samples from a given image: a sample of its own, or an uploaded file', { timeout: 90_000 }, async (t) => {
+  const browser = await launch(t);
+  if (!browser) return;
+  const { app, url } = await listening({ MODELS_DIR: SHIPPED_MODELS_DIR, MODELS: 'tiny-c1,spn8-fmnist' });
+  t.teardown(() => app.close());
+  const page = await browser.newPage();
+  page.setDefaultTimeout(15_000);
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${url}/demo`);
+  await page.locator('#model option[value="spn8-fmnist"]').waitFor({ state: 'attached', ...WAIT });
+  await page.locator('#model').selectOption('tiny-c1');
+  const enabled = () => page.locator('#mode option').evaluateAll((os) => os.filter((o) => !(o as HTMLOptionElement).disabled).map((o) => (o as HTMLOptionElement).value));
+  t.same(await enabled(), ['', 'upscale', 'add-depth', 'complete'], 'a three-stage model offers every mode');
+  t.equal(await page.locator('#slices').getAttribute('max'), '15', 'up to S*S - 1 slices kept (S = 4)');
+
+  const sampleOnce = async (seed: number): Promise<string> => {
+    await page.locator('#count').fill('1');
+    await page.locator('#seed').fill(String(seed));
+    await page.locator('#status').evaluate((e) => { e.textContent = ''; });
+    await page.locator('#sample').click();
+    await page.locator('#status', { hasText: 'done' }).waitFor(WAIT);
+    return (await page.locator('#samples img').first().getAttribute('src'))!;
+  };
+  const apiSample = async (seed: number, condition: Record<string, unknown>): Promise<string> => {
+    const res = await app.inject({ method: 'POST', url: '/sample', payload: { model: 'tiny-c1', seed, count: 1, condition } });
+    t.equal(res.statusCode, 200);
+    return `data:image/png;base64,${(res.json() as { images: Array<{ png: string }> }).images[0].png}`;
+  };
+
+  // a sample of its own, completed from its first 3 slices with another seed
+  const first = await sampleOnce(5);
+  await page.locator('#samples button.use').first().click();
+  t.equal(await page.locator('#conditionImg').getAttribute('src'), first, 'the chosen sample is shown as the image to start from');
+  await page.locator('#mode').selectOption('complete');
+  t.equal(await page.locator('#slicesLabel').isVisible(), true, 'complete asks how many slices');
+  await page.locator('#slices').fill('3');
+  const completed = await sampleOnce(9);
+  t.equal(completed, await apiSample(9, { mode: 'complete', image: first.split(',')[1], slices: 3 }), 'the API\'s completion of that image, byte for byte');
+  t.not(completed, first, 'a new image');
+
+  // an uploaded file of the model's size, upscaled
+  const dir = mkdtempSync(join(tmpdir(), 'spn-demo-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const fits = await rawToPng(Uint8Array.from({ length: 28 * 28 }, (_, i) => (i * 7) % 256), 28, 28, 1);
+  writeFileSync(join(dir, 'fits.png'), fits);
+  await page.locator('#conditionFile').setInputFiles(join(dir, 'fits.png'));
+  await page.locator('#conditionImg[src^="data:image/png;base64,iVBOR"]').waitFor(WAIT);
+  t.equal(await page.locator('#conditionImg').getAttribute('src'), `data:image/png;base64,${fits.toString('base64')}`, 'the upload is the image to start from');
+  await page.locator('#mode').selectOption('upscale');
+  t.equal(await page.locator('#slicesLabel').isVisible(), false);
+  t.equal(await sampleOnce(4), await apiSample(4, { mode: 'upscale', image: fits.toString('base64') }), 'the API\'s upscaling of the upload, byte for byte');
+
+  // a colour file of another size: refused as it is; converted when the box is ticked (the default)
+  const other = await rawToPng(Uint8Array.from({ length: 40 * 36 * 3 }, (_, i) => (i * 29) % 256), 40, 36, 3);
+  writeFileSync(join(dir, 'other.png'), other);
+  await page.locator('#conditionFile').setInputFiles(join(dir, 'other.png'));
+  await page.locator(`#conditionImg[src="data:image/png;base64,${other.toString('base64')}"]`).waitFor({ state: 'attached', ...WAIT });
+  await page.locator('#conditionConvert').uncheck();
+  await page.locator('#sample').click();
+  await page.locator('#error', { hasText: 'image_mismatch' }).waitFor(WAIT);
+  t.match(await page.locator('#error').innerText(), /^sample: the image does not fit model 'tiny-c1': it has 3 channels \(RGB\).*condition\.convert\.grayscale.*it is 40x36 .*condition\.convert\.resize/);
+  await page.locator('#conditionConvert').check();
+  t.equal(await sampleOnce(6), await apiSample(6, { mode: 'upscale', image: other.toString('base64'), convert: { resize: true, grayscale: true } }),
+    'the API\'s upscaling of the converted upload, byte for byte');
+  t.equal(await page.locator('#error').innerText(), '', 'the error is cleared');
+  t.match(await page.locator('#status').innerText(), /the given image was converted RGB to grey \(Rec\. 601 luma\), then resized 40x36 to 28x28/);
+
+  // the single-stage model has nothing to upscale with and no depth upscaler
+  await page.locator('#model').selectOption('spn8-fmnist');
+  t.same(await enabled(), ['', 'complete'], 'a single-stage model offers only completion');
+  t.equal(await page.locator('#mode').inputValue(), '', 'upscale, chosen before, falls back to nothing');
+  t.same(errors, [], 'no script errors');
 });

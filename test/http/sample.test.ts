@@ -2,7 +2,8 @@
 // seeds, stages, conditioning, and the 429 of a full queue.
 import t from 'tap';
 import type { FastifyInstance } from 'fastify';
-import { decodePng, metricValue, parseSse, readyApp } from './helpers.js';
+import { decodeImage } from '../../src/http/decode-image.js';
+import { decodePng, metricValue, parseSse, rawToPng, readyApp } from './helpers.js';
 
 const post = (app: FastifyInstance, body: unknown, accept = 'application/json') =>
   app.inject({ method: 'POST', url: '/sample', headers: { 'content-type': 'application/json', accept }, payload: JSON.stringify(body) });
@@ -161,6 +162,46 @@ t.test('sampling', async (t) => {
     const tooMany = await post(app, { condition: { mode: 'complete', image: given, slices: 16 } });
     t.equal(tooMany.statusCode, 422);
     t.same(tooMany.json(), { error: 'slices must be between 1 and 15 for subscale factor 4', error_type: 'invalid_input' });
+  });
+
+  t.test('conditioning on an image of another size or colour: refused, unless condition.convert asks; the answer says what was done', async (t) => {
+    // a 40x36 colour image: neither the size nor the channels of tiny-c1 (28x28 grey)
+    const rgb = Uint8Array.from({ length: 40 * 36 * 3 }, (_, i) => (i * 37 + (i % 3) * 60) % 256);
+    const png = await rawToPng(rgb, 40, 36, 3);
+    const image = png.toString('base64');
+    const refused = await post(app, { seed: 3, condition: { mode: 'complete', image, slices: 2 } });
+    t.equal(refused.statusCode, 422);
+    t.same(refused.json(), {
+      error_type: 'image_mismatch',
+      error: "the image does not fit model 'tiny-c1': it has 3 channels (RGB) but the model takes 1 channel (grey) (send such an image, or ask for condition.convert.grayscale); " +
+        'it is 40x36 but the model takes 28x28 (send such an image, or ask for condition.convert.resize)',
+    }, 'the refusal names the options of /sample, not those of /likelihood');
+    const half = await post(app, { seed: 3, condition: { mode: 'complete', image, slices: 2, convert: { grayscale: true } } });
+    t.equal(half.statusCode, 422, 'one conversion of two is not enough');
+    t.match(half.json().error, /^the image does not fit model 'tiny-c1': it is 40x36 but the model takes 28x28 \(send such an image, or ask for condition\.convert\.resize\)$/);
+
+    const res = await post(app, { seed: 3, condition: { mode: 'complete', image, slices: 2, convert: { resize: true, grayscale: true } } });
+    t.equal(res.statusCode, 200);
+    const body = res.json();
+    t.same(body.condition, {
+      mode: 'complete',
+      input: { format: 'png', width: 40, height: 36, channels: 3, conversions: ['converted RGB to grey (Rec. 601 luma)', 'resized 40x36 to 28x28 (scaled to cover, centre-cropped)'] },
+    });
+    // slices 0 and 1 (offsets (0,0), (0,1) at S = 4) are the converted image's pixels
+    const converted = (await decodeImage(png, { name: 'tiny-c1', height: 28, width: 28, channels: 1 }, { resize: true, grayscale: true }, 1 << 20)).image.data;
+    const out = (await decodePng(body.images[0].png)).data;
+    let kept = 0;
+    for (let y = 0; y < 28; y += 4) for (let x = 0; x < 28; x++) if (x % 4 < 2) kept += Number(out[y * 28 + x] === converted[y * 28 + x]);
+    t.equal(kept, 7 * 14, 'the kept slices are the converted pixels');
+    const again = await post(app, { seed: 3, condition: { mode: 'complete', image, slices: 2, convert: { resize: true, grayscale: true } } });
+    t.equal(again.json().images[0].png, body.images[0].png, 'the same seed and image give the same sample');
+    const none = (await post(app, { seed: 3 })).json();
+    t.notOk('condition' in none, 'no condition, no condition in the answer');
+    const stream = parseSse((await post(app, { seed: 3, condition: { mode: 'complete', image, slices: 2, convert: { resize: true, grayscale: true } } }, 'text/event-stream')).body);
+    t.same(JSON.parse(stream.find((e) => e.event === 'done')!.data).condition, body.condition, 'the done event carries it too');
+    const unknown = await post(app, { condition: { mode: 'upscale', image, convert: { sharpen: true } } });
+    t.equal(unknown.statusCode, 400);
+    t.match(unknown.json().error, /condition\/convert.*sharpen/);
   });
 
   t.test('colour model: RGB PNGs', async (t) => {
