@@ -27,7 +27,8 @@ export type ErrorType =
   | 'not_ready'
   | 'internal';
 
-export type FailureReason = 'overloaded' | 'cancelled' | 'timeout' | 'bad_input' | 'unauthorized' | 'unavailable' | 'internal';
+export const FAILURE_REASONS = ['overloaded', 'cancelled', 'timeout', 'bad_input', 'unauthorized', 'unavailable', 'internal'] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 export interface MappedError {
   statusCode: number;

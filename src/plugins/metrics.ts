@@ -5,7 +5,7 @@
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RuntimeObserver } from '../runtime/types.js';
-import type { FailureReason } from '../http/error-mapping.js';
+import { FAILURE_REASONS } from '../http/error-mapping.js';
 import { CLIENT_ERROR_REASONS } from '../http/client-error.js';
 
 const SECONDS_HTTP = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -122,11 +122,14 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry });
     // Zero series for every closed-set value, so rates and alerts exist before the first failure.
     // (The runtime reports no timeouts: a passed deadline reaches it as a cancellation.)
-    for (const reason of ['overloaded', 'cancelled', 'timeout', 'bad_input', 'unauthorized', 'unavailable', 'internal'] as FailureReason[]) {
-      for (const route of ['/sample', '/likelihood', '/likelihood/batch']) this.requestFailures.inc({ route, reason }, 0);
-      if (reason !== 'timeout' && reason !== 'unauthorized') this.runtimeFailures.inc({ reason }, 0);
-    }
+    // spn_request_failures_total's come with each route that does model work (modelRoute).
+    for (const reason of FAILURE_REASONS) if (reason !== 'timeout' && reason !== 'unauthorized') this.runtimeFailures.inc({ reason }, 0);
     for (const reason of CLIENT_ERROR_REASONS) this.clientErrors.inc({ reason }, 0);
+  }
+
+  /** A route that runs models (route config `modelWork`): zero failure series for every reason. */
+  modelRoute(route: string): void {
+    for (const reason of FAILURE_REASONS) this.requestFailures.inc({ route, reason }, 0);
   }
 
   readonly observer: RuntimeObserver = {
@@ -163,6 +166,9 @@ export default fp(
   async (app) => {
     const metrics = new Metrics();
     app.decorate('metrics', metrics);
+    app.addHook('onRoute', (route) => {
+      if ((route.config as { modelWork?: boolean } | undefined)?.modelWork) metrics.modelRoute(route.url);
+    });
 
     app.addHook('onResponse', async (request, reply) => {
       metrics.httpDuration.observe(

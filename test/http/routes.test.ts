@@ -183,7 +183,16 @@ t.test('routes', async (t) => {
     // the bad /sample requests above: 11 validation, 2 bad request, then 404, 422, 400, 406, 3 x 415, 413: all bad input
     t.equal(metricValue(text, 'spn_request_failures_total', { route: '/sample', reason: 'bad_input' }), 21);
     t.equal(metricValue(text, 'spn_request_failures_total', { route: '/sample', reason: 'overloaded' }), 0);
+    const failureRoutes = [...text.matchAll(/^spn_request_failures_total\{route="([^"]+)",reason="internal"\}/gm)].map((m) => m[1]).sort();
+    t.same(failureRoutes, ['/likelihood', '/likelihood/batch', '/sample', '/v2/models/:name/infer', '/v2/models/:name/versions/:version/infer'],
+      'failure series for every route that runs models, and only those');
+    for (const route of failureRoutes) {
+      for (const reason of ['overloaded', 'cancelled', 'timeout', 'bad_input', 'unauthorized', 'unavailable', 'internal']) {
+        t.ok(metricValue(text, 'spn_request_failures_total', { route, reason })! >= 0, `a series for ${route} ${reason}`);
+      }
+    }
     t.equal(metricValue(text, 'spn_request_failures_total', { route: '/likelihood/batch', reason: 'timeout' }), 0, 'zero series for every route and reason');
+    t.equal(metricValue(text, 'spn_request_failures_total', { route: '/v2/models/:name/infer', reason: 'bad_input' }), 0);
     t.equal(metricValue(text, 'spn_runtime_failures_total', { reason: 'timeout' }), undefined, 'the runtime reports no timeouts (it sees a cancellation)');
     for (const name of ['spn_queue_length', 'spn_running_requests', 'spn_batch_size']) t.equal(metricValue(text, name), 0, name);
     t.equal(metricValue(text, 'spn_workers_ready'), 1, 'the one worker is ready');

@@ -2,7 +2,7 @@
 // JSON tensors (flat and nested) and binary tensors (the binary tensor data extension, as Triton's
 // client sends them), scoring exactly as /likelihood/batch does; refusals named by field; API keys.
 import t from 'tap';
-import { listening, rawToPng, readyApp } from './helpers.js';
+import { listening, metricValue, rawToPng, readyApp } from './helpers.js';
 
 const H = 28;
 const W = 28;
@@ -160,6 +160,11 @@ t.test('infer refuses what it cannot score, naming the field', async (t) => {
   t.equal(colour.statusCode, 422, 'a grey tensor for the colour model');
   t.equal((await app.inject({ method: 'POST', url: '/v2/models/nope/infer', payload: { inputs: [ok] } })).statusCode, 404);
   t.equal((await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', headers: { 'content-type': 'text/csv' }, payload: 'a,b' })).statusCode, 415);
+  // every refusal above is counted once, as bad input of the infer route (cases, deep, not JSON,
+  // no header, over, short, unclaimed, colour, unknown model, content type)
+  const text = (await app.inject('/metrics')).body;
+  t.equal(metricValue(text, 'spn_request_failures_total', { route: '/v2/models/:name/infer', reason: 'bad_input' }), cases.length + 9, 'refusals counted as bad input');
+  t.equal(metricValue(text, 'spn_request_failures_total', { route: '/v2/models/:name/infer', reason: 'internal' }), 0);
 });
 
 t.test('over HTTP with API_KEYS: health open, the model routes need a key', async (t) => {
