@@ -33,7 +33,10 @@ export default fp(
           title: 'spn-serve',
           version,
           description:
-            'Sampling and scoring with Subscale Pixel Networks and Multidimensional Upscaling (Menick & Kalchbrenner 2018). Errors are `{error, error_type}`.',
+            'Sampling and scoring with Subscale Pixel Networks and Multidimensional Upscaling (Menick & Kalchbrenner 2018). Errors are `{error, error_type}`.\n\n' +
+            'Any route may also be answered, before it is routed, with 408 `request_timeout` (the whole request, headers and body, took longer than the ' +
+            "server's RECEIVE_TIMEOUT_MS), 431 `headers_too_large` or 400 `malformed` (not HTTP); the connection is then closed. " +
+            'With CORS_ORIGINS set, a preflight (OPTIONS) from an origin not listed gets 403 `forbidden_origin`.',
         },
         components: {
           securitySchemes: {

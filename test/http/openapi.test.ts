@@ -2,6 +2,7 @@
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { OPENAPI_PATH, openapiText } from '../../scripts/write-openapi.js';
+import { CLIENT_ERROR_REASONS } from '../../src/http/client-error.js';
 
 t.test('openapi/openapi.json matches the app (run `npm run openapi` after changing a route)', async (t) => {
   const generated = await openapiText();
@@ -24,6 +25,10 @@ t.test('every route documents its body, query and answers', async (t) => {
   t.same(infer.parameters.map((p: { name: string }) => p.name), ['name']);
   t.same(ops('/v2/models/{name}/versions/{version}/infer', 'post').parameters.map((p: { name: string }) => p.name), ['name', 'version']);
   t.same(Object.keys(infer.responses).sort(), ['200', '400', '401', '404', '413', '415', '422', '429', '500', '503', '504']);
+  // answers given before routing belong to no route: the document's description names them
+  for (const reason of [...CLIENT_ERROR_REASONS, 'forbidden_origin']) t.match(doc.info.description, `\`${reason}\``, `info names ${reason}`);
+  t.match(doc.info.description, /408 `request_timeout`.*431 `headers_too_large`.*400 `malformed`/s);
+  t.same(conditionKeys(doc), ['convert', 'image', 'mode', 'slices'], "/sample's condition takes convert");
   const sample = ops('/sample', 'post');
   t.same(Object.keys(sample.responses).sort(), ['200', '400', '401', '404', '406', '413', '415', '422', '429', '500', '503', '504']);
   t.same(Object.keys(sample.responses['200'].content).sort(), ['application/json', 'image/png', 'text/event-stream']);
@@ -46,3 +51,7 @@ t.test('every route documents its body, query and answers', async (t) => {
   t.same(Object.keys(ops('/health/ready', 'get').responses).sort(), ['200', '503']);
   for (const name of ['ErrorBody', 'SampleResult', 'SliceEvent', 'StageEvent', 'LikelihoodResult', 'LikelihoodBatchResult', 'ModelSummary']) t.ok(doc.components.schemas[name], name);
 });
+
+function conditionKeys(doc: { paths: Record<string, Record<string, { requestBody: { content: Record<string, { schema: { properties: { condition: { properties: object } } } }> } }>> }): string[] {
+  return Object.keys(doc.paths['/sample'].post.requestBody.content['application/json'].schema.properties.condition.properties).sort();
+}
