@@ -61,6 +61,24 @@ t.test('the README\'s quick-start commands, against the server on the shipped mo
   const stream = byText('text/event-stream');
   t.equal(stream.match(/^event: slice$/gm)?.length, 8, 'eight slice events (1 + 3 + 4 over the three stages)');
   t.match(stream, /^event: done$/m, 'and done');
+  // four upscalings of garment.png: each keeps the 3 high bits of its slice (0, 0), the small image
+  const garment = await decodePng(readFileSync(join(dir, 'garment.png')));
+  const upscaled = await decodePng(readFileSync(join(dir, 'upscaled.png')));
+  t.same([upscaled.width, upscaled.height], [58, 58], 'a 2x2 grid');
+  let kept = 0;
+  let same = 0;
+  for (const [oy, ox] of [[0, 0], [0, 30], [30, 0], [30, 30]]) {
+    for (let y = 0; y < 28; y++) {
+      for (let x = 0; x < 28; x++) {
+        const v = upscaled.data[(oy + y) * 58 + ox + x];
+        const g = garment.data[y * 28 + x];
+        if (y % 2 === 0 && x % 2 === 0) kept += Number((v & 0xe0) === (g & 0xe0));
+        same += Number(v === g);
+      }
+    }
+  }
+  t.equal(kept, 4 * 14 * 14, 'every sample keeps the small image (slice 0, high 3 bits)');
+  t.ok(same < 4 * 28 * 28 * 0.9, `and generates the rest (${same} of ${4 * 28 * 28} pixels equal to the original)`);
   const bits = Number(byText('perPixel=true').trim());
   t.ok(bits > 0.5 && bits < 8, `garment.png scores ${bits} bits/dim`);
   // jq prints the mean on one line, then the array over several
