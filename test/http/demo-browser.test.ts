@@ -5,10 +5,21 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
 import t from 'tap';
 import { launchChromium as launch, WAIT } from './browser.js';
 import { listening, parseSse, rawToPng } from './helpers.js';
 import { MODELS_DIR as SHIPPED_MODELS_DIR } from '../runtime/fixtures.js';
+
+/** The demo page in a new tab, and the script errors it throws. */
+async function openDemo(browser: Browser, url: string): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser.newPage();
+  page.setDefaultTimeout(15_000);
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${url}/demo`);
+  return { page, errors };
+}
 
 t.test('the demo page samples and scores through the API', { timeout: 60_000 }, async (t) => {
   const browser = await launch(t);
@@ -19,11 +30,7 @@ t.test('the demo page samples and scores through the API', { timeout: 60_000 }, 
   t.equal(res.statusCode, 200);
   t.equal(res.headers['content-type'], 'text/html; charset=utf-8');
 
-  const page = await browser.newPage();
-  page.setDefaultTimeout(15_000);
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(`${url}/demo`);
+  const { page, errors } = await openDemo(browser, url);
   await page.locator('#model option[value="tiny-c3"]').waitFor({ state: 'attached', ...WAIT });
   t.same(await page.locator('#model option').allTextContents(), ['tiny-c1', 'tiny-c3'], 'the models the server lists');
   t.equal(await page.locator('#model').inputValue(), 'tiny-c1', 'the default one chosen');
@@ -93,11 +100,7 @@ t.test('the demo page samples from a given image: a sample of its own, or an upl
   if (!browser) return;
   const { app, url } = await listening({ MODELS_DIR: SHIPPED_MODELS_DIR, MODELS: 'tiny-c1,spn8-fmnist' });
   t.teardown(() => app.close());
-  const page = await browser.newPage();
-  page.setDefaultTimeout(15_000);
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(`${url}/demo`);
+  const { page, errors } = await openDemo(browser, url);
   await page.locator('#model option[value="spn8-fmnist"]').waitFor({ state: 'attached', ...WAIT });
   await page.locator('#model').selectOption('tiny-c1');
   const enabled = () => page.locator('#mode option').evaluateAll((os) => os.filter((o) => !(o as HTMLOptionElement).disabled).map((o) => (o as HTMLOptionElement).value));
