@@ -23,11 +23,13 @@ RUN apt-get update \
 
 FROM node AS build
 WORKDIR /app
-# The repository's .npmrc skips onnxruntime-node's download for offline machines; the variable
-# wins over it, and this stage has the network: fetch the CUDA 12 provider libraries.
-ENV ONNXRUNTIME_NODE_INSTALL=cuda12
+# onnxruntime-node's install script is what fetches its CUDA 12 provider libraries (too large for
+# the npm registry). The repository keeps it from running on developers' machines (package.json's
+# allowScripts denies it for npm 11.16+, .npmrc skips its download for older npm), so it is run
+# here by hand, after an install that runs no scripts, the same way whatever the npm version.
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN npm ci --no-audit --no-fund --ignore-scripts \
+ && ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install
 COPY tsconfig.json ./
 COPY src ./src
 COPY scripts ./scripts
