@@ -47,7 +47,7 @@ export const ConfigSchema = Type.Object({
   REQUEST_TIMEOUT_MS: Type.Integer({
     minimum: 0,
     default: 60_000,
-    description: 'longest a /sample, /likelihood or /likelihood/batch request may take, queue included (504 past it; 0: no limit); a request may ask for less with timeoutMs',
+    description: 'longest a /sample, /likelihood, /likelihood/batch or v2 infer request may take, queue included (504 past it; 0: no limit); all but infer may ask for less with timeoutMs',
   }),
   RECEIVE_TIMEOUT_MS: Type.Integer({
     minimum: 0,

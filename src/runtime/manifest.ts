@@ -154,20 +154,26 @@ export async function loadModels(modelsDir: string, only?: readonly string[]): P
   }
   if (dirs.length === 0) throw new ModelLoadError(`${modelsDir}: no models (no */manifest.json)`);
   if (!only?.length) return Promise.all(dirs.sort().map(loadModel));
-  // the names come from the manifests; only the chosen models' graphs are read and checked
+  // The names come from the manifests; only the chosen models' graphs are read and checked. A
+  // manifest that cannot be read for its name is not one of them (it stops nothing), but a name
+  // that is not found says which manifests could not be read, in case it is one of those.
   const named = await Promise.all(dirs.map(async (d) => {
     const path = join(d, 'manifest.json');
     try {
-      return { d, name: (JSON.parse(await readFile(path, 'utf8')) as { name?: unknown }).name };
+      const name = (JSON.parse(await readFile(path, 'utf8')) as { name?: unknown } | null)?.name;
+      return { d, name: typeof name === 'string' ? name : undefined, problem: typeof name === 'string' ? undefined : `${path} (no name)` };
     } catch (err) {
-      throw new ModelLoadError(`${path}: not valid JSON (${(err as Error).message})`);
+      return { d, name: undefined, problem: `${path} (not valid JSON: ${(err as Error).message})` };
     }
   }));
   const missing = only.filter((n) => !named.some((m) => m.name === n));
   if (missing.length) {
-    throw new ModelLoadError(`${modelsDir}: no model named ${missing.map((n) => `'${n}'`).join(', ')} (there: ${named.map((m) => String(m.name)).sort().join(', ')})`);
+    const there = named.flatMap((m) => (m.name === undefined ? [] : [m.name])).sort().join(', ');
+    const unreadable = named.flatMap((m) => (m.problem ? [m.problem] : []));
+    throw new ModelLoadError(`${modelsDir}: no model named ${missing.map((n) => `'${n}'`).join(', ')} (there: ${there}` +
+      `${unreadable.length ? `; manifests that could not be read: ${unreadable.join(', ')}` : ''})`);
   }
-  return Promise.all(named.filter((m) => only.includes(m.name as string)).map((m) => m.d).sort().map(loadModel));
+  return Promise.all(named.filter((m) => m.name !== undefined && only.includes(m.name)).map((m) => m.d).sort().map(loadModel));
 }
 
 /** The weights' identity: a digest of every graph's sha256 (checked at load), stage by stage. */

@@ -31,6 +31,16 @@ t.test('only the models asked for are loaded; a name that is not there stops sta
   const only = await runtime({ modelsDir: dir, models: ['tiny-c1'] });
   t.same(only.models().map((m) => m.name), ['tiny-c1'], 'only tiny-c1: it is never read');
   await only.close();
+  // a model whose manifest is not even JSON, not asked for: it stops nothing, and is named when a name is not found
+  writeFileSync(join(dir, 'tiny-c3', 'manifest.json'), '{"name": "tiny-c3", trunc');
+  const still = await runtime({ modelsDir: dir, models: ['tiny-c1'] });
+  t.same(still.models().map((m) => m.name), ['tiny-c1'], 'an unreadable manifest of a model not asked for stops nothing');
+  await still.close();
+  await t.rejects(runtime({ modelsDir: dir, models: ['tiny-c3'] }), {
+    name: 'ModelLoadError',
+    message: /no model named 'tiny-c3' \(there: tiny-c1; manifests that could not be read: .*tiny-c3\/manifest\.json \(not valid JSON: /,
+  }, 'asked for, it is not found, and the unreadable manifest is named');
+  await t.rejects(runtime({ modelsDir: dir }), { name: 'ModelLoadError', message: /tiny-c3\/manifest\.json/ }, 'every model: the unreadable manifest stops start-up');
 });
 
 t.test('a corrupt graph file stops start-up, naming the file', async (t) => {
