@@ -4,12 +4,13 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
+import { nonFinitePath } from './http/finite.js';
 import metrics from './plugins/metrics.js';
 import lifecycle from './plugins/lifecycle.js';
 import runtime, { type RuntimeDeps } from './plugins/runtime.js';
 import errorHandler from './plugins/error-handler.js';
 import swagger from './plugins/swagger.js';
-import cors from './plugins/cors.js';
+import cors, { parseOrigins, setCorsHeaders } from './plugins/cors.js';
 import apiKeys from './plugins/api-keys.js';
 import healthRoutes from './routes/health.js';
 import modelRoutes from './routes/models.js';
@@ -46,6 +47,7 @@ class OneLinePerRequest extends LogController {
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const { requestTimeout, headersTimeout, connectionsCheckingInterval } = receiveTimeouts(config.RECEIVE_TIMEOUT_MS);
+  const corsOrigins = parseOrigins(config.CORS_ORIGINS);
   const app = Fastify({
     logger: deps.logger ?? { level: config.LOG_LEVEL },
     logController: new OneLinePerRequest(),
@@ -53,7 +55,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // A client must send its whole request within RECEIVE_TIMEOUT_MS (408 past it); these and
     // other connection-level failures are answered in the one error shape and counted.
     requestTimeout,
-    http: { connectionsCheckingInterval },
+    // Node answers an HTTP/1.1 request without Host with a bare 400 of its own; the hook below
+    // answers it in the one error shape and counts it
+    http: { connectionsCheckingInterval, requireHostHeader: false },
     clientErrorHandler,
     // Keep a caller's request id (from a proxy) so logs line up across hops; make one otherwise.
     requestIdHeader: 'x-request-id',
@@ -66,12 +70,16 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     schemaErrorFormatter,
     // The router's own refusals (a bad percent-encoding, a path parameter over maxParamLength) in
     // the one error shape; the fuzz test found them answering Fastify's default body.
+    // No hook runs for them: the CORS headers and the duration metric are added here.
     frameworkErrors: (err, request, raw) => {
       const reply = raw as unknown as FastifyReply;
       const status = err.statusCode ?? 400;
       const error = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is over 100 characters'
         : err.code === 'FST_ERR_BAD_URL' ? 'the URL is not valid (a bad percent-encoding)' : err.message;
-      void reply.code(status).header('x-request-id', request.id).type('application/json; charset=utf-8').send({ error, error_type: 'bad_request' });
+      setCorsHeaders(reply, corsOrigins, request.headers.origin);
+      void reply.code(status).header('x-request-id', request.id).header('cache-control', 'no-store')
+        .type('application/json; charset=utf-8').send({ error, error_type: 'bad_request' });
+      app.metrics?.httpDuration.observe({ method: request.method, route: 'unmatched', status_class: `${Math.floor(status / 100)}xx` }, reply.elapsedTime / 1000);
     },
   });
 
@@ -82,6 +90,22 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+  });
+
+  // HTTP/1.1 requires Host (RFC 9112, 3.2): refused as not valid HTTP, as Node would, but in the
+  // error shape and counted with the other connection-level refusals
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
+      app.metrics.clientErrors.inc({ reason: 'malformed' });
+      return reply.code(400).header('connection', 'close').type('application/json; charset=utf-8')
+        .send({ error: 'an HTTP/1.1 request needs a Host header', error_type: 'malformed' });
+    }
+  });
+
+  // after validation: no non-finite number gets past a schema's bounds (http/finite.ts)
+  app.addHook('preHandler', async (request) => {
+    const bad = nonFinitePath(request.query, 'querystring') ?? nonFinitePath(request.body, 'body');
+    if (bad) throw Object.assign(new Error(`${bad} must be a finite number`), { validation: [], statusCode: 400 });
   });
 
   await app.register(metrics);

@@ -90,7 +90,7 @@ export async function decodeImage(
   if (img.width !== model.width || img.height !== model.height) {
     if (convert.resize) {
       const from = `${img.width}x${img.height}`;
-      img = await resize(img, model.width, model.height);
+      img = await resize(img, model.width, model.height, maxPixels);
       conversions.push(`resized ${from} to ${model.width}x${model.height} (scaled to cover, centre-cropped)`);
     } else {
       problems.push(`it is ${img.width}x${img.height} but the model takes ${model.width}x${model.height} (send such an image, or ask for ${askFor('resize')})`);
@@ -185,11 +185,28 @@ function toRgb(img: RawImage): RawImage {
   return { ...img, channels: 3, data };
 }
 
-async function resize(img: RawImage, width: number, height: number): Promise<RawImage> {
+/** Scaled to cover width x height, then centre-cropped. Scaling to cover makes the whole image at
+ * the scale of its shorter side first: an image far from the model's shape (1 x 2,000,000 is a 4 KB
+ * PNG) would become billions of pixels, which sharp refuses (an error) or spends seconds on. Such
+ * an image is refused unless its covering size is within the upload limit. */
+async function resize(img: RawImage, width: number, height: number, maxPixels: number): Promise<RawImage> {
+  const scale = Math.max(width / img.width, height / img.height);
+  const coverW = Math.ceil(img.width * scale);
+  const coverH = Math.ceil(img.height * scale);
+  if (coverW * coverH > maxPixels) {
+    throw new ImageMismatchError(
+      `the image is ${img.width}x${img.height}: scaled to cover ${width}x${height} it would be ${coverW}x${coverH}, more than the limit of ${maxPixels} pixels; crop it nearer the model's shape first`);
+  }
   const s = sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength), {
     raw: { width: img.width, height: img.height, channels: img.channels as 1 | 3 },
   }).resize(width, height, { fit: 'cover', position: 'centre' });
-  const { data, info } = await (img.channels === 1 ? s.toColourspace('b-w') : s).raw().toBuffer({ resolveWithObject: true });
+  let out: { data: Buffer; info: OutputInfo };
+  try {
+    out = await (img.channels === 1 ? s.toColourspace('b-w') : s).raw().toBuffer({ resolveWithObject: true });
+  } catch (err) {
+    throw new ImageMismatchError(`the ${img.width}x${img.height} image could not be resized to ${width}x${height}: ${firstLine(err)}`);
+  }
+  const { data, info } = out;
   if (info.channels !== img.channels) throw new Error(`resize changed channels ${img.channels} -> ${info.channels}`);
   return { width, height, channels: img.channels, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
 }

@@ -47,6 +47,17 @@ export function addVary(reply: FastifyReply, name: string): void {
   reply.header('vary', names.join(', '));
 }
 
+/** The CORS headers of an answer to a request from `origin` (none when CORS_ORIGINS is unset);
+ * also used by the router's own refusals, which no hook sees (app.ts, frameworkErrors). */
+export function setCorsHeaders(reply: FastifyReply, allowed: AllowedOrigins | null, origin: string | undefined): void {
+  if (!allowed) return;
+  // the answer depends on Origin unless every origin gets the same '*': caches must know
+  if (allowed !== '*') addVary(reply, 'Origin');
+  if (origin === undefined || (allowed !== '*' && !allowed.has(origin))) return;
+  reply.header('access-control-allow-origin', allowed === '*' ? '*' : origin);
+  reply.header('access-control-expose-headers', EXPOSED_HEADERS.join(', '));
+}
+
 export default fp<{ config: Config }>(
   async (app, { config }) => {
     const allowed = parseOrigins(config.CORS_ORIGINS);
@@ -54,14 +65,7 @@ export default fp<{ config: Config }>(
     const permits = (origin: string | undefined): origin is string => origin !== undefined && (allowed === '*' || allowed.has(origin));
 
     // Every answer, errors and event streams included (headers set here survive the error handler).
-    app.addHook('onRequest', async (request, reply) => {
-      // the answer depends on Origin unless every origin gets the same '*': caches must know
-      if (allowed !== '*') addVary(reply, 'Origin');
-      const origin = request.headers.origin;
-      if (!permits(origin)) return;
-      reply.header('access-control-allow-origin', allowed === '*' ? '*' : origin);
-      reply.header('access-control-expose-headers', EXPOSED_HEADERS.join(', '));
-    });
+    app.addHook('onRequest', async (request, reply) => setCorsHeaders(reply, allowed, request.headers.origin));
 
     // Preflight: a browser asks before a POST with a JSON body, or a request with other headers.
     app.options('/*', { schema: { hide: true } }, async (request, reply) => {

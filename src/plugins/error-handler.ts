@@ -24,6 +24,9 @@ export default fp(
       if (request.routeOptions.config?.modelWork && route) {
         app.metrics.requestFailures.inc({ route, reason: failureReason(mapped.body.error_type) });
       }
+      // An error is not the representation a validator set before it names (a seeded PNG's ETag), and is not cached.
+      reply.removeHeader('etag');
+      reply.header('cache-control', 'no-store');
       if (mapped.retryAfterSeconds !== undefined) reply.header('retry-after', String(mapped.retryAfterSeconds));
       closeIfUnread(request.raw, reply);
       return reply.code(mapped.statusCode).type('application/json; charset=utf-8').send(mapped.body);

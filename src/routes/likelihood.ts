@@ -6,7 +6,7 @@ import multipart from '@fastify/multipart';
 import { Type } from '@sinclair/typebox';
 import type { Config } from '../config.js';
 import { UnknownModelError } from '../runtime/errors.js';
-import { API_KEY_SECURITY, errors } from '../schemas/common.js';
+import { API_KEY_SECURITY, errors, NoQuery } from '../schemas/common.js';
 import {
   BinaryImage, LikelihoodBatchBody, LikelihoodBatchMultipart, LikelihoodBatchResult, LikelihoodJsonBody, LikelihoodMultipart, LikelihoodQuery, LikelihoodResult,
   MAX_BATCH_IMAGES, type LikelihoodBatchResult as BatchResult, type LikelihoodQuery as Query, type LikelihoodResult as Result,
@@ -112,6 +112,11 @@ export default async function likelihoodRoutes(app: FastifyInstance, { config }:
     if (request.isMultipart() && !handled.has(request) && err.code === undefined && err.statusCode === undefined) {
       throw new BadRequestError(`malformed multipart body: ${err.message}`);
     }
+    // the multipart plugin's part counts ("reach files limit", a 413): too many parts, not too many bytes
+    if (err.code === 'FST_FILES_LIMIT' || err.code === 'FST_PARTS_LIMIT' || err.code === 'FST_FIELDS_LIMIT') {
+      const batch = request.routeOptions.url === '/likelihood/batch';
+      throw new BadRequestError(`too many parts in the multipart form: it takes ${batch ? `1 to ${MAX_BATCH_IMAGES} file parts named images` : 'one file part named image'} and at most 8 option fields`);
+    }
     throw err;
   });
 
@@ -176,6 +181,7 @@ export default async function likelihoodRoutes(app: FastifyInstance, { config }:
       tags: ['scoring'],
       security: API_KEY_SECURITY,
       summary: `likelihood of up to ${MAX_BATCH_IMAGES} images in one request: each as /likelihood answers it, and their mean bits/dim`,
+      querystring: NoQuery,
       description:
         "A JSON body with `images` (base64 PNG, JPEG or WebP) and the options of /likelihood, or a multipart form with one file part named `images` per image (a Content-Length is required, at most BODY_LIMIT) and the options as fields. The images share one place in the queue and their slices are scored in the same batched runs. One image that cannot be decoded or does not fit the model refuses the whole request, and the error names it by its place (`body/images/3: ...`).",
       body: {

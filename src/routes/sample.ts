@@ -7,7 +7,7 @@ import type { Config } from '../config.js';
 import { UnknownModelError } from '../runtime/errors.js';
 import { stageIndex } from '../runtime/plan.js';
 import type { ModelSummary, SampleEvent } from '../runtime/types.js';
-import { API_KEY_SECURITY, ErrorBody, errors } from '../schemas/common.js';
+import { API_KEY_SECURITY, ErrorBody, errors, NoQuery } from '../schemas/common.js';
 import { EVENT_STREAM_DESCRIPTION, MAX_SEED, SampleBody, SampleQuery, SampleResult, SliceEventData, StageEventData } from '../schemas/sample.js';
 import { toCondition } from '../http/condition.js';
 import { effectiveTimeout, requestAbort } from '../http/deadline.js';
@@ -65,6 +65,7 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
       summary: 'sample images',
       description: `Answers JSON (default), a PNG (\`Accept: image/png\`; a grid when count > 1; seed in \`X-Seed\`), or an event stream. ${EVENT_STREAM_DESCRIPTION}`,
       body: SampleBody,
+      querystring: NoQuery,
       response: responses,
     },
   }, async (request, reply) => sample(request, request.body, reply));
@@ -102,8 +103,7 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
       },
     },
   }, async (request, reply) => {
-    const { accept, model, seed, notModified } = prepare(request, request.query, reply);
-    stageIndex(model, request.query.stopAfter);   // 422 for a stage the model lacks, as GET
+    const { accept, seed, notModified } = prepare(request, request.query, reply);
     if (notModified) return reply.code(304).send();
     if (accept === 'text/event-stream') reply.header('cache-control', 'no-cache, no-transform');
     if (accept === 'image/png' && request.query.seed !== undefined) reply.header('x-seed', String(seed));
@@ -119,6 +119,7 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
     const modelName = body.model ?? app.defaultModel();
     const model = app.runtime.model(modelName);
     if (!model) throw new UnknownModelError(modelName);
+    stageIndex(model, body.stopAfter);   // 422 for a stage the model lacks, before any ETag or 304
     const seed = body.seed ?? randomInt(0, MAX_SEED + 1);
     let notModified = false;
     if (request.method === 'GET' || request.method === 'HEAD') {

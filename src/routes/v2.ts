@@ -41,7 +41,9 @@ function metadata(m: ModelSummary) {
 
 /** The JSON header and what follows it (binary tensors), by Inference-Header-Content-Length. */
 function splitBody(request: FastifyRequest): { header: InferRequest; binary: Buffer } {
-  const body = request.body as Buffer;
+  // no body at all (and so no Content-Type, which would have chosen a parser): nothing to read
+  const body = request.body as Buffer | undefined;
+  if (!body?.length) throw new BadRequestError('the inference request has no body: send a JSON object (or a JSON header and binary tensor data)');
   const declared = request.headers[HEADER_LENGTH];
   let headerBytes: Buffer = body;
   let binary: Buffer = Buffer.alloc(0);

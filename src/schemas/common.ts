@@ -37,6 +37,11 @@ export const ImageInput = Type.Object({
   conversions: Type.Array(Type.String(), { description: 'what was done to the pixels, in order; empty when taken as they were' }),
 });
 
+/** The query of a route whose options are all in its body: a query parameter there would be
+ * silently ignored (a client that moved an option from GET /sample to POST would not notice), so
+ * any is refused, named (400 `querystring/seed is not allowed`). */
+export const NoQuery = Type.Object({}, { additionalProperties: false });
+
 export const Base64Png = Type.String({ contentEncoding: 'base64', contentMediaType: 'image/png', description: 'a PNG image, base64' });
 
 const ERROR_DESCRIPTIONS: Record<number, string> = {

@@ -7,7 +7,7 @@ import t from 'tap';
 import { launchChromium } from './browser.js';
 import { loadConfig } from '../../src/config.js';
 import { parseOrigins } from '../../src/plugins/cors.js';
-import { listening, parseSse, rawToPng, readyApp } from './helpers.js';
+import { listening, metricValue, parseSse, rawToPng, readyApp } from './helpers.js';
 
 const PAGE = 'http://page.example';
 const OTHER = 'http://other.example:8081';
@@ -61,6 +61,15 @@ t.test('a list of origins: allowed ones may read every kind of answer, others ar
   const missing = await app.inject({ method: 'GET', url: '/nowhere', headers: { origin: PAGE } });
   t.equal(missing.statusCode, 404);
   allowedHeaders(missing, PAGE, 'a 404');
+  // the router's own refusals, which no hook sees (found by probing: they had no CORS headers)
+  const badUrl = await app.inject({ method: 'GET', url: '/models/%ZZ', headers: { origin: PAGE } });
+  t.equal(badUrl.statusCode, 400);
+  allowedHeaders(badUrl, PAGE, 'a bad percent-encoding');
+  const longParam = await app.inject({ method: 'GET', url: `/models/${'a'.repeat(101)}`, headers: { origin: PAGE } });
+  t.equal(longParam.statusCode, 414);
+  allowedHeaders(longParam, PAGE, 'a path parameter over 100 characters');
+  const routerRefusals = metricValue((await app.inject('/metrics')).body, 'spn_http_request_duration_seconds_count', { method: 'GET', route: 'unmatched', status_class: '4xx' });
+  t.ok(routerRefusals! >= 3, `and they are in the request duration metric with the 404 (${routerRefusals})`);
 
   // a seeded PNG: Vary keeps Accept (the ETag depends on it) beside Origin
   const png = await app.inject({ method: 'GET', url: '/sample?seed=5', headers: { origin: PAGE, accept: 'image/png' } });

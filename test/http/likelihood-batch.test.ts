@@ -97,6 +97,15 @@ t.test('likelihood batch', async (t) => {
     t.match(mismatch.json(), { error: /^body\/images\/1: /, error_type: 'image_mismatch' });
     const raw = await app.inject({ method: 'POST', url: '/likelihood/batch', headers: { 'content-type': 'image/png' }, payload: pngs[0] });
     t.equal(raw.statusCode, 415, 'a raw image body goes to /likelihood');
+    // options in the query string, as /likelihood takes them: refused, not ignored (it scored with the default model)
+    const query = await app.inject({ method: 'POST', url: '/likelihood/batch?model=tiny-c3&perPixel=true', payload: { images: [b64(pngs[0])] } });
+    t.equal(query.statusCode, 400);
+    t.same(query.json(), { error: 'querystring/model is not allowed', error_type: 'validation' });
+    // an image far from the model's shape, with resize: refused by its place, not a 500
+    const sliver = b64(await rawToPng(new Uint8Array(200_000), 200_000, 1, 1));
+    const thin = await batch({ images: [b64(pngs[0]), sliver], convert: { resize: true } });
+    t.equal(thin.statusCode, 422);
+    t.match(thin.json(), { error: /^body\/images\/1: the image is 200000x1: scaled to cover 28x28 it would be 5600000x28/, error_type: 'image_mismatch' });
     t.equal((await batch({ images: [b64(pngs[3])] })).json().results[0].bitsPerDim, singles[3].bitsPerDim, 'still serving');
   });
 
@@ -123,7 +132,10 @@ t.test('likelihood batch', async (t) => {
       ['a text field named images', await form({ images: 'abc' }), 400, { error: 'body/images/0 must be a file upload', error_type: 'bad_request' }],
       ['a part that is not an image', await form({}, ...files([0]), { name: 'images', type: 'image/png', bytes: Buffer.from('nope') }), 400,
         { error: 'body/images/1: the data is not a PNG, JPEG or WebP image', error_type: 'bad_image' }],
-      ['65 file parts', await form({}, ...files(Array.from({ length: 65 }, () => 0))), 413, { error_type: 'payload_too_large' }],
+      ['65 file parts (a small body: too many parts, not too many bytes)', await form({}, ...files(Array.from({ length: 65 }, () => 0))), 400,
+        { error: 'too many parts in the multipart form: it takes 1 to 64 file parts named images and at most 8 option fields', error_type: 'bad_request' }],
+      ['9 option fields', await form(Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`f${i}`, 'x'])), ...files([0])), 400,
+        { error: /^too many parts in the multipart form/, error_type: 'bad_request' }],
       ['an unknown model', await form({ model: 'nope' }, ...files([0])), 404, { error: "unknown model 'nope'", error_type: 'unknown_model' }],
     ];
     for (const [what, r2, status, body] of cases) {

@@ -3,7 +3,7 @@
 import t from 'tap';
 import sharp from 'sharp';
 import type { FastifyInstance } from 'fastify';
-import { bombPng, decodePng, multipart, rawToPng, readyApp } from './helpers.js';
+import { bombPng, decodePng, metricValue, multipart, rawToPng, readyApp } from './helpers.js';
 
 t.test('likelihood', async (t) => {
   const app: FastifyInstance = await readyApp({ BODY_LIMIT: 256 * 1024, MAX_IMAGE_PIXELS: 512 * 512 });
@@ -129,6 +129,14 @@ t.test('likelihood', async (t) => {
     const noFile = await app.inject({ method: 'POST', url: '/likelihood', ...multipart({ model: 'tiny-c1' }) });
     t.equal(noFile.statusCode, 400);
     t.same(noFile.json(), { error: 'body/image is required', error_type: 'validation' });
+    // a 1 x 200,000 sliver with resize: sharp failed to scale it to cover 28x28 (a 500, found by probing)
+    const sliver = await app.inject({ method: 'POST', url: '/likelihood?resize=true', headers: { 'content-type': 'image/png' }, payload: await rawToPng(new Uint8Array(200_000), 1, 200_000, 1) });
+    t.equal(sliver.statusCode, 422);
+    t.match(sliver.json(), { error: /scaled to cover 28x28 it would be 28x5600000, more than the limit/, error_type: 'image_mismatch' });
+    const png28 = await rawToPng(new Uint8Array(28 * 28), 28, 28, 1);
+    const twoFiles = await app.inject({ method: 'POST', url: '/likelihood', ...multipart({}, { name: 'image', type: 'image/png', bytes: png28 }, { name: 'image', type: 'image/png', bytes: png28 }) });
+    t.equal(twoFiles.statusCode, 400, 'two file parts: too many parts, not too many bytes (was 413)');
+    t.same(twoFiles.json(), { error: 'too many parts in the multipart form: it takes one file part named image and at most 8 option fields', error_type: 'bad_request' });
     const textFile = await app.inject({ method: 'POST', url: '/likelihood', ...multipart({ image: 'abc' }) });
     t.equal(textFile.statusCode, 400);
     t.same(textFile.json(), { error: 'body/image must be a file upload', error_type: 'bad_request' });
@@ -157,6 +165,6 @@ t.test('likelihood', async (t) => {
     t.equal(ok.statusCode, 200);
     const metrics = (await app.inject('/metrics')).body;
     t.match(metrics, /spn_images_scored_total\{model="tiny-c1"\} \d+/);
-    t.match(metrics, /spn_request_failures_total\{route="\/likelihood",reason="bad_input"\} 1[0-9]/);
+    t.equal(metricValue(metrics, 'spn_request_failures_total', { route: '/likelihood', reason: 'bad_input' }), 21, 'every refusal of this file so far, counted once');
   });
 });

@@ -82,6 +82,16 @@ t.test('connection-level refusals, each in the error shape and counted; the serv
     t.equal(await count('malformed'), 1);
   });
 
+  await t.test('an HTTP/1.1 request without Host: 400 malformed in the error shape, counted (Node\'s own answer had no body)', async (t) => {
+    const r = await raw(url, ['GET /health/live HTTP/1.1\r\nConnection: close\r\n\r\n']);
+    const res = parse(r.text);
+    t.equal(res.status, 400);
+    t.same(res.body, { error: 'an HTTP/1.1 request needs a Host header', error_type: 'malformed' });
+    t.equal(await count('malformed'), 2, 'counted with the other malformed requests');
+    const old = parse((await raw(url, ['GET /health/live HTTP/1.0\r\n\r\n'])).text);
+    t.equal(old.status, 200, 'HTTP/1.0 has no Host requirement');
+  });
+
   await t.test('a request received in time is not cut while the model takes longer than the limit', async (t) => {
     const started = Date.now();
     const res = await fetch(`${url}/sample`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ count: 16, seed: 4 }) });

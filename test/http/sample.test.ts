@@ -80,12 +80,42 @@ t.test('sampling', async (t) => {
       ['/sample?count=99', 'querystring/count must be <= 16'],
       ['/sample?seed=x', 'querystring/seed must be integer'],
       ['/sample?condition=abc', 'querystring/condition is not allowed'],
+      // Ajv coerces these strings to non-finite numbers and then skips the bounds (http/finite.ts)
+      ['/sample?temperature=Infinity', 'querystring/temperature must be a finite number'],
+      ['/sample?temperature=1e999', 'querystring/temperature must be a finite number'],
+      ['/sample?count=Infinity', 'querystring/count must be a finite number'],
+      ['/sample?timeoutMs=Infinity', 'querystring/timeoutMs must be a finite number'],
+      ['/sample?seed=-Infinity', 'querystring/seed must be a finite number'],
     ];
     for (const [url, error] of refusals) {
       const res = await app.inject({ method: 'GET', url });
       t.equal(res.statusCode, 400, url);
       t.same(res.json(), { error, error_type: 'validation' }, url);
     }
+    for (const [body, error] of [
+      [{ temperature: 'Infinity' }, 'body/temperature must be a finite number'],
+      [{ count: '1e999' }, 'body/count must be a finite number'],
+      [{ condition: { mode: 'complete', image: 'AAAA', slices: 'Infinity' } }, 'body/condition/slices must be a finite number'],
+    ] as const) {
+      const res = await post(app, body);
+      t.equal(res.statusCode, 400, JSON.stringify(body));
+      t.same(res.json(), { error, error_type: 'validation' }, JSON.stringify(body));
+    }
+    // POST takes its options in the body only: a query parameter is refused, not silently ignored
+    const query = await app.inject({ method: 'POST', url: '/sample?seed=7', headers: { 'content-type': 'application/json' }, payload: '{}' });
+    t.equal(query.statusCode, 400);
+    t.same(query.json(), { error: 'querystring/seed is not allowed', error_type: 'validation' });
+
+    // an error never carries a seeded PNG's ETag, and an invalid request is never 304
+    for (const method of ['GET', 'HEAD'] as const) {
+      const bad = await app.inject({ method, url: '/sample?seed=1&stopAfter=nope', headers: { accept: 'image/png', 'if-none-match': '*' } });
+      t.equal(bad.statusCode, 422, `${method} of a stage the model lacks: 422, not 304`);
+      t.equal(bad.headers.etag, undefined, `${method}: no ETag on the error`);
+    }
+    const late = await app.inject({ method: 'GET', url: '/sample?seed=1&count=16&timeoutMs=1', headers: { accept: 'image/png' } });
+    t.equal(late.statusCode, 504, 'a 1 ms deadline for 16 samples');
+    t.equal(late.headers.etag, undefined, 'the 504 has no ETag');
+    t.equal(late.headers['cache-control'], 'no-store', 'and is not cached');
   });
 
   t.test('no seed: one is drawn, echoed, and reproduces the images', async (t) => {
@@ -199,6 +229,14 @@ t.test('sampling', async (t) => {
     t.notOk('condition' in none, 'no condition, no condition in the answer');
     const stream = parseSse((await post(app, { seed: 3, condition: { mode: 'complete', image, slices: 2, convert: { resize: true, grayscale: true } } }, 'text/event-stream')).body);
     t.same(JSON.parse(stream.find((e) => e.event === 'done')!.data).condition, body.condition, 'the done event carries it too');
+    // an image far from the model's shape: refused, not a 500 (sharp could not scale it to cover)
+    const sliver = (await rawToPng(new Uint8Array(200_000), 1, 200_000, 1)).toString('base64');
+    const thin = await post(app, { condition: { mode: 'complete', image: sliver, slices: 2, convert: { resize: true } } });
+    t.equal(thin.statusCode, 422);
+    t.same(thin.json(), {
+      error: "the image is 1x200000: scaled to cover 28x28 it would be 28x5600000, more than the limit of 16777216 pixels; crop it nearer the model's shape first",
+      error_type: 'image_mismatch',
+    });
     const unknown = await post(app, { condition: { mode: 'upscale', image, convert: { sharpen: true } } });
     t.equal(unknown.statusCode, 400);
     t.match(unknown.json().error, /condition\/convert.*sharpen/);

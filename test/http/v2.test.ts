@@ -147,6 +147,10 @@ t.test('infer refuses what it cannot score, naming the field', async (t) => {
   const notJson = await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', headers: { 'content-type': 'application/json' }, payload: '{"inputs": [' });
   t.equal(notJson.statusCode, 400);
   t.match(notJson.json(), { error: /not valid JSON/, error_type: 'bad_request' });
+  // the header-length header and no body at all (so no Content-Type either): was a 500
+  const noBody = await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', headers: { 'inference-header-content-length': '2' } });
+  t.equal(noBody.statusCode, 400, 'no body: 400');
+  t.match(noBody.json(), { error: /^the inference request has no body/, error_type: 'bad_request' });
   const noHeader = await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', headers: { 'content-type': 'application/octet-stream' }, payload: Buffer.alloc(10) });
   t.match(noHeader.json(), { error: /needs the inference-header-content-length header/ });
   const over = binaryBody({ inputs: [{ ...ok, data: undefined }] }, Buffer.alloc(4));
@@ -161,9 +165,9 @@ t.test('infer refuses what it cannot score, naming the field', async (t) => {
   t.equal((await app.inject({ method: 'POST', url: '/v2/models/nope/infer', payload: { inputs: [ok] } })).statusCode, 404);
   t.equal((await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', headers: { 'content-type': 'text/csv' }, payload: 'a,b' })).statusCode, 415);
   // every refusal above is counted once, as bad input of the infer route (cases, deep, not JSON,
-  // no header, over, short, unclaimed, colour, unknown model, content type)
+  // no body, no header, over, short, unclaimed, colour, unknown model, content type)
   const text = (await app.inject('/metrics')).body;
-  t.equal(metricValue(text, 'spn_request_failures_total', { route: '/v2/models/:name/infer', reason: 'bad_input' }), cases.length + 9, 'refusals counted as bad input');
+  t.equal(metricValue(text, 'spn_request_failures_total', { route: '/v2/models/:name/infer', reason: 'bad_input' }), cases.length + 10, 'refusals counted as bad input');
   t.equal(metricValue(text, 'spn_request_failures_total', { route: '/v2/models/:name/infer', reason: 'internal' }), 0);
 });
 
