@@ -26,8 +26,8 @@ export class EventStream {
 
   /** Queues one event; waits while the client reads slower than we write, but not past `signal`:
    * a client that stops reading must not hold its request (and its place) beyond its deadline. */
-  async send(event: string, json: string, signal?: AbortSignal): Promise<void> {
-    this.write(`event: ${event}\ndata: ${json}\n\n`);
+  async send(event: string, json: string, signal?: AbortSignal, id?: string): Promise<void> {
+    this.write(`${id === undefined ? '' : `id: ${id}\n`}event: ${event}\ndata: ${json}\n\n`);
     if (this.body.writableNeedDrain && this.open && !signal?.aborted) {
       // the losers' listeners are removed by aborting `done` (their rejections reach only the race)
       const done = new AbortController();

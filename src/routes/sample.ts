@@ -57,6 +57,9 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
     },
     ...errors(400, 401, 404, 406, 413, 415, 422, 429, 500, 503, 504),
   };
+  /** The id of a stream's last event (`done`, or an in-band `error`); other events are numbered from 1. */
+  const STREAM_END_ID = 'end';
+
   app.post<{ Body: SampleBody }>('/sample', {
     config: { modelWork: true, apiKey: true },
     schema: {
@@ -82,7 +85,11 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
       summary: 'sample images, the options in the query string',
       description: `POST /sample for clients that can only GET (\`new EventSource('/sample?seed=7')\`, \`<img src="/sample?count=16">\`): the same answers from the same options, but no \`condition\`. ${EVENT_STREAM_DESCRIPTION}`,
       querystring: SampleQuery,
-      response: { ...responses, 304: Type.Null({ description: 'not modified: a seeded PNG whose ETag the client sent in If-None-Match (the model does not run)' }) },
+      response: {
+        ...responses,
+        204: Type.Null({ description: "an EventSource reconnecting after its stream ended (`Last-Event-ID: end`): no content, so the browser stops reconnecting and the model does not run" }),
+        304: Type.Null({ description: 'not modified: a seeded PNG whose ETag the client sent in If-None-Match (the model does not run)' }),
+      },
     },
   }, async (request, reply) => sample(request, request.query, reply));
 
@@ -140,6 +147,12 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
   async function sample(request: FastifyRequest, body: SampleBody, reply: FastifyReply): Promise<FastifyReply> {
     const { accept, model, seed, notModified } = prepare(request, body, reply);
     if (notModified) return reply.code(304).send();
+    // A browser's EventSource reconnects whenever a stream ends, and would sample again and again:
+    // the last event's id tells the reconnection that this stream had ended, and 204 stops it.
+    if (accept === 'text/event-stream' && request.headers['last-event-id'] === STREAM_END_ID) {
+      reply.header('cache-control', 'no-store');
+      return reply.code(204).send();
+    }
     const runtime = app.runtime;
     const given = body.condition ? await toCondition(body.condition, model, config.MAX_IMAGE_PIXELS) : undefined;
     const condition = given?.condition;
@@ -215,11 +228,13 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
       let completed = false;
       try {
         let r = await first;
+        let n = 0;
         while (!r.done) {
           const ev = r.value;
-          if (ev.type === 'slice') await sse.send('slice', serialize.slice(out.slice(ev, true)!), ac.signal);
-          else if (ev.type === 'stage') await sse.send('stage', serialize.stage({ sample: ev.sample, stage: ev.stage, elapsedMs: ev.elapsedMs }), ac.signal);
-          else await sse.send('done', serialize.done(out.done(ev)), ac.signal);
+          const id = String(++n);
+          if (ev.type === 'slice') await sse.send('slice', serialize.slice(out.slice(ev, true)!), ac.signal, id);
+          else if (ev.type === 'stage') await sse.send('stage', serialize.stage({ sample: ev.sample, stage: ev.stage, elapsedMs: ev.elapsedMs }), ac.signal, id);
+          else await sse.send('done', serialize.done(out.done(ev)), ac.signal, STREAM_END_ID);
           r = await events.next();
         }
         completed = true;
@@ -229,7 +244,7 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
         app.metrics.requestFailures.inc({ route: '/sample', reason: failureReason(mapped.body.error_type) });
         if (mapped.body.error_type === 'internal') reply.log.error({ err: cause }, 'stream failed');
         else reply.log.info({ error_type: mapped.body.error_type }, 'stream ended early');
-        if (sse.open) await sse.send('error', serialize.error(mapped.body)).catch(() => {});
+        if (sse.open) await sse.send('error', serialize.error(mapped.body), undefined, STREAM_END_ID).catch(() => {});
       } finally {
         sse.end();
         finish();

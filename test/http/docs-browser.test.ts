@@ -3,9 +3,9 @@
 // calls the real server and shows the answer.
 import t from 'tap';
 import { launchChromium, WAIT } from './browser.js';
-import { listening, parseSse } from './helpers.js';
+import { listening, metricValue, parseSse } from './helpers.js';
 
-t.test('Swagger UI at /docs lists the operations and runs GET /models against the server', { timeout: 30_000 }, async (t) => {
+t.test('Swagger UI at /docs lists the operations and runs GET /models against the server', { timeout: 60_000 }, async (t) => {
   const browser = await launchChromium(t);
   if (!browser) return;
   const { app, url } = await listening();
@@ -68,6 +68,25 @@ t.test('Swagger UI at /docs lists the operations and runs GET /models against th
   t.equal(seen.slices, slices, 'the browser receives every slice event, as the server streams them');
   t.equal(seen.done?.seed, 11);
   t.equal(seen.done?.images.length, 2);
+
+  // A page that does not close its EventSource after done: the browser reconnects (its retry
+  // delay, about 3 s), sends Last-Event-ID: end, gets 204 and stops; the model ran once.
+  const gets = async () => metricValue((await app.inject('/metrics')).body, 'spn_http_request_duration_seconds_count', { method: 'GET', route: '/sample', status_class: '2xx' }) ?? 0;
+  const before = await gets();
+  const left = await page.evaluate(() => new Promise<{ log: string[]; state: number }>((resolve) => {
+    const source = new EventSource('/sample?seed=12');
+    const log: string[] = [];
+    source.addEventListener('done', (e) => log.push(`done ${(e as MessageEvent).lastEventId}`));
+    source.onerror = () => {
+      log.push(`error ${source.readyState}`);
+      if (source.readyState === EventSource.CLOSED) resolve({ log, state: source.readyState });
+    };
+    setTimeout(() => resolve({ log, state: source.readyState }), 12_000);
+  }));
+  t.same(left.log, ['done end', 'error 0', 'error 2'], 'done (id end), the end of the stream (reconnecting), then the 204 (closed)');
+  t.equal(left.state, 2, 'the EventSource is closed: it will not reconnect');
+  await new Promise((r) => setTimeout(r, 4_000));
+  t.equal(await gets() - before, 2, 'two GETs in all (the stream, then the 204), none after');
 });
 
 t.test('Swagger UI with API_KEYS: Authorize takes a key, and Try it out then sends it', { timeout: 30_000 }, async (t) => {

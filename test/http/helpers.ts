@@ -45,6 +45,8 @@ export async function listening(env: Record<string, string | number> = {}, deps:
 export interface SseEvent {
   event: string;
   data: string;
+  /** the event's `id:` line, when it has one */
+  id?: string;
 }
 
 /** Reads an event stream, calling onEvent for each event; answers all events and the comments seen. */
@@ -93,7 +95,8 @@ export function parseSse(text: string): SseEvent[] {
       const lines = block.split('\n').filter((l) => !l.startsWith(':') && l);
       const event = lines.find((l) => l.startsWith('event: '))?.slice(7);
       const data = lines.filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
-      return event ? { event, data } : undefined;
+      const id = lines.find((l) => l.startsWith('id: '))?.slice(4);
+      return event ? { event, data, ...(id === undefined ? {} : { id }) } : undefined;
     })
     .filter((e): e is SseEvent => !!e);
 }

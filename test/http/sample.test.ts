@@ -268,6 +268,24 @@ t.test('sampling', async (t) => {
     const json = (await post(app, { seed: 21 })).json();
     t.same(done.images, json.images, 'streamed final images are the JSON ones');
     t.equal(done.seed, 21);
+    t.same(events.map((e) => e.id), [...events.slice(0, -1).map((_, i) => String(i + 1)), 'end'], 'ids 1, 2, ... and end for done');
+  });
+
+  t.test('an EventSource reconnecting after the end (Last-Event-ID: end) gets 204 and nothing runs', async (t) => {
+    const samples = async () => metricValue((await app.inject('/metrics')).body, 'spn_samples_generated_total', { model: 'tiny-c1' });
+    const before = await samples();
+    const again = await app.inject({ method: 'GET', url: '/sample?seed=21', headers: { accept: 'text/event-stream', 'last-event-id': 'end' } });
+    t.equal(again.statusCode, 204);
+    t.equal(again.body, '');
+    t.equal(again.headers['cache-control'], 'no-store');
+    t.equal(await samples(), before, 'no sample was drawn');
+    // a reconnection in the middle of a stream (a network drop) starts it again
+    const resumed = await app.inject({ method: 'GET', url: '/sample?seed=21', headers: { accept: 'text/event-stream', 'last-event-id': '7' } });
+    t.equal(resumed.statusCode, 200);
+    t.equal(parseSse(resumed.body).at(-1)!.event, 'done');
+    // the id only matters to streams: a PNG request with it is answered as ever
+    const png = await app.inject({ method: 'GET', url: '/sample?seed=21', headers: { accept: 'image/png', 'last-event-id': 'end' } });
+    t.equal(png.statusCode, 200);
   });
 
   t.test('in-band errors are not used for refusals that come before the first byte', async (t) => {
