@@ -18,6 +18,7 @@ export async function toCondition(
   maxPixels: number,
 ): Promise<{ condition: Condition; input: DecodedImage['source'] & { conversions: string[] } }> {
   if (c.mode === 'complete' && c.slices === undefined) throw new BadRequestError("body/condition/slices is required when mode is 'complete'");
+  if (c.mode !== 'complete' && c.slices !== undefined) throw new BadRequestError(`body/condition/slices is for mode 'complete' only, not '${c.mode}'`);
   const { image, source, conversions } = await decodeImage(fromBase64(c.image, 'body/condition/image'), { name: model.name, ...model.image }, c.convert ?? {}, maxPixels,
     (o) => `condition.convert.${o}`);
   const condition: Condition = c.mode === 'complete' ? { mode: 'complete', image, slices: c.slices! } : { mode: c.mode, image };

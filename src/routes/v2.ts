@@ -54,7 +54,8 @@ function splitBody(request: FastifyRequest): { header: InferRequest; binary: Buf
     }
     headerBytes = body.subarray(0, n);
     binary = body.subarray(n);
-  } else if (request.mediaType !== 'application/json') {
+  } else if (request.mediaType === 'application/octet-stream') {
+    // (any other type, or none, without the header: the whole body is the JSON request, as Triton reads it)
     throw new BadRequestError(`a ${request.mediaType} body needs the ${HEADER_LENGTH} header (binary tensor data extension)`);
   }
   let header: unknown;
@@ -173,9 +174,13 @@ type Params = { name: string; version?: string };
 const TAG = 'open-inference-protocol';
 
 export default async function v2Routes(app: FastifyInstance, { config, version }: { config: Config; version: string }) {
-  // Bodies are read as bytes: a JSON header, perhaps followed by binary tensors.
+  // Bodies are read as bytes: a JSON header, perhaps followed by binary tensors. Whatever the
+  // Content-Type, or none: Triton's own Python client and `requests.post(data=...)` send none, and
+  // the protocol tells the parts apart by Inference-Header-Content-Length, not by media type.
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser(['application/json', 'application/octet-stream'], { parseAs: 'buffer', bodyLimit: config.BODY_LIMIT }, (_req, body, done) => done(null, body));
+  const asBytes = (_req: FastifyRequest, body: Buffer, done: (err: Error | null, body?: Buffer) => void) => done(null, body);
+  app.addContentTypeParser(['application/json', 'application/octet-stream'], { parseAs: 'buffer', bodyLimit: config.BODY_LIMIT }, asBytes);
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.BODY_LIMIT }, asBytes);
 
   app.get('/v2', {
     schema: {

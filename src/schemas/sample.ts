@@ -21,7 +21,7 @@ export const SampleBody = Type.Object(
               "upscale: keep the image's first slice at the small image's depth, generate the rest; add-depth: keep its high bits, generate the low bits; complete: keep its first `slices` slices in subscale order, generate the rest",
           }),
           image: Type.String({ minLength: 1, description: "a PNG, JPEG or WebP image, base64: of the model's size and channels, or converted to them as `convert` asks" }),
-          slices: Type.Optional(Type.Integer({ minimum: 1, description: 'with mode complete: how many slices to keep (required there)' })),
+          slices: Type.Optional(Type.Integer({ minimum: 1, description: 'with mode complete, and only there (required): how many slices to keep, 1 to S*S - 1' })),
           convert: Type.Optional(Convert),
         },
         { additionalProperties: false },

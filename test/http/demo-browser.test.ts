@@ -29,6 +29,9 @@ t.test('the demo page samples and scores through the API', { timeout: 60_000 }, 
   const res = await app.inject({ method: 'GET', url: '/demo' });
   t.equal(res.statusCode, 200);
   t.equal(res.headers['content-type'], 'text/html; charset=utf-8');
+  const slash = await app.inject({ method: 'GET', url: '/demo/' });
+  t.equal(slash.statusCode, 301, '/demo/ (whose relative links would miss) redirects');
+  t.equal(slash.headers.location, '/demo');
 
   const { page, errors } = await openDemo(browser, url);
   await page.locator('#model option[value="tiny-c3"]').waitFor({ state: 'attached', ...WAIT });

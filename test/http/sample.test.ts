@@ -189,6 +189,9 @@ t.test('sampling', async (t) => {
     const wrong = await post(app, { model: 'tiny-c3', condition: { mode: 'add-depth', image: given } });
     t.equal(wrong.statusCode, 422);
     t.match(wrong.json(), { error_type: 'image_mismatch', error: /1 channel \(grey\) but the model takes 3 channels/ });
+    const stray = await post(app, { condition: { mode: 'add-depth', image: given, slices: 3 } });
+    t.equal(stray.statusCode, 400, 'slices with another mode: refused, not ignored');
+    t.same(stray.json(), { error: "body/condition/slices is for mode 'complete' only, not 'add-depth'", error_type: 'bad_request' });
     const tooMany = await post(app, { condition: { mode: 'complete', image: given, slices: 16 } });
     t.equal(tooMany.statusCode, 422);
     t.same(tooMany.json(), { error: 'slices must be between 1 and 15 for subscale factor 4', error_type: 'invalid_input' });

@@ -1,6 +1,7 @@
 // The Open Inference Protocol (v2) routes: server and model metadata, health, and inference with
 // JSON tensors (flat and nested) and binary tensors (the binary tensor data extension, as Triton's
 // client sends them), scoring exactly as /likelihood/batch does; refusals named by field; API keys.
+import http from 'node:http';
 import t from 'tap';
 import { listening, metricValue, rawToPng, readyApp } from './helpers.js';
 
@@ -105,6 +106,26 @@ t.test('infer: the scores of /likelihood/batch, from JSON and binary tensors', a
   t.equal(at, res.rawPayload.length, 'the body is the header and the outputs, nothing else');
   check(head.outputs, 'binary');
 
+  // the same with no Content-Type at all, as Triton's Python client and requests.post(data=...) send
+  // it (over a real socket: inject would add one), and a JSON request with none
+  const { app: live, url } = await listening();
+  t.teardown(() => live.close());
+  const noType = await new Promise<{ status: number; header: number; body: Buffer }>((resolve, reject) => {
+    const req = http.request(`${url}/v2/models/tiny-c1/infer`, { method: 'POST', headers: { 'inference-header-content-length': bin.headers['inference-header-content-length'], 'content-length': String(bin.payload.length) } }, (r) => {
+      const chunks: Buffer[] = [];
+      r.on('data', (c: Buffer) => chunks.push(c));
+      r.on('end', () => resolve({ status: r.statusCode!, header: Number(r.headers['inference-header-content-length']), body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    t.notOk(req.getHeader('content-type'), 'the request has no Content-Type');
+    req.end(bin.payload);
+  });
+  t.equal(noType.status, 200, 'binary tensors with no Content-Type: 200');
+  t.same(noType.body, res.rawPayload, 'the same answer, byte for byte');
+  const jsonNoType = await fetch(`${url}/v2/models/tiny-c1/infer`, { method: 'POST', body: new Blob([JSON.stringify({ inputs: [{ ...input, data: flat }] })]) });
+  t.equal(jsonNoType.status, 200, 'a JSON request with no Content-Type: 200');
+  check((await jsonNoType.json() as { outputs: Out[] }).outputs, 'JSON, no Content-Type');
+
   // some outputs, one binary, one JSON
   const some = binaryBody({ inputs: [{ ...input, parameters: { binary_data_size: 2 * H * W } }], outputs: [{ name: 'nats' }, { name: 'bits_per_dim', parameters: { binary_data: true } }] }, ...raw);
   const picked = await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', ...some });
@@ -163,7 +184,9 @@ t.test('infer refuses what it cannot score, naming the field', async (t) => {
   const colour = await app.inject({ method: 'POST', url: '/v2/models/tiny-c3/infer', payload: { inputs: [ok] } });
   t.equal(colour.statusCode, 422, 'a grey tensor for the colour model');
   t.equal((await app.inject({ method: 'POST', url: '/v2/models/nope/infer', payload: { inputs: [ok] } })).statusCode, 404);
-  t.equal((await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', headers: { 'content-type': 'text/csv' }, payload: 'a,b' })).statusCode, 415);
+  const csv = await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', headers: { 'content-type': 'text/csv' }, payload: 'a,b' });
+  t.equal(csv.statusCode, 400, 'any Content-Type is read as the protocol reads it: here, not JSON');
+  t.match(csv.json(), { error: /^the inference request is not valid JSON/ });
   // every refusal above is counted once, as bad input of the infer route (cases, deep, not JSON,
   // no body, no header, over, short, unclaimed, colour, unknown model, content type)
   const text = (await app.inject('/metrics')).body;
