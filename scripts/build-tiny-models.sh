@@ -3,6 +3,7 @@
 #   scripts/build-tiny-models.sh [runs-dir] [models-dir]
 # DEVICE (e.g. cuda) is passed to training and evaluation; by default they pick CUDA when present.
 set -e
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 runs=${1:-runs}
 models=${2:-models}
 py=${PYTHON:-/usr/bin/python3}

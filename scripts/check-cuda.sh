@@ -14,6 +14,7 @@
 # Debian's /usr/share/datasets/fashion-mnist), FULL_MINUTES (default 1.5), DEVICE (default cuda;
 # cpu only to try the script out on a machine without a GPU).
 set -u
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 out=${1:?usage: scripts/check-cuda.sh OUT-DIR}
 py=${PYTHON:-python3}
 here=$(cd "$(dirname "$0")" && pwd)

@@ -6,6 +6,7 @@
 # deb.debian.org on the first run; later runs reuse the chroot. Not part of CI.
 #   sudo scripts/check-torch2.sh [chroot-dir]
 set -e
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 R=${1:-/opt/trixie}
 here=$(cd "$(dirname "$0")/.." && pwd)
 

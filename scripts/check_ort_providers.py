@@ -22,8 +22,11 @@ import sys
 import time
 
 import numpy as np
-import onnxruntime as ort
-import torch
+
+# onnxruntime (the Python package, not in Debian: the device machine brings it) and torch are
+# imported in main(), after the arguments, so that --help works without them
+ort = None
+torch = None
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from spn.stages import stage_planes  # noqa: E402
@@ -102,6 +105,9 @@ def main():
     ap.add_argument("--against", default="CUDAExecutionProvider",
                     help="the provider compared with the CPU one (another, e.g. DnnlExecutionProvider, tries the check out)")
     args = ap.parse_args()
+    global ort, torch
+    import onnxruntime as ort
+    import torch
 
     available = ort.get_available_providers()
     providers = ["CPUExecutionProvider"] + ([args.against] if args.against in available else [])

@@ -7,6 +7,7 @@
 # CPU path. Re-running resumes from checkpoints.
 #   scripts/train-all-cuda.sh [runs-dir] [models-dir]
 set -e
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 runs=${1:-runs}
 models=${2:-models}
 py=${PYTHON:-python3}

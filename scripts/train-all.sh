@@ -4,6 +4,7 @@
 # single-stage 8-bit SPN (same training time) on the other. Re-running resumes from checkpoints.
 #   scripts/train-all.sh [runs-dir] [models-dir]
 set -e
+case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 runs=${1:-runs}
 models=${2:-models}
 py=${PYTHON:-/usr/bin/python3}

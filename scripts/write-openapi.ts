@@ -20,6 +20,14 @@ export async function openapiText(): Promise<string> {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  if (process.argv.slice(2).some((a) => a === '--help' || a === '-h')) {
+    console.log(`npm run openapi: writes the app's OpenAPI document to ${OPENAPI_PATH} (test/http/openapi.test.ts fails when it drifts). No options.`);
+    process.exit(0);
+  }
+  if (process.argv.length > 2) {
+    console.error(`unknown arguments: ${process.argv.slice(2).join(' ')} (npm run openapi takes none; --help)`);
+    process.exit(2);
+  }
   await mkdir(dirname(OPENAPI_PATH), { recursive: true });
   await writeFile(OPENAPI_PATH, await openapiText());
   console.log(`wrote ${OPENAPI_PATH}`);

@@ -76,5 +76,25 @@ export type Config = Static<typeof ConfigSchema>;
 
 /** Validates and completes the environment (or a plain object, in tests); throws naming the bad variable. */
 export function loadConfig(env: Record<string, string | number | undefined> = process.env): Config {
-  return envSchema<Config>({ schema: ConfigSchema, data: env, env: false, dotenv: false });
+  try {
+    return envSchema<Config>({ schema: ConfigSchema, data: env, env: false, dotenv: false });
+  } catch (err) {
+    throw new Error(configErrorMessage(err));
+  }
+}
+
+/** Ajv's errors for the environment, one clause per variable: a choice of words lists the words
+ * (Ajv says "must be equal to constant" once per word, then "must match a schema in anyOf"). */
+function configErrorMessage(err: unknown): string {
+  const errors = (err as { errors?: Array<{ instancePath: string; keyword: string; message?: string; params: Record<string, unknown> }> }).errors;
+  if (!Array.isArray(errors) || !errors.length) return (err as Error).message;
+  const byVar = new Map<string, string>();
+  for (const e of errors) {
+    const name = e.instancePath.replace(/^\//, '') || String(e.params.missingProperty ?? '');
+    const schema = (ConfigSchema.properties as Record<string, { anyOf?: Array<{ const?: unknown }> }>)[name];
+    const words = schema?.anyOf?.map((a) => a.const).filter((c) => c !== undefined);
+    const clause = words?.length ? `must be one of ${words.join(', ')}` : e.message ?? e.keyword;
+    if (!byVar.has(name)) byVar.set(name, clause);
+  }
+  return [...byVar].map(([name, clause]) => `${name} ${clause}`).join('; ');
 }

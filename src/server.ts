@@ -2,7 +2,15 @@
 import { loadConfig } from './config.js';
 import { buildApp } from './app.js';
 
-const config = loadConfig();
+// A bad variable is the operator's to fix: one line naming it, not a stack trace.
+const config = (() => {
+  try {
+    return loadConfig();
+  } catch (err) {
+    process.stderr.write(`spn-serve: invalid configuration: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+})();
 const app = await buildApp(config);
 
 let stopping = false;

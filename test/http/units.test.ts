@@ -27,7 +27,8 @@ t.test('config: defaults, coercion, and a bad variable named', async (t) => {
   t.equal(c.WORKERS, Math.max(1, Math.min(availableParallelism(), 8)), 'one worker per core by default');
   t.equal(loadConfig({ DECODE: 'pixel' }).DECODE, 'pixel');
   t.equal(loadConfig({ PORT: '9000', WORKERS: '3' }).PORT, 9000);
-  t.throws(() => loadConfig({ EXECUTION_PROVIDER: 'tpu' }), /EXECUTION_PROVIDER/);
+  t.throws(() => loadConfig({ EXECUTION_PROVIDER: 'tpu' }), { message: 'EXECUTION_PROVIDER must be one of auto, cuda, cpu' }, 'a choice of words: one clause listing them');
+  t.throws(() => loadConfig({ LOG_LEVEL: 'verbose', PORT: 'eighty' }), { message: 'PORT must be integer; LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent' });
   t.throws(() => loadConfig({ DECODE: 'column' }), /DECODE/);
   t.throws(() => loadConfig({ PORT: 'eighty' }), /PORT/);
   t.throws(() => loadConfig({ WORKERS: '0' }), /WORKERS/);
