@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import sharp from 'sharp';
 import { generatedAt, ROOT } from './graph-variants.js';
 import { startServer } from './server-process.js';
 
@@ -74,13 +75,18 @@ function stalledUpload(base: string, png: Uint8Array): Promise<Response> {
 /** One kind of request and the one status it must get. */
 interface Kind { name: string; status: number; send: (base: string, i: number) => Promise<Response> }
 
-function kinds(png: Uint8Array<ArrayBuffer>): Kind[] {
+function kinds(png: Uint8Array<ArrayBuffer>, colour: Uint8Array = new Uint8Array()): Kind[] {
   const b64 = Buffer.from(png).toString('base64');
+  const colourB64 = Buffer.from(colour).toString('base64');
   const post = (base: string, path: string, headers: Record<string, string>, body: RequestInit['body'], signal?: AbortSignal) =>
     fetch(`${base}${path}`, { method: 'POST', headers, body, signal });
   return [
     { name: 'sample, JSON, 4 images (tiny-c3)', status: 200, send: (b, i) => post(b, '/sample', json, JSON.stringify({ model: 'tiny-c3', count: 4, seed: i })) },
     { name: 'sample, event stream (mu-fmnist)', status: 200, send: (b, i) => post(b, '/sample', stream, JSON.stringify({ seed: i })) },
+    {
+      name: 'sample, upscaling a 40x36 colour JPEG converted to the model (mu-fmnist)', status: 200,
+      send: (b, i) => post(b, '/sample', json, JSON.stringify({ seed: i, condition: { mode: 'upscale', image: colourB64, convert: { resize: true, grayscale: true } } })),
+    },
     { name: 'likelihood, PNG, per-pixel map', status: 200, send: (b) => post(b, '/likelihood?perPixel=true', { 'content-type': 'image/png' }, png) },
     { name: 'likelihood batch, 16 images (JSON)', status: 200, send: (b) => post(b, '/likelihood/batch', json, JSON.stringify({ images: Array.from({ length: 16 }, () => b64) })) },
     {
@@ -138,7 +144,8 @@ async function main(): Promise<void> {
   try {
     before = await seededSample(base);
     rssStart = rssMb(proc.pid!);
-    const list = kinds(new Uint8Array(before));
+    const colour = await sharp(Buffer.from(Array.from({ length: 40 * 36 * 3 }, (_, k) => (k * 37) % 256)), { raw: { width: 40, height: 36, channels: 3 } }).jpeg().toBuffer();
+    const list = kinds(new Uint8Array(before), colour);
     let next = 0;
     for (let r = 0; r < rounds; r++) {
       const row: Round = { requests: 0, wrong: [], rss: 0, heap: 0, running: 0, queued: 0 };

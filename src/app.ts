@@ -97,7 +97,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.addHook('onRequest', async (request, reply) => {
     if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
       app.metrics.clientErrors.inc({ reason: 'malformed' });
-      return reply.code(400).header('connection', 'close').type('application/json; charset=utf-8')
+      return reply.code(400).header('connection', 'close').header('cache-control', 'no-store').type('application/json; charset=utf-8')
         .send({ error: 'an HTTP/1.1 request needs a Host header', error_type: 'malformed' });
     }
   });

@@ -6,6 +6,9 @@ import { Type, type Static } from '@sinclair/typebox';
 import { DEFAULT_QUANTUM } from './runtime/types.js';
 
 const MiB = 1024 * 1024;
+/** The longest duration a setting may name: a day. (Node's timers turn anything over 2^31 - 1 ms
+ * into 1 ms: a deadline of 2^31 ms answered 504 at once, a keep-alive wrote every millisecond.) */
+const DAY_MS = 86_400_000;
 /** One single-threaded worker per core: a request's steps are sequential and too small to split
  * across threads, so cores serve concurrent requests instead (docs/bench.md measures both). */
 export const DEFAULT_WORKERS = Math.max(1, Math.min(availableParallelism(), 8));
@@ -36,26 +39,29 @@ export const ConfigSchema = Type.Object({
   }),
   WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: DEFAULT_WORKERS, description: 'inference worker threads (default: one per core, at most 8)' }),
   THREADS: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'intra-op threads per worker session' }),
-  MAX_RUNNING: Type.Integer({ minimum: 1, default: 32, description: 'requests that run at once, sharing batched runs' }),
-  MAX_QUEUE: Type.Integer({ minimum: 0, default: 64, description: 'requests waiting beyond those running; more are answered 429' }),
-  BODY_LIMIT: Type.Integer({ minimum: 1024, default: 4 * MiB, description: 'largest request body, bytes (413 above)' }),
+  MAX_RUNNING: Type.Integer({ minimum: 1, maximum: 100_000, default: 32, description: 'requests that run at once, sharing batched runs' }),
+  MAX_QUEUE: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 64, description: 'requests waiting beyond those running; more are answered 429' }),
+  BODY_LIMIT: Type.Integer({ minimum: 1024, maximum: 1024 * MiB, default: 4 * MiB, description: 'largest request body, bytes (413 above)' }),
   MAX_IMAGE_PIXELS: Type.Integer({
     minimum: 1,
+    maximum: 2 ** 30,
     default: 4096 * 4096,
     description: 'largest declared width*height of an uploaded image; larger is refused before decoding (decompression bombs)',
   }),
   REQUEST_TIMEOUT_MS: Type.Integer({
     minimum: 0,
+    maximum: DAY_MS,
     default: 60_000,
     description: 'longest a /sample, /likelihood, /likelihood/batch or v2 infer request may take, queue included (504 past it; 0: no limit); all but infer may ask for less with timeoutMs',
   }),
   RECEIVE_TIMEOUT_MS: Type.Integer({
     minimum: 0,
+    maximum: DAY_MS,
     default: 30_000,
     description: 'longest a client may take to send a whole request, headers and body (408 and the connection closed past it; 0: no limit beyond 60 s for the headers); guards against clients that trickle or stall their uploads',
   }),
-  SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 10_000, description: 'time running requests get to finish after SIGTERM before they are aborted' }),
-  SSE_KEEPALIVE_MS: Type.Integer({ minimum: 100, default: 5_000, description: 'interval of keep-alive comments on an idle event stream' }),
+  SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, maximum: DAY_MS, default: 10_000, description: 'time running requests get to finish after SIGTERM before they are aborted' }),
+  SSE_KEEPALIVE_MS: Type.Integer({ minimum: 100, maximum: DAY_MS, default: 5_000, description: 'interval of keep-alive comments on an idle event stream' }),
   API_KEYS: Type.String({
     default: '',
     pattern: '^\\s*([A-Za-z0-9._~+/=-]{16,256}(\\s*,\\s*[A-Za-z0-9._~+/=-]{16,256})*)?\\s*$',
@@ -76,11 +82,16 @@ export type Config = Static<typeof ConfigSchema>;
 
 /** Validates and completes the environment (or a plain object, in tests); throws naming the bad variable. */
 export function loadConfig(env: Record<string, string | number | undefined> = process.env): Config {
+  let config: Config;
   try {
-    return envSchema<Config>({ schema: ConfigSchema, data: env, env: false, dotenv: false });
+    config = envSchema<Config>({ schema: ConfigSchema, data: env, env: false, dotenv: false });
   } catch (err) {
     throw new Error(configErrorMessage(err));
   }
+  // Ajv coerces 'Infinity' and '1e999' to numbers and then skips their bounds (ajv#2212)
+  const infinite = Object.entries(config).filter(([, v]) => typeof v === 'number' && !Number.isFinite(v)).map(([k]) => `${k} must be a finite number`);
+  if (infinite.length) throw new Error(infinite.join('; '));
+  return config;
 }
 
 /** Ajv's errors for the environment, one clause per variable: a choice of words lists the words

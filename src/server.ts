@@ -2,16 +2,21 @@
 import { loadConfig } from './config.js';
 import { buildApp } from './app.js';
 
-// A bad variable is the operator's to fix: one line naming it, not a stack trace.
+/** A start-up failure that is the operator's to fix (a bad variable; a setting the schema cannot
+ * judge alone, such as an origin that does not parse; a host that does not resolve, a port in
+ * use): one line naming it, not a stack trace, and exit 1. */
+function cannotStart(what: string, err: unknown): never {
+  process.stderr.write(`spn-serve: ${what}: ${(err as Error).message}\n`);
+  process.exit(1);
+}
 const config = (() => {
   try {
     return loadConfig();
   } catch (err) {
-    process.stderr.write(`spn-serve: invalid configuration: ${(err as Error).message}\n`);
-    process.exit(1);
+    return cannotStart('invalid configuration', err);
   }
 })();
-const app = await buildApp(config);
+const app = await buildApp(config).catch((err: unknown) => cannotStart('invalid configuration', err));
 
 let stopping = false;
 async function stop(signal: string): Promise<void> {
@@ -35,7 +40,7 @@ async function stop(signal: string): Promise<void> {
 process.once('SIGTERM', () => void stop('SIGTERM'));
 process.once('SIGINT', () => void stop('SIGINT'));
 
-await app.listen({ port: config.PORT, host: config.HOST });
+await app.listen({ port: config.PORT, host: config.HOST }).catch((err: unknown) => cannotStart(`cannot listen on ${config.HOST}:${config.PORT}`, err));
 // Model loading runs in the background (readiness says when it is done); a model that cannot be
 // loaded stops the service, as it should never half-start.
 app.runtimeLoaded().catch((err: Error) => {

@@ -34,7 +34,7 @@ export default fp(
 
     app.setNotFoundHandler(async (request, reply) => {
       closeIfUnread(request.raw, reply);
-      return reply.code(404).send({ error: `no route ${request.method} ${request.url.split('?')[0]}`, error_type: 'not_found' });
+      return reply.code(404).header('cache-control', 'no-store').send({ error: `no route ${request.method} ${request.url.split('?')[0]}`, error_type: 'not_found' });
     });
   },
   { name: 'error-handler', fastify: '5.x', dependencies: ['metrics'] },

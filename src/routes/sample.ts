@@ -112,10 +112,16 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
   }, async (request, reply) => {
     const { accept, seed, notModified } = prepare(request, request.query, reply);
     if (notModified) return reply.code(304).send();
+    if (streamEnded(request, accept)) return reply.code(204).header('cache-control', 'no-store').send();
     if (accept === 'text/event-stream') reply.header('cache-control', 'no-cache, no-transform');
     if (accept === 'image/png' && request.query.seed !== undefined) reply.header('x-seed', String(seed));
     return reply.code(200).type(accept === 'application/json' ? 'application/json; charset=utf-8' : accept === 'text/event-stream' ? 'text/event-stream; charset=utf-8' : accept).send();
   });
+
+  /** An EventSource reconnecting to GET /sample after its stream ended (the last event's id). */
+  function streamEnded(request: FastifyRequest, accept: string): boolean {
+    return request.method !== 'POST' && accept === 'text/event-stream' && String(request.headers['last-event-id'] ?? '').trim() === STREAM_END_ID;
+  }
 
   /** What every method checks first: Accept, the model, the seed; for GET and HEAD the cache
    * headers, and whether the client already holds this seeded PNG. */
@@ -149,10 +155,7 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
     if (notModified) return reply.code(304).send();
     // A browser's EventSource reconnects whenever a stream ends, and would sample again and again:
     // the last event's id tells the reconnection that this stream had ended, and 204 stops it.
-    if (accept === 'text/event-stream' && request.headers['last-event-id'] === STREAM_END_ID) {
-      reply.header('cache-control', 'no-store');
-      return reply.code(204).send();
-    }
+    if (streamEnded(request, accept)) return reply.code(204).header('cache-control', 'no-store').send();
     const runtime = app.runtime;
     const given = body.condition ? await toCondition(body.condition, model, config.MAX_IMAGE_PIXELS) : undefined;
     const condition = given?.condition;

@@ -18,12 +18,14 @@ export const TimeoutMs = Type.Integer({
   description: 'deadline for this request in ms, queue included (capped by the server\'s REQUEST_TIMEOUT_MS); past it the answer is 504, or an in-band error event on a stream',
 });
 
-/** What may be done to an uploaded image so that it fits the model: the same options wherever an image is sent. */
+/** What may be done to an uploaded image so that it fits the model: the same options wherever an
+ * image is sent. Absent means no (no schema default: Ajv would write it into a JSON body, where it
+ * would then win over the same option in /likelihood's query string). */
 export const Convert = Type.Object(
   {
-    resize: Type.Optional(Type.Boolean({ default: false, description: "convert an image of another size to the model's (scaled to cover, centre-cropped)" })),
-    grayscale: Type.Optional(Type.Boolean({ default: false, description: 'convert a colour image to grey for a one-channel model' })),
-    rgb: Type.Optional(Type.Boolean({ default: false, description: 'convert a grey image to RGB for a three-channel model' })),
+    resize: Type.Optional(Type.Boolean({ description: "convert an image of another size to the model's (scaled to cover, centre-cropped); absent: no" })),
+    grayscale: Type.Optional(Type.Boolean({ description: 'convert a colour image to grey for a one-channel model; absent: no' })),
+    rgb: Type.Optional(Type.Boolean({ description: 'convert a grey image to RGB for a three-channel model; absent: no' })),
   },
   { additionalProperties: false },
 );

@@ -8,7 +8,8 @@ const base64Image = Type.String({ minLength: 1, description: 'a PNG, JPEG or Web
 /** The options a JSON body carries, for one image or a batch. */
 const jsonOptions = {
   model: Type.Optional(ModelName),
-  perPixel: Type.Optional(perPixel),
+  // no default here: present, a JSON field wins over the query's; absent, the query's applies
+  perPixel: Type.Optional(Type.Boolean({ description: 'also answer the bits of each pixel as a PNG heat map; absent: the query\'s, else no' })),
   timeoutMs: Type.Optional(TimeoutMs),
   convert: Type.Optional(Convert),
 };

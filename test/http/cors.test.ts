@@ -60,6 +60,7 @@ t.test('a list of origins: allowed ones may read every kind of answer, others ar
   allowedHeaders(bad, PAGE, 'a 400');
   const missing = await app.inject({ method: 'GET', url: '/nowhere', headers: { origin: PAGE } });
   t.equal(missing.statusCode, 404);
+  t.equal(missing.headers['cache-control'], 'no-store', 'a 404 is not cached');
   allowedHeaders(missing, PAGE, 'a 404');
   // the router's own refusals, which no hook sees (found by probing: they had no CORS headers)
   const badUrl = await app.inject({ method: 'GET', url: '/models/%ZZ', headers: { origin: PAGE } });

@@ -47,6 +47,11 @@ t.test('likelihood', async (t) => {
     const form = await app.inject({ method: 'POST', url: '/likelihood', ...multipart({ model: 'tiny-c1', perPixel: 'true' }, { name: 'image', type: 'image/png', bytes: png }) });
     t.equal(form.statusCode, 200, form.body.slice(0, 200));
     t.ok(Math.abs(form.json().bitsPerDim - base) < 1e-9, 'multipart');
+    // a JSON body without perPixel takes the query's (a schema default written into the body used to win)
+    const jsonQuery = await app.inject({ method: 'POST', url: '/likelihood?perPixel=true', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ image: png.toString('base64') }) });
+    t.ok(jsonQuery.json().perPixel, 'JSON body, perPixel from the query');
+    const jsonWins = await app.inject({ method: 'POST', url: '/likelihood?perPixel=true', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ image: png.toString('base64'), perPixel: false }) });
+    t.notOk(jsonWins.json().perPixel, 'a perPixel the body sets wins');
     t.ok(form.json().perPixel, 'multipart fields are read');
     const json = await app.inject({ method: 'POST', url: '/likelihood', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ image: png.toString('base64') }) });
     t.ok(Math.abs(json.json().bitsPerDim - base) < 1e-9, 'json');

@@ -79,6 +79,7 @@ t.test('connection-level refusals, each in the error shape and counted; the serv
     const res = parse(r.text);
     t.equal(res.status, 400);
     t.same(res.body, { error: 'the request is not valid HTTP', error_type: 'malformed' });
+    t.match(r.text, /\r\nCache-Control: no-store\r\n/, 'not cached, as every error');
     t.equal(await count('malformed'), 1);
   });
 
@@ -87,6 +88,7 @@ t.test('connection-level refusals, each in the error shape and counted; the serv
     const res = parse(r.text);
     t.equal(res.status, 400);
     t.same(res.body, { error: 'an HTTP/1.1 request needs a Host header', error_type: 'malformed' });
+    t.match(r.text, /\r\ncache-control: no-store\r\n/i);
     t.equal(await count('malformed'), 2, 'counted with the other malformed requests');
     const old = parse((await raw(url, ['GET /health/live HTTP/1.0\r\n\r\n'])).text);
     t.equal(old.status, 200, 'HTTP/1.0 has no Host requirement');

@@ -276,7 +276,7 @@ t.test('sampling', async (t) => {
 
   t.test('an EventSource reconnecting after the end (Last-Event-ID: end) gets 204 and nothing runs', async (t) => {
     const samples = async () => metricValue((await app.inject('/metrics')).body, 'spn_samples_generated_total', { model: 'tiny-c1' });
-    const before = await samples();
+    const before = (await samples())!;
     const again = await app.inject({ method: 'GET', url: '/sample?seed=21', headers: { accept: 'text/event-stream', 'last-event-id': 'end' } });
     t.equal(again.statusCode, 204);
     t.equal(again.body, '');
@@ -286,6 +286,15 @@ t.test('sampling', async (t) => {
     const resumed = await app.inject({ method: 'GET', url: '/sample?seed=21', headers: { accept: 'text/event-stream', 'last-event-id': '7' } });
     t.equal(resumed.statusCode, 200);
     t.equal(parseSse(resumed.body).at(-1)!.event, 'done');
+    t.equal(await samples(), before + 1);
+    // HEAD answers what GET would: the 204
+    const head = await app.inject({ method: 'HEAD', url: '/sample?seed=21', headers: { accept: 'text/event-stream', 'last-event-id': 'end' } });
+    t.equal(head.statusCode, 204, 'HEAD: the 204 GET gives');
+    t.equal(head.headers['cache-control'], 'no-store');
+    // POST is never reconnected by a browser: the header changes nothing there
+    const viaPost = await app.inject({ method: 'POST', url: '/sample', headers: { accept: 'text/event-stream', 'last-event-id': 'end' }, payload: { seed: 21 } });
+    t.equal(viaPost.statusCode, 200, 'POST samples whatever Last-Event-ID says');
+    t.equal(await samples(), before + 2, 'two samples in all: the resumed GET and the POST');
     // the id only matters to streams: a PNG request with it is answered as ever
     const png = await app.inject({ method: 'GET', url: '/sample?seed=21', headers: { accept: 'image/png', 'last-event-id': 'end' } });
     t.equal(png.statusCode, 200);

@@ -28,6 +28,13 @@ t.test('config: defaults, coercion, and a bad variable named', async (t) => {
   t.equal(loadConfig({ DECODE: 'pixel' }).DECODE, 'pixel');
   t.equal(loadConfig({ PORT: '9000', WORKERS: '3' }).PORT, 9000);
   t.throws(() => loadConfig({ EXECUTION_PROVIDER: 'tpu' }), { message: 'EXECUTION_PROVIDER must be one of auto, cuda, cpu' }, 'a choice of words: one clause listing them');
+  // Ajv turns 'Infinity' and '1e999' into numbers past every bound (ajv#2212); timers cap at a day
+  // (Node fires anything over 2^31 - 1 ms after 1 ms)
+  t.throws(() => loadConfig({ WORKERS: 'Infinity', MAX_QUEUE: '1e999' }), { message: 'WORKERS must be a finite number; MAX_QUEUE must be a finite number' });
+  t.throws(() => loadConfig({ REQUEST_TIMEOUT_MS: String(2 ** 31) }), { message: 'REQUEST_TIMEOUT_MS must be <= 86400000' });
+  for (const k of ['RECEIVE_TIMEOUT_MS', 'SHUTDOWN_GRACE_MS', 'SSE_KEEPALIVE_MS']) t.throws(() => loadConfig({ [k]: '86400001' }), { message: `${k} must be <= 86400000` });
+  t.throws(() => loadConfig({ MAX_IMAGE_PIXELS: '1e20' }), /MAX_IMAGE_PIXELS must be <= 1073741824/);
+  t.equal(loadConfig({ REQUEST_TIMEOUT_MS: '86400000' }).REQUEST_TIMEOUT_MS, 86_400_000, 'a day is allowed');
   t.throws(() => loadConfig({ LOG_LEVEL: 'verbose', PORT: 'eighty' }), { message: 'PORT must be integer; LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent' });
   t.throws(() => loadConfig({ DECODE: 'column' }), /DECODE/);
   t.throws(() => loadConfig({ PORT: 'eighty' }), /PORT/);
