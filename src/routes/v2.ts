@@ -172,6 +172,8 @@ const VersionParam = Type.String({ maxLength: 64, description: "the model's vers
 type Params = { name: string; version?: string };
 
 const TAG = 'open-inference-protocol';
+/** type/subtype, then anything (parameters): RFC 9110's token characters on both sides */
+const MEDIA_TYPE = /^\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+\s*(;|$)/;
 
 export default async function v2Routes(app: FastifyInstance, { config, version }: { config: Config; version: string }) {
   // Bodies are read as bytes: a JSON header, perhaps followed by binary tensors. Whatever the
@@ -181,6 +183,12 @@ export default async function v2Routes(app: FastifyInstance, { config, version }
   const asBytes = (_req: FastifyRequest, body: Buffer, done: (err: Error | null, body?: Buffer) => void) => done(null, body);
   app.addContentTypeParser(['application/json', 'application/octet-stream'], { parseAs: 'buffer', bodyLimit: config.BODY_LIMIT }, asBytes);
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.BODY_LIMIT }, asBytes);
+  // A Content-Type that is not even type/subtype (`foo`, `;`) would be refused (415) before any
+  // parser: here it says nothing the protocol reads, so it is dropped and the body read as above.
+  app.addHook('onRequest', async (request) => {
+    const type = request.headers['content-type'];
+    if (type !== undefined && !MEDIA_TYPE.test(type)) delete request.headers['content-type'];
+  });
 
   app.get('/v2', {
     schema: {

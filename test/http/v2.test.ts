@@ -125,6 +125,10 @@ t.test('infer: the scores of /likelihood/batch, from JSON and binary tensors', a
   const jsonNoType = await fetch(`${url}/v2/models/tiny-c1/infer`, { method: 'POST', body: new Blob([JSON.stringify({ inputs: [{ ...input, data: flat }] })]) });
   t.equal(jsonNoType.status, 200, 'a JSON request with no Content-Type: 200');
   check((await jsonNoType.json() as { outputs: Out[] }).outputs, 'JSON, no Content-Type');
+  for (const type of ['foo', ';', 'application/json; charset=utf-8', 'TEXT/PLAIN']) {
+    const r = await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', headers: { 'content-type': type }, payload: JSON.stringify({ inputs: [{ ...input, data: flat }] }) });
+    t.equal(r.statusCode, 200, `Content-Type '${type}': read as the protocol reads it (it was 415 for the first two)`);
+  }
 
   // some outputs, one binary, one JSON
   const some = binaryBody({ inputs: [{ ...input, parameters: { binary_data_size: 2 * H * W } }], outputs: [{ name: 'nats' }, { name: 'bits_per_dim', parameters: { binary_data: true } }] }, ...raw);
