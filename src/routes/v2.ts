@@ -247,7 +247,7 @@ export default async function v2Routes(app: FastifyInstance, { config, version }
         security: API_KEY_SECURITY,
         params: Params,
         body: { content: { 'application/json': { schema: InferRequestSchema }, 'application/octet-stream': { schema: { format: 'binary' } } } },
-        response: { 200: InferResponseSchema, ...errors(400, 401, 404, 413, 415, 422, 429, 500, 503, 504) },
+        response: { 200: InferResponseSchema, ...errors(400, 401, 404, 413, 422, 429, 500, 503, 504) },
       },
     }, async (request, reply) => infer(request, reply));
   }
