@@ -90,6 +90,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // An error is not the representation a validator set before it names (a seeded PNG's ETag),
+    // and is not cached: every error answer, whichever handler gave it
+    if (reply.statusCode >= 400) {
+      reply.removeHeader('etag');
+      reply.header('cache-control', 'no-store');
+    }
   });
 
   // HTTP/1.1 requires Host (RFC 9112, 3.2): refused as not valid HTTP, as Node would, but in the
@@ -97,7 +103,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.addHook('onRequest', async (request, reply) => {
     if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
       app.metrics.clientErrors.inc({ reason: 'malformed' });
-      return reply.code(400).header('connection', 'close').header('cache-control', 'no-store').type('application/json; charset=utf-8')
+      return reply.code(400).header('connection', 'close').type('application/json; charset=utf-8')
         .send({ error: 'an HTTP/1.1 request needs a Host header', error_type: 'malformed' });
     }
   });

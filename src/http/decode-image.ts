@@ -43,7 +43,7 @@ const channelNames = (c: number) => (c === 1 ? '1 channel (grey)' : c === 3 ? '3
 /** How a refusal names a conversion option to the caller: where the request would set it. */
 export type AskFor = (option: keyof ConvertOptions) => string;
 /** /likelihood's: a JSON body's `convert` object, or the query string */
-export const askLikelihood: AskFor = (o) => `convert.${o} (query ${o}=true)`;
+const askLikelihood: AskFor = (o) => `convert.${o} (query ${o}=true)`;
 
 export async function decodeImage(
   bytes: Buffer,

@@ -41,10 +41,6 @@ const byFastifyCode: Record<string, [number, ErrorType]> = {
   FST_INVALID_MULTIPART_CONTENT_TYPE: [415, 'unsupported_media_type'],
   FST_ERR_CTP_BODY_TOO_LARGE: [413, 'payload_too_large'],
   FST_REQ_FILE_TOO_LARGE: [413, 'payload_too_large'],
-  // too many parts of a multipart form (routes/likelihood.ts names the limits)
-  FST_PARTS_LIMIT: [400, 'bad_request'],
-  FST_FILES_LIMIT: [400, 'bad_request'],
-  FST_FIELDS_LIMIT: [400, 'bad_request'],
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'bad_request'],
   FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'bad_request'],
   FST_ERR_CTP_INVALID_JSON_BODY: [400, 'bad_request'],

@@ -24,9 +24,6 @@ export default fp(
       if (request.routeOptions.config?.modelWork && route) {
         app.metrics.requestFailures.inc({ route, reason: failureReason(mapped.body.error_type) });
       }
-      // An error is not the representation a validator set before it names (a seeded PNG's ETag), and is not cached.
-      reply.removeHeader('etag');
-      reply.header('cache-control', 'no-store');
       if (mapped.retryAfterSeconds !== undefined) reply.header('retry-after', String(mapped.retryAfterSeconds));
       closeIfUnread(request.raw, reply);
       return reply.code(mapped.statusCode).type('application/json; charset=utf-8').send(mapped.body);
@@ -34,7 +31,7 @@ export default fp(
 
     app.setNotFoundHandler(async (request, reply) => {
       closeIfUnread(request.raw, reply);
-      return reply.code(404).header('cache-control', 'no-store').send({ error: `no route ${request.method} ${request.url.split('?')[0]}`, error_type: 'not_found' });
+      return reply.code(404).send({ error: `no route ${request.method} ${request.url.split('?')[0]}`, error_type: 'not_found' });
     });
   },
   { name: 'error-handler', fastify: '5.x', dependencies: ['metrics'] },

@@ -93,12 +93,15 @@ function readBatch(mediaType: string | undefined, body: LikelihoodBatchBody | Li
   };
 }
 
+/** option fields a multipart form may carry beside its file parts */
+const MAX_FORM_FIELDS = 8;
+
 export default async function likelihoodRoutes(app: FastifyInstance, { config }: { config: Config }) {
   // Encapsulated here: other routes answer 415 to image and multipart bodies.
   app.addContentTypeParser([...IMAGE_TYPES], { parseAs: 'buffer', bodyLimit: config.BODY_LIMIT }, (_req, body, done) => done(null, body));
   await app.register(multipart, {
     attachFieldsToBody: 'keyValues',
-    limits: { fileSize: config.BODY_LIMIT, files: 1, fields: 8, fieldSize: 1024, parts: 9 },
+    limits: { fileSize: config.BODY_LIMIT, files: 1, fields: MAX_FORM_FIELDS, fieldSize: 1024, parts: 1 + MAX_FORM_FIELDS },
   });
   // A malformed multipart body (truncated, no closing boundary) fails inside the multipart
   // plugin's parsing with busboy's plain Error, no code, which the error handler would call
@@ -115,7 +118,7 @@ export default async function likelihoodRoutes(app: FastifyInstance, { config }:
     // the multipart plugin's part counts ("reach files limit", a 413): too many parts, not too many bytes
     if (err.code === 'FST_FILES_LIMIT' || err.code === 'FST_PARTS_LIMIT' || err.code === 'FST_FIELDS_LIMIT') {
       const batch = request.routeOptions.url === '/likelihood/batch';
-      throw new BadRequestError(`too many parts in the multipart form: it takes ${batch ? `1 to ${MAX_BATCH_IMAGES} file parts named images` : 'one file part named image'} and at most 8 option fields`);
+      throw new BadRequestError(`too many parts in the multipart form: it takes ${batch ? `1 to ${MAX_BATCH_IMAGES} file parts named images` : 'one file part named image'} and at most ${MAX_FORM_FIELDS} option fields`);
     }
     throw err;
   });
@@ -160,7 +163,7 @@ export default async function likelihoodRoutes(app: FastifyInstance, { config }:
       apiKey: true,
       // up to MAX_BATCH_IMAGES file parts, each up to BODY_LIMIT; the whole body is held to
       // BODY_LIMIT by its Content-Length, checked before it is read (onRequest below)
-      multipartOptions: { limits: { files: MAX_BATCH_IMAGES, parts: MAX_BATCH_IMAGES + 8 } },
+      multipartOptions: { limits: { files: MAX_BATCH_IMAGES, parts: MAX_BATCH_IMAGES + MAX_FORM_FIELDS } },
     },
     bodyLimit: config.BODY_LIMIT,
     onRequest: async (request: FastifyRequest) => {
