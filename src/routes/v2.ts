@@ -25,7 +25,24 @@ type OutputName = (typeof OUTPUTS)[number];
 interface TensorMetadata { name: string; datatype: string; shape: number[] }
 interface RequestInput { name?: unknown; shape?: unknown; datatype?: unknown; data?: unknown; parameters?: { binary_data_size?: unknown } }
 interface RequestOutput { name?: unknown; parameters?: { binary_data?: unknown } }
-interface InferRequest { id?: unknown; inputs?: unknown; outputs?: unknown; parameters?: { binary_data_output?: unknown } }
+interface InferRequest { id?: unknown; inputs?: unknown; outputs?: unknown; parameters?: { binary_data_output?: unknown; timeout?: unknown } }
+
+/** The longest request-level `timeout` (µs) accepted: a day, as every duration here. */
+const MAX_TIMEOUT_US = 86_400_000_000;
+
+/**
+ * The request's own deadline in ms from its `timeout` parameter (µs, Triton's schedule-policy
+ * parameter, which its clients send as `infer(..., timeout=)`), rounded up to whole ms; undefined
+ * when absent or 0 (the protocol's "no request timeout": the server's REQUEST_TIMEOUT_MS applies).
+ */
+function requestedTimeoutMs(req: InferRequest): number | undefined {
+  const us = req.parameters?.timeout;
+  if (us === undefined) return undefined;
+  if (typeof us !== 'number' || !Number.isInteger(us) || us < 0 || us > MAX_TIMEOUT_US) {
+    throw new BadRequestError(`parameters/timeout is ${JSON.stringify(us)}: it must be an integer number of microseconds from 0 to ${MAX_TIMEOUT_US} (0: the server's deadline)`);
+  }
+  return us === 0 ? undefined : Math.ceil(us / 1000);
+}
 interface ResponseOutput { name: OutputName; datatype: 'FP64'; shape: number[]; data?: number[]; parameters?: { binary_data_size: number } }
 
 function metadata(m: ModelSummary) {
@@ -146,7 +163,10 @@ const ModelMetadataSchema = Type.Object({
 });
 const InferRequestSchema = Type.Object({
   id: Type.Optional(Type.String()),
-  parameters: Type.Optional(Type.Object({ binary_data_output: Type.Optional(Type.Boolean()) })),
+  parameters: Type.Optional(Type.Object({
+    binary_data_output: Type.Optional(Type.Boolean()),
+    timeout: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_TIMEOUT_US, description: 'this request\'s deadline in microseconds, queue included (Triton\'s schedule-policy parameter; capped by REQUEST_TIMEOUT_MS, rounded up to whole ms; 0 or absent: REQUEST_TIMEOUT_MS)' })),
+  })),
   inputs: Type.Array(Type.Object({
     name: Type.Literal(INPUT),
     shape: Type.Array(Type.Integer(), { minItems: 4, maxItems: 4, description: '[batch, H, W, C]' }),
@@ -258,7 +278,8 @@ export default async function v2Routes(app: FastifyInstance, { config, version }
     const images = readImages(header, binary, m);
     const wanted = requestedOutputs(header);
     if (header.id !== undefined && typeof header.id !== 'string') throw new BadRequestError('id must be a string');
-    const { ac, finish } = requestAbort(app.lifecycle, reply, effectiveTimeout(config.REQUEST_TIMEOUT_MS, undefined));
+    const timeoutMs = requestedTimeoutMs(header);
+    const { ac, finish } = requestAbort(app.lifecycle, reply, effectiveTimeout(config.REQUEST_TIMEOUT_MS, timeoutMs));
     let r;
     try {
       r = await app.runtime.likelihoodBatch({ model: m.name, images, signal: ac.signal });

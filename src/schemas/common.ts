@@ -57,7 +57,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   422: "the image or a field does not fit the model (size, channels, stage, slices); conversion is only done on request",
   429: 'the queue is full: retry after `Retry-After` seconds',
   500: 'internal error',
-  504: 'the request ran past its deadline (REQUEST_TIMEOUT_MS, or the shorter timeoutMs it asked for), queue included',
+  504: 'the request ran past its deadline (REQUEST_TIMEOUT_MS, or the shorter one it asked for: timeoutMs, or on v2 infer parameters.timeout), queue included',
   503: 'the models are loading, failed to load, or the server is shutting down',
 };
 

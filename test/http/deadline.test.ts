@@ -89,3 +89,34 @@ t.test('timeoutMs is validated', async (t) => {
   t.equal(q.statusCode, 400);
   t.same(q.json(), { error: 'querystring/timeoutMs must be >= 1', error_type: 'validation' });
 });
+
+t.test('Open Inference Protocol infer: the request parameter timeout (µs) is its deadline', async (t) => {
+  const app = await readyApp({ DECODE: 'pixel', MAX_RUNNING: 1, MAX_QUEUE: 4 });
+  t.teardown(() => app.close());
+  const image = Array.from({ length: 28 * 28 }, (_, i) => (i * 7) % 256);
+  const infer = (parameters: Record<string, unknown>) => app.inject({
+    method: 'POST', url: '/v2/models/tiny-c1/infer',
+    payload: { parameters, inputs: [{ name: 'image', shape: [1, 28, 28, 1], datatype: 'UINT8', data: image }] },
+  });
+  // one long sample holds the only place; the scoring request waits behind it
+  const blocker = app.inject({ method: 'POST', url: '/sample', payload: { count: 16, seed: 6 } });
+  await sleep(20);
+  const late = await infer({ timeout: 29_001 });
+  t.equal(late.statusCode, 504);
+  t.same(late.json(), { error: 'request timed out after 30 ms', error_type: 'timeout' }, 'µs rounded up to whole ms');
+  const metrics = (await app.inject({ url: '/metrics' })).body;
+  t.equal(metricValue(metrics, 'spn_queue_length'), 0, 'it left the queue');
+  t.equal(metricValue(metrics, 'spn_request_failures_total', { route: '/v2/models/:name/infer', reason: 'timeout' }), 1);
+  t.equal((await blocker).statusCode, 200, 'the running request is undisturbed');
+
+  for (const timeout of [0, 60_000_000]) {
+    const ok = await infer({ timeout, binary_data_output: false });
+    t.equal(ok.statusCode, 200, `timeout ${timeout}: scored`);
+    t.equal(ok.json().outputs.length, 3);
+  }
+  for (const timeout of [-1, 1.5, '30000', 86_400_000_001, null]) {
+    const res = await infer({ timeout });
+    t.equal(res.statusCode, 400, JSON.stringify(timeout));
+    t.match(res.json().error, /^parameters\/timeout is .*: it must be an integer number of microseconds from 0 to 86400000000/);
+  }
+});
