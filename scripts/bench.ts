@@ -455,8 +455,9 @@ function torchSummary(tm: TorchModel): ModelResult['torch'] {
 
 const shortPath = (p: string) => (p.startsWith(`${ROOT}/`) ? p.slice(ROOT.length + 1) : p);
 
-/** Other work on the machine makes every figure noisy: say so in the report. */
-function busyWarning(): string | null {
+/** Other work on the machine makes every figure noisy: say so in the report. The load average
+ * counts only at the start: at the end it is the benchmark's own load. */
+function busyWarning(atStart: boolean): string | null {
   const others: string[] = [];
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
@@ -466,7 +467,7 @@ function busyWarning(): string | null {
   }
   const load = loadavg()[0];
   if (others.length) return `other processes were running during the benchmark (${others.join('; ')}); timings are noisy`;
-  if (load > 0.7) return `the 1-minute load average was ${load.toFixed(2)} at start; other work competes for the cores and timings are noisy`;
+  if (atStart && load > 0.7) return `the 1-minute load average was ${load.toFixed(2)} at start; other work competes for the cores and timings are noisy`;
   return null;
 }
 
@@ -505,7 +506,7 @@ async function main(): Promise<void> {
   }
   const t0 = performance.now();
   const loadAtStart = loadavg();
-  const warning = busyWarning();
+  const warning = busyWarning(true);
   if (warning) process.stderr.write(`WARNING: ${warning}\n`);
   const tmp = mkdtempSync(join(tmpdir(), 'spn-bench-'));
   const modelsDir = modelsSubset(o.modelsDir, o.models);
@@ -547,7 +548,7 @@ async function main(): Promise<void> {
     machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.versions.node, onnxruntime: ortVersion, torch: torchVersion, load: loadAtStart },
     settings: { modelsDir: shortPath(o.modelsDir), runsDir: shortPath(o.runs), workers: o.setups[0].workers, trials: o.trials, decode: o.decode, concurrency: o.concurrency, sampleImages: o.sampleImages, likelihoodBatches: o.likelihoodBatches, likelihoodImages: o.likelihoodImages },
     runs: o.setups.map((_, k) => fastestOf(passes.map((p) => p[k]))),
-    busyWarning: warning ?? busyWarning(), wallSeconds: (performance.now() - t0) / 1000,
+    busyWarning: warning ?? busyWarning(false), wallSeconds: (performance.now() - t0) / 1000,
   };
   await writeReport(result, o);
 }
