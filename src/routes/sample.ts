@@ -57,8 +57,9 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
     },
     ...errors(400, 401, 404, 406, 413, 415, 422, 429, 500, 503, 504),
   };
-  /** The id of a stream's last event (`done`, or an in-band `error`); other events are numbered from 1. */
+  /** The id of a stream's last event (`done`, or an in-band `error`); the others are `<seed>:<n>`, n from 1. */
   const STREAM_END_ID = 'end';
+  const EVENT_ID = /^(\d{1,10}):(\d{1,9})$/;
 
   app.post<{ Body: SampleBody }>('/sample', {
     config: { modelWork: true, apiKey: true },
@@ -118,9 +119,30 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
     return reply.code(200).type(accept === 'application/json' ? 'application/json; charset=utf-8' : accept === 'text/event-stream' ? 'text/event-stream; charset=utf-8' : accept).send();
   });
 
-  /** An EventSource reconnecting to GET /sample after its stream ended (the last event's id). */
+  /** The Last-Event-ID of an EventSource reconnecting to GET /sample (POST streams are never reconnected). */
+  function lastEventId(request: FastifyRequest, accept: string): string | undefined {
+    if (request.method === 'POST' || accept !== 'text/event-stream') return undefined;
+    const id = request.headers['last-event-id'];
+    return typeof id === 'string' ? id.trim() : undefined;
+  }
+
+  /** An EventSource reconnecting after its stream ended (the last event's id). */
   function streamEnded(request: FastifyRequest, accept: string): boolean {
-    return request.method !== 'POST' && accept === 'text/event-stream' && String(request.headers['last-event-id'] ?? '').trim() === STREAM_END_ID;
+    return lastEventId(request, accept) === STREAM_END_ID;
+  }
+
+  /**
+   * Where an EventSource reconnecting in the middle of a GET stream left off: its seed, and how
+   * many events it has. The same seed and options make the same events in the same order, so the
+   * stream is sampled again and its first `events` are not sent. A query naming another seed, or an
+   * id that is not one of ours, starts a new stream.
+   */
+  function resumePoint(request: FastifyRequest, accept: string, querySeed: number | undefined): { seed: number; events: number } | undefined {
+    const m = EVENT_ID.exec(lastEventId(request, accept) ?? '');
+    if (!m) return undefined;
+    const seed = Number(m[1]);
+    if (seed > MAX_SEED || (querySeed !== undefined && querySeed !== seed)) return undefined;
+    return { seed, events: Number(m[2]) };
   }
 
   /** What every method checks first: Accept, the model, the seed; for GET and HEAD the cache
@@ -133,7 +155,8 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
     const model = app.runtime.model(modelName);
     if (!model) throw new UnknownModelError(modelName);
     stageIndex(model, body.stopAfter);   // 422 for a stage the model lacks, before any ETag or 304
-    const seed = body.seed ?? randomInt(0, MAX_SEED + 1);
+    const resume = resumePoint(request, accept, body.seed);
+    const seed = body.seed ?? resume?.seed ?? randomInt(0, MAX_SEED + 1);
     let notModified = false;
     if (request.method === 'GET' || request.method === 'HEAD') {
       // A GET that names its seed asking for a PNG always gets the same bytes from the same weights:
@@ -147,11 +170,11 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
         notModified = ifNoneMatch(request.headers['if-none-match'], etag);
       }
     }
-    return { accept, model, seed, notModified };
+    return { accept, model, seed, notModified, skipEvents: resume?.events ?? 0 };
   }
 
   async function sample(request: FastifyRequest, body: SampleBody, reply: FastifyReply): Promise<FastifyReply> {
-    const { accept, model, seed, notModified } = prepare(request, body, reply);
+    const { accept, model, seed, notModified, skipEvents } = prepare(request, body, reply);
     if (notModified) return reply.code(304).send();
     // A browser's EventSource reconnects whenever a stream ends, and would sample again and again:
     // the last event's id tells the reconnection that this stream had ended, and 204 stops it.
@@ -174,7 +197,7 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
         finish();
         throw early.error;
       }
-      return stream(reply, events, early?.value ?? first, out, ac, finish);
+      return stream(reply, events, early?.value ?? first, out, ac, finish, seed, skipEvents);
     }
 
     try {
@@ -212,6 +235,8 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
     out: SampleOutput,
     ac: AbortController,
     finish: () => void,
+    seed: number,
+    skipEvents: number,
   ): FastifyReply {
     const sse = new EventStream(config.SSE_KEEPALIVE_MS);
     const serialize = {
@@ -234,10 +259,15 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
         let n = 0;
         while (!r.done) {
           const ev = r.value;
-          const id = String(++n);
-          if (ev.type === 'slice') await sse.send('slice', serialize.slice(out.slice(ev, true)!), ac.signal, id);
-          else if (ev.type === 'stage') await sse.send('stage', serialize.stage({ sample: ev.sample, stage: ev.stage, elapsedMs: ev.elapsedMs }), ac.signal, id);
-          else await sse.send('done', serialize.done(out.done(ev)), ac.signal, STREAM_END_ID);
+          if (ev.type === 'done') await sse.send('done', serialize.done(out.done(ev)), ac.signal, STREAM_END_ID);
+          else if (++n <= skipEvents) {
+            // the reconnected client has this one: made again, not sent
+            if (ev.type === 'slice') out.slice(ev, false);
+          } else {
+            const id = `${seed}:${n}`;
+            if (ev.type === 'slice') await sse.send('slice', serialize.slice(out.slice(ev, true)!), ac.signal, id);
+            else await sse.send('stage', serialize.stage({ sample: ev.sample, stage: ev.stage, elapsedMs: ev.elapsedMs }), ac.signal, id);
+          }
           r = await events.next();
         }
         completed = true;

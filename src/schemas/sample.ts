@@ -98,5 +98,5 @@ export const EVENT_STREAM_DESCRIPTION = [
   '`event: done` (data: SampleResult) last;',
   '`event: error` (data: ErrorBody) if the request fails after the stream began, and then the stream ends.',
   'Comments (`: keep-alive`) are sent while nothing else is.',
-  'Events have ids, 1, 2, ... and `end` for the last (`done` or `error`): an EventSource that reconnects after the end (sending `Last-Event-ID: end`) gets 204 and stops, instead of sampling again.',
+  'Events have ids `<seed>:1`, `<seed>:2`, ... and `end` for the last (`done` or `error`). An EventSource that reconnects to GET /sample after the end (sending `Last-Event-ID: end`) gets 204 and stops, instead of sampling again; one that reconnects in the middle (`Last-Event-ID: <seed>:<n>`, a dropped connection) gets the rest of the same stream, from event n + 1 (the seed fixes the samples; a query that names another seed starts a new stream).',
 ].join(' ');

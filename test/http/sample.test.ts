@@ -271,7 +271,7 @@ t.test('sampling', async (t) => {
     const json = (await post(app, { seed: 21 })).json();
     t.same(done.images, json.images, 'streamed final images are the JSON ones');
     t.equal(done.seed, 21);
-    t.same(events.map((e) => e.id), [...events.slice(0, -1).map((_, i) => String(i + 1)), 'end'], 'ids 1, 2, ... and end for done');
+    t.same(events.map((e) => e.id), [...events.slice(0, -1).map((_, i) => `21:${i + 1}`), 'end'], 'ids seed:1, seed:2, ... and end for done');
   });
 
   t.test('an EventSource reconnecting after the end (Last-Event-ID: end) gets 204 and nothing runs', async (t) => {
@@ -282,9 +282,10 @@ t.test('sampling', async (t) => {
     t.equal(again.body, '');
     t.equal(again.headers['cache-control'], 'no-store');
     t.equal(await samples(), before, 'no sample was drawn');
-    // a reconnection in the middle of a stream (a network drop) starts it again
+    // an id that is not one of this server's starts the stream again, from its first event
     const resumed = await app.inject({ method: 'GET', url: '/sample?seed=21', headers: { accept: 'text/event-stream', 'last-event-id': '7' } });
     t.equal(resumed.statusCode, 200);
+    t.equal(parseSse(resumed.body)[0].id, '21:1');
     t.equal(parseSse(resumed.body).at(-1)!.event, 'done');
     t.equal(await samples(), before + 1);
     // HEAD answers what GET would: the 204
@@ -298,6 +299,44 @@ t.test('sampling', async (t) => {
     // the id only matters to streams: a PNG request with it is answered as ever
     const png = await app.inject({ method: 'GET', url: '/sample?seed=21', headers: { accept: 'image/png', 'last-event-id': 'end' } });
     t.equal(png.statusCode, 200);
+  });
+
+  t.test('an EventSource reconnecting in the middle (Last-Event-ID: seed:n) gets the rest of the same stream', async (t) => {
+    /** A stream's events with what differs between runs (timings) left out. */
+    const stable = (body: string) => parseSse(body).map((e) => {
+      const data = JSON.parse(e.data) as Record<string, unknown>;
+      delete data.elapsedMs;
+      delete data.timings;
+      return { id: e.id, event: e.event, data };
+    });
+    const stream = (url: string, lastId?: string) => app.inject({
+      method: 'GET', url, headers: { accept: 'text/event-stream', ...(lastId === undefined ? {} : { 'last-event-id': lastId }) },
+    });
+    const full = stable((await stream('/sample?seed=33&count=3')).body);
+    t.ok(full.length > 20, `${full.length} events`);
+    for (const k of [1, 5, full.length - 2, full.length - 1]) {
+      const rest = stable((await stream('/sample?seed=33&count=3', `33:${k}`)).body);
+      t.same(rest, full.slice(k), `after event ${k}: events ${k + 1}.. and done, the same ones`);
+    }
+    // a dropped connection of an unseeded stream: the id carries the seed it drew
+    const first = parseSse((await stream('/sample?count=2')).body);
+    const [seed] = first[0].id!.split(':');
+    t.equal(JSON.parse(first.at(-1)!.data).seed, Number(seed), 'the id names the drawn seed');
+    const drop = 4;
+    const tail = stable((await stream('/sample?count=2', `${seed}:${drop}`)).body);
+    t.same(tail, stable((await stream(`/sample?count=2&seed=${seed}`)).body).slice(drop), 'resumed with the same seed');
+    // a query naming another seed is another stream: it starts from the beginning
+    const other = parseSse((await stream('/sample?seed=34', '33:5')).body);
+    t.equal(other[0].id, '34:1');
+    t.equal(JSON.parse(other.at(-1)!.data).seed, 34);
+    // ids that are not ours, or seeds past the range, are ignored
+    for (const id of ['33:', ':5', '33:5:1', 'x:5', '4294967296:5', '33:-1']) {
+      const fresh = parseSse((await stream('/sample?seed=33', id)).body);
+      t.equal(fresh[0].id, '33:1', `${id}: from the beginning`);
+    }
+    // POST streams are never resumed: the header changes nothing there
+    const viaPost = parseSse((await app.inject({ method: 'POST', url: '/sample', headers: { accept: 'text/event-stream', 'last-event-id': '33:5' }, payload: { seed: 33 } })).body);
+    t.equal(viaPost[0].id, '33:1');
   });
 
   t.test('in-band errors are not used for refusals that come before the first byte', async (t) => {
