@@ -1,6 +1,7 @@
 // Swagger UI in a real browser (Debian's Chromium, driven by playwright-core; no browser is ever
 // downloaded): the page renders the generated document, lists the operations, and its "Try it out"
 // calls the real server and shows the answer.
+import net from 'node:net';
 import t from 'tap';
 import { launchChromium, WAIT } from './browser.js';
 import { listening, metricValue, parseSse } from './helpers.js';
@@ -87,6 +88,78 @@ t.test('Swagger UI at /docs lists the operations and runs GET /models against th
   t.equal(left.state, 2, 'the EventSource is closed: it will not reconnect');
   await new Promise((r) => setTimeout(r, 4_000));
   t.equal(await gets() - before, 2, 'two GETs in all (the stream, then the 204), none after');
+});
+
+t.test('an EventSource whose connection drops mid-stream reconnects and gets the rest of the same stream', { timeout: 60_000 }, async (t) => {
+  const browser = await launchChromium(t);
+  if (!browser) return;
+  const { app, url } = await listening();
+  t.teardown(() => app.close());
+  // A proxy in front of the server that cuts the first event stream once three event ids have
+  // passed through it (the server writes whole events, so the cut falls between two), as a dropped
+  // network connection would; everything else it passes as it is.
+  const upstream = new URL(url);
+  let cut = false;
+  const sockets = new Set<net.Socket>();
+  const proxy = net.createServer((client) => {
+    const server = net.connect(Number(upstream.port), upstream.hostname);
+    sockets.add(client).add(server);
+    let isStream = false;
+    let ids = 0;
+    client.on('data', (chunk) => {
+      if (!cut && /^GET \/sample\?/.test(chunk.toString('latin1'))) isStream = true;
+      server.write(chunk);
+    });
+    server.on('data', (chunk) => {
+      client.write(chunk);
+      if (!isStream || cut) return;
+      ids += (chunk.toString('latin1').match(/\nid: /g) ?? []).length + (chunk.toString('latin1').startsWith('id: ') ? 1 : 0);
+      if (ids >= 3) {
+        cut = true;
+        client.end();
+        server.destroy();
+      }
+    });
+    const close = () => { client.destroy(); server.destroy(); };
+    client.on('error', close);
+    server.on('error', close);
+    client.on('close', close);
+    server.on('end', () => client.end());
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => {
+    proxy.close(() => resolve());
+    for (const socket of sockets) socket.destroy();   // the browser keeps its connections alive
+  }));
+  const proxied = `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
+
+  const page = await browser.newPage();
+  page.setDefaultTimeout(15_000);
+  await page.goto(`${proxied}/health/live`);
+  // no seed in the query: the server draws one, and the event ids carry it
+  const seen = await page.evaluate(() => new Promise<{ log: string[]; done: { seed: number; images: Array<{ png: string }> } | null }>((resolve) => {
+    const source = new EventSource('/sample?count=2');
+    const log: string[] = [];
+    for (const type of ['slice', 'stage']) source.addEventListener(type, (e) => log.push(`${type} ${(e as MessageEvent).lastEventId}`));
+    source.addEventListener('done', (e) => {
+      source.close();
+      resolve({ log, done: JSON.parse((e as MessageEvent).data) });
+    });
+    source.onerror = () => log.push(`error ${source.readyState}`);
+    setTimeout(() => { source.close(); resolve({ log, done: null }); }, 20_000);
+  }));
+  t.ok(cut, 'the proxy cut the first stream');
+  t.ok(seen.done, 'the stream reached done');
+  const seed = seen.done!.seed;
+  const direct = parseSse((await app.inject({ method: 'GET', url: `/sample?count=2&seed=${seed}`, headers: { accept: 'text/event-stream' } })).body);
+  const want = direct.filter((e) => e.event !== 'done').map((e) => `${e.event} ${e.id}`);
+  // a cut falls after the chunk that carried the third id, which may carry more events
+  const drop = seen.log.indexOf('error 0');
+  t.ok(drop >= 3 && drop < want.length, `the drop came after ${drop} events, before the last`);
+  t.equal(seen.log.filter((l) => l.startsWith('error')).length, 1, 'one drop, one reconnection');
+  t.same(seen.log.filter((l) => !l.startsWith('error')), want, 'then the events after it of the same stream: none lost, none twice');
+  const json = (await app.inject({ method: 'POST', url: '/sample', payload: { seed, count: 2 } })).json() as { images: Array<{ png: string }> };
+  t.same(seen.done!.images.map((i) => i.png), json.images.map((i) => i.png), 'the images of the seed the ids named');
 });
 
 t.test('Swagger UI with API_KEYS: Authorize takes a key, and Try it out then sends it', { timeout: 30_000 }, async (t) => {
