@@ -43,6 +43,7 @@ function requestedTimeoutMs(req: InferRequest): number | undefined {
   }
   return us === 0 ? undefined : Math.ceil(us / 1000);
 }
+
 interface ResponseOutput { name: OutputName; datatype: 'FP64'; shape: number[]; data?: number[]; parameters?: { binary_data_size: number } }
 
 function metadata(m: ModelSummary) {
