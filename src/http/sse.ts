@@ -7,6 +7,10 @@
 import { PassThrough } from 'node:stream';
 import { once } from 'node:events';
 
+/** How long an EventSource waits before reconnecting after a dropped connection (or after the
+ * end, to learn from a 204 that there is no more): browsers' default is about 3 s. */
+export const RECONNECT_MS = 1000;
+
 export class EventStream {
   readonly body = new PassThrough();
   private readonly keepAlive: NodeJS.Timeout;
@@ -16,7 +20,7 @@ export class EventStream {
   constructor(keepAliveMs: number) {
     this.keepAlive = setInterval(() => this.write(': keep-alive\n\n'), keepAliveMs);
     // The comment makes the headers go out at once, so the client sees 200 while the request waits.
-    this.write(': open\n\n');
+    this.write(`: open\nretry: ${RECONNECT_MS}\n\n`);
   }
 
   /** false once the client is gone or the stream was ended */

@@ -97,6 +97,6 @@ export const EVENT_STREAM_DESCRIPTION = [
   '`event: stage` (data: StageEvent) when a stage of a sample completes;',
   '`event: done` (data: SampleResult) last;',
   '`event: error` (data: ErrorBody) if the request fails after the stream began, and then the stream ends.',
-  'Comments (`: keep-alive`) are sent while nothing else is.',
+  'Comments (`: keep-alive`) are sent while nothing else is; the stream opens with `retry: 1000`, so an EventSource reconnects 1 s after a drop.',
   'Events have ids `<seed>:1`, `<seed>:2`, ... and `end` for the last (`done` or `error`). An EventSource that reconnects to GET /sample after the end (sending `Last-Event-ID: end`) gets 204 and stops, instead of sampling again; one that reconnects in the middle (`Last-Event-ID: <seed>:<n>`, a dropped connection) gets the rest of the same stream, from event n + 1 (the seed fixes the samples; a query that names another seed starts a new stream).',
 ].join(' ');

@@ -70,8 +70,8 @@ t.test('Swagger UI at /docs lists the operations and runs GET /models against th
   t.equal(seen.done?.seed, 11);
   t.equal(seen.done?.images.length, 2);
 
-  // A page that does not close its EventSource after done: the browser reconnects (its retry
-  // delay, about 3 s), sends Last-Event-ID: end, gets 204 and stops; the model ran once.
+  // A page that does not close its EventSource after done: the browser reconnects (after the
+  // stream's retry, 1 s), sends Last-Event-ID: end, gets 204 and stops; the model ran once.
   const gets = async () => metricValue((await app.inject('/metrics')).body, 'spn_http_request_duration_seconds_count', { method: 'GET', route: '/sample', status_class: '2xx' }) ?? 0;
   const before = await gets();
   const left = await page.evaluate(() => new Promise<{ log: string[]; state: number }>((resolve) => {

@@ -73,7 +73,7 @@ t.test('while queued: the status at once, keep-alive comments every SSE_KEEPALIV
   const seenQueued = performance.now();
   const text = await res.text();
   const head = text.slice(0, text.indexOf('event: '));
-  t.match(head, /^: open\n\n/);
+  t.match(head, /^: open\nretry: 1000\n\n/, 'headers at once, and the reconnection delay');
   t.ok((head.match(/: keep-alive\n\n/g) ?? []).length >= 1, `keep-alives before the first slice: ${JSON.stringify(head)}`);
   const events = parseSse(text);
   t.equal(events.at(-1)!.event, 'done');
