@@ -9,7 +9,7 @@
 // workers are threads of the process), its main thread's V8 heap (/metrics), and the running and
 // queued gauges once the round's requests are answered. Before and after: one seeded sample, which
 // must come back byte for byte the same. At the end SIGTERM, and the server must exit 0.
-// Exits 1 on an unexpected status (any 5xx but the deadline kind's 504), a changed sample or a
+// Exits 1 on an unexpected status (any 5xx but the deadline kinds' 504), a changed sample or a
 // failed shutdown.
 // Writes docs/soak.md (or --out).
 import { once } from 'node:events';
@@ -104,6 +104,18 @@ function kinds(png: Uint8Array<ArrayBuffer>, colour: Uint8Array = new Uint8Array
         const pixels = Buffer.from(Array.from({ length: 8 * 784 }, (_, k) => (k * 7 + i) % 256));
         return post(b, '/v2/models/mu-fmnist/infer', { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length) }, Buffer.concat([header, pixels]));
       },
+    },
+    {
+      // a browser's EventSource whose connection dropped after five events: the rest of the stream
+      name: 'sample, GET event stream resumed after event 5 (Last-Event-ID)', status: 200,
+      send: (b, i) => fetch(`${b}/sample?seed=${i}`, { headers: { accept: 'text/event-stream', 'last-event-id': `${i}:5` } }),
+    },
+    {
+      // a 1 µs deadline (1 ms): 64 images always take longer
+      name: 'Open Inference Protocol infer, 64 images, parameters.timeout 1 µs', status: 504,
+      send: (b) => post(b, '/v2/models/mu-fmnist/infer', json, JSON.stringify({
+        parameters: { timeout: 1 }, inputs: [{ name: 'image', shape: [64, 28, 28, 1], datatype: 'UINT8', data: Array.from({ length: 64 * 784 }, (_, k) => k % 256) }],
+      })),
     },
     { name: `likelihood, upload stalled half-way (408 at RECEIVE_TIMEOUT_MS=${RECEIVE_TIMEOUT_MS})`, status: 408, send: (b) => stalledUpload(b, png) },
     {
@@ -206,7 +218,7 @@ async function main(): Promise<void> {
     '|---|---|---|---|---|---|---|',
     ...rows.map((r, k) => `| ${k + 1} | ${r.requests} | ${r.wrong.length} | ${f(r.rss)} | ${f(r.heap, 1)} | ${r.running} | ${r.queued} |`),
     '',
-    `- Requests: ${total} in all; unexpected answers (a failed connection, or another status than the kind's: any 5xx but the deadline kind's 504): ${wrong.length}`
+    `- Requests: ${total} in all; unexpected answers (a failed connection, or another status than the kind's: any 5xx but the deadline kinds' 504): ${wrong.length}`
       + (wrong.length ? ` (${[...new Set(wrong)].slice(0, 5).join('; ')})` : ''),
     `- Resident memory: ${f(rssStart!)} MB after start-up, ${f(rows[0].rss)} MB after round 1, ${f(rows.at(-1)!.rss)} MB after the last `
       + `(highest ${f(Math.max(...rows.map((r) => r.rss)))} MB)`,
