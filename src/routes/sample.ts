@@ -59,7 +59,13 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
   };
   /** The id of a stream's last event (`done`, or an in-band `error`); the others are `<seed>:<n>`, n from 1. */
   const STREAM_END_ID = 'end';
-  const EVENT_ID = /^(\d{1,10}):(\d{1,9})$/;
+  const EVENT_ID = /^(\d+):(\d+)$/;
+  /** GET's one header of its own: an EventSource sends it when it reconnects. */
+  const ResumeHeaders = Type.Object({
+    'last-event-id': Type.Optional(Type.String({
+      description: 'sent by an EventSource when it reconnects: `end` (the stream had ended: 204) or `<seed>:<n>` (a dropped stream: the rest of it, from event n + 1; ignored when the query names another seed)',
+    })),
+  });
 
   app.post<{ Body: SampleBody }>('/sample', {
     config: { modelWork: true, apiKey: true },
@@ -86,6 +92,7 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
       summary: 'sample images, the options in the query string',
       description: `POST /sample for clients that can only GET (\`new EventSource('/sample?seed=7')\`, \`<img src="/sample?count=16">\`): the same answers from the same options, but no \`condition\`. ${EVENT_STREAM_DESCRIPTION}`,
       querystring: SampleQuery,
+      headers: ResumeHeaders,
       response: {
         ...responses,
         204: Type.Null({ description: "an EventSource reconnecting after its stream ended (`Last-Event-ID: end`): no content, so the browser stops reconnecting and the model does not run" }),
@@ -142,7 +149,7 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
     if (!m) return undefined;
     const seed = Number(m[1]);
     if (seed > MAX_SEED || (querySeed !== undefined && querySeed !== seed)) return undefined;
-    return { seed, events: Number(m[2]) };
+    return { seed, events: Number(m[2]) };   // past the stream's length (however many digits): only done
   }
 
   /** What every method checks first: Accept, the model, the seed; for GET and HEAD the cache

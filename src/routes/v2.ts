@@ -27,6 +27,23 @@ interface RequestInput { name?: unknown; shape?: unknown; datatype?: unknown; da
 interface RequestOutput { name?: unknown; parameters?: { binary_data?: unknown } }
 interface InferRequest { id?: unknown; inputs?: unknown; outputs?: unknown; parameters?: { binary_data_output?: unknown; timeout?: unknown } }
 
+/** A value as a refusal names it (JSON, but a number as JavaScript reads it: 1e400 is Infinity). */
+const shown = (v: unknown) => (typeof v === 'number' ? String(v) : JSON.stringify(v));
+
+/** A `parameters` field: absent, or a JSON object (the protocol's parameter map); anything else is a 400. */
+function parametersOf(value: unknown, field: string): Record<string, unknown> | undefined {
+  if (value === undefined) return undefined;
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new BadRequestError(`${field} is ${shown(value)}: it must be an object`);
+  return value as Record<string, unknown>;
+}
+
+/** A boolean parameter: absent, or true or false. */
+function flag(params: Record<string, unknown> | undefined, key: string, field: string): boolean | undefined {
+  const v = params?.[key];
+  if (v === undefined || typeof v === 'boolean') return v;
+  throw new BadRequestError(`${field}/${key} is ${shown(v)}: it must be true or false`);
+}
+
 /** The longest request-level `timeout` (µs) accepted: a day, as every duration here. */
 const MAX_TIMEOUT_US = 86_400_000_000;
 
@@ -36,10 +53,10 @@ const MAX_TIMEOUT_US = 86_400_000_000;
  * when absent or 0 (the protocol's "no request timeout": the server's REQUEST_TIMEOUT_MS applies).
  */
 function requestedTimeoutMs(req: InferRequest): number | undefined {
-  const us = req.parameters?.timeout;
+  const us = parametersOf(req.parameters, 'parameters')?.timeout;
   if (us === undefined) return undefined;
   if (typeof us !== 'number' || !Number.isInteger(us) || us < 0 || us > MAX_TIMEOUT_US) {
-    throw new BadRequestError(`parameters/timeout is ${JSON.stringify(us)}: it must be an integer number of microseconds from 0 to ${MAX_TIMEOUT_US} (0: the server's deadline)`);
+    throw new BadRequestError(`parameters/timeout is ${shown(us)}: it must be an integer number of microseconds from 0 to ${MAX_TIMEOUT_US} (0: the server's deadline)`);
   }
   return us === 0 ? undefined : Math.ceil(us / 1000);
 }
@@ -123,7 +140,7 @@ function readImages(req: InferRequest, binary: Buffer, m: ModelSummary): RawImag
   if (batch > MAX_BATCH_IMAGES) throw new BadRequestError(`inputs/0/shape: a batch of ${batch}; at most ${MAX_BATCH_IMAGES} images per request`);
   const size = height * width * channels;
   let values: Uint8Array;
-  const binarySize = input.parameters?.binary_data_size;
+  const binarySize = parametersOf(input.parameters, 'inputs/0/parameters')?.binary_data_size;
   if (binarySize !== undefined) {
     if (!Number.isInteger(binarySize) || binarySize !== batch * size) {
       throw new BadRequestError(`inputs/0/parameters/binary_data_size is ${String(binarySize)}: [${shape.join(', ')}] UINT8 is ${batch * size} bytes`);
@@ -147,13 +164,13 @@ function readImages(req: InferRequest, binary: Buffer, m: ModelSummary): RawImag
 
 /** Which outputs, each as JSON or binary: all by default; request and output parameters decide. */
 function requestedOutputs(req: InferRequest): { name: OutputName; binary: boolean }[] {
-  const allBinary = req.parameters?.binary_data_output === true;
+  const allBinary = flag(parametersOf(req.parameters, 'parameters'), 'binary_data_output', 'parameters') ?? false;
   if (req.outputs === undefined) return OUTPUTS.map((name) => ({ name, binary: allBinary }));
   if (!Array.isArray(req.outputs) || !req.outputs.length) throw new BadRequestError('outputs must be a non-empty array when given');
   return (req.outputs as RequestOutput[]).map((o, i) => {
     if (!OUTPUTS.includes(o?.name as OutputName)) throw new BadRequestError(`outputs/${i}/name is ${JSON.stringify(o?.name)}: the outputs are ${OUTPUTS.join(', ')}`);
-    const b = o.parameters?.binary_data;
-    return { name: o.name as OutputName, binary: typeof b === 'boolean' ? b : allBinary };
+    const b = flag(parametersOf(o.parameters, `outputs/${i}/parameters`), 'binary_data', `outputs/${i}/parameters`);
+    return { name: o.name as OutputName, binary: b ?? allBinary };
   });
 }
 

@@ -119,4 +119,11 @@ t.test('Open Inference Protocol infer: the request parameter timeout (µs) is it
     t.equal(res.statusCode, 400, JSON.stringify(timeout));
     t.match(res.json().error, /^parameters\/timeout is .*: it must be an integer number of microseconds from 0 to 86400000000/);
   }
+  // a number JSON cannot hold is named as JavaScript reads it, not as null
+  const huge = await app.inject({
+    method: 'POST', url: '/v2/models/tiny-c1/infer', headers: { 'content-type': 'application/json' },
+    payload: `{"parameters":{"timeout":1e400},"inputs":[{"name":"image","shape":[1,28,28,1],"datatype":"UINT8","data":[${image.join(',')}]}]}`,
+  });
+  t.equal(huge.statusCode, 400);
+  t.match(huge.json().error, /^parameters\/timeout is Infinity: /);
 });

@@ -329,8 +329,14 @@ t.test('sampling', async (t) => {
     const other = parseSse((await stream('/sample?seed=34', '33:5')).body);
     t.equal(other[0].id, '34:1');
     t.equal(JSON.parse(other.at(-1)!.data).seed, 34);
+    // an event number past the stream's end, however many digits: only done; leading zeros are the number
+    for (const id of ['33:999999999', '33:10000000000', `33:${'9'.repeat(40)}`]) {
+      const past = stable((await stream('/sample?seed=33&count=3', id)).body);
+      t.same(past, full.slice(-1), `${id}: only done`);
+    }
+    t.same(stable((await stream('/sample?seed=33&count=3', '0033:0005')).body), full.slice(5), '0033:0005 is 33:5');
     // ids that are not ours, or seeds past the range, are ignored
-    for (const id of ['33:', ':5', '33:5:1', 'x:5', '4294967296:5', '33:-1']) {
+    for (const id of ['33:', ':5', '33:5:1', 'x:5', '4294967296:5', `${'9'.repeat(30)}:5`, '33:-1', '33:1.5', ' 33 : 5']) {
       const fresh = parseSse((await stream('/sample?seed=33', id)).body);
       t.equal(fresh[0].id, '33:1', `${id}: from the beginning`);
     }

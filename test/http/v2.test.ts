@@ -158,6 +158,12 @@ t.test('infer refuses what it cannot score, naming the field', async (t) => {
     ['nested deeper than the shape', { inputs: [{ ...ok, data: [[[[[3]]]]] }] }, 400, /^inputs\/0\/data is nested deeper than the tensor's 4 dimensions/],
     ['an unknown output', { inputs: [ok], outputs: [{ name: 'logits' }] }, 400, /^outputs\/0\/name is "logits": the outputs are bits_per_dim, nats, stage_bits_per_dim/],
     ['a numeric id', { id: 7, inputs: [ok] }, 400, /^id must be a string/],
+    ['parameters an array', { inputs: [ok], parameters: [] }, 400, /^parameters is \[\]: it must be an object/],
+    ['parameters null', { inputs: [ok], parameters: null }, 400, /^parameters is null: it must be an object/],
+    ['binary_data_output a string', { inputs: [ok], parameters: { binary_data_output: 'yes' } }, 400, /^parameters\/binary_data_output is "yes": it must be true or false/],
+    ['an output\'s binary_data a number', { inputs: [ok], outputs: [{ name: 'nats', parameters: { binary_data: 1 } }] }, 400, /^outputs\/0\/parameters\/binary_data is 1: it must be true or false/],
+    ['an output\'s parameters a string', { inputs: [ok], outputs: [{ name: 'nats', parameters: 'binary' }] }, 400, /^outputs\/0\/parameters is "binary": it must be an object/],
+    ['an input\'s parameters a number', { inputs: [{ ...ok, parameters: 5 }] }, 400, /^inputs\/0\/parameters is 5: it must be an object/],
   ];
   for (const [what, payload, status, message] of cases) {
     const res = await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', payload: payload as object });
