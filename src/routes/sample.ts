@@ -60,12 +60,10 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
   /** The id of a stream's last event (`done`, or an in-band `error`); the others are `<seed>:<n>`, n from 1. */
   const STREAM_END_ID = 'end';
   const EVENT_ID = /^(\d+):(\d+)$/;
-  /** GET's one header of its own: an EventSource sends it when it reconnects. */
-  const ResumeHeaders = Type.Object({
-    'last-event-id': Type.Optional(Type.String({
-      description: 'sent by an EventSource when it reconnects: `end` (the stream had ended: 204) or `<seed>:<n>` (a dropped stream: the rest of it, from event n + 1; ignored when the query names another seed)',
-    })),
-  });
+  /** The header an event-stream client sends when it reconnects. */
+  const resumeHeaders = (description: string) => Type.Object({ 'last-event-id': Type.Optional(Type.String({ description })) });
+  const ResumeHeaders = resumeHeaders('sent by an EventSource when it reconnects: `end` (the stream had ended: 204) or `<seed>:<n>` (a dropped stream: the rest of it, from event n + 1; ignored when the query names another seed)');
+  const PostResumeHeaders = resumeHeaders('sent by a fetch-based event-stream client when it retries (a browser\'s EventSource cannot POST): `<seed>:<n>` (a dropped stream: the rest of it, from event n + 1; ignored when the body names another seed); `end` is ignored');
 
   app.post<{ Body: SampleBody }>('/sample', {
     config: { modelWork: true, apiKey: true },
@@ -76,6 +74,7 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
       description: `Answers JSON (default), a PNG (\`Accept: image/png\`; a grid when count > 1; seed in \`X-Seed\`), or an event stream. ${EVENT_STREAM_DESCRIPTION}`,
       body: SampleBody,
       querystring: NoQuery,
+      headers: PostResumeHeaders,
       response: responses,
     },
   }, async (request, reply) => sample(request, request.body, reply));
@@ -126,23 +125,25 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
     return reply.code(200).type(accept === 'application/json' ? 'application/json; charset=utf-8' : accept === 'text/event-stream' ? 'text/event-stream; charset=utf-8' : accept).send();
   });
 
-  /** The Last-Event-ID of an EventSource reconnecting to GET /sample (POST streams are never reconnected). */
+  /** The Last-Event-ID of an event-stream client reconnecting: an EventSource (GET), or a fetch-based
+   * client retrying a POST (as @microsoft/fetch-event-source does). */
   function lastEventId(request: FastifyRequest, accept: string): string | undefined {
-    if (request.method === 'POST' || accept !== 'text/event-stream') return undefined;
+    if (accept !== 'text/event-stream') return undefined;
     const id = request.headers['last-event-id'];
     return typeof id === 'string' ? id.trim() : undefined;
   }
 
-  /** An EventSource reconnecting after its stream ended (the last event's id). */
+  /** An EventSource reconnecting to GET /sample after its stream ended (the last event's id). A POST
+   * is never reconnected by a browser after its end: there the id is ignored, and it samples. */
   function streamEnded(request: FastifyRequest, accept: string): boolean {
-    return lastEventId(request, accept) === STREAM_END_ID;
+    return request.method !== 'POST' && lastEventId(request, accept) === STREAM_END_ID;
   }
 
   /**
-   * Where an EventSource reconnecting in the middle of a GET stream left off: its seed, and how
-   * many events it has. The same seed and options make the same events in the same order, so the
-   * stream is sampled again and its first `events` are not sent. A query naming another seed, or an
-   * id that is not one of ours, starts a new stream.
+   * Where a client reconnecting in the middle of a stream left off: its seed, and how many events
+   * it has. The same seed and options (and condition) make the same events in the same order, so
+   * the stream is sampled again and its first `events` are not sent. A query or body naming another
+   * seed, or an id that is not one of ours, starts a new stream.
    */
   function resumePoint(request: FastifyRequest, accept: string, querySeed: number | undefined): { seed: number; events: number } | undefined {
     const m = EVENT_ID.exec(lastEventId(request, accept) ?? '');

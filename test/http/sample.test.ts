@@ -340,9 +340,18 @@ t.test('sampling', async (t) => {
       const fresh = parseSse((await stream('/sample?seed=33', id)).body);
       t.equal(fresh[0].id, '33:1', `${id}: from the beginning`);
     }
-    // POST streams are never resumed: the header changes nothing there
-    const viaPost = parseSse((await app.inject({ method: 'POST', url: '/sample', headers: { accept: 'text/event-stream', 'last-event-id': '33:5' }, payload: { seed: 33 } })).body);
-    t.equal(viaPost[0].id, '33:1');
+    // POST resumes the same way, for fetch-based clients that retry with the header (a conditional
+    // stream too: the same body and seed make the same events), with or without the seed in the body
+    const postStream = (payload: object, lastId?: string) => app.inject({
+      method: 'POST', url: '/sample', payload,
+      headers: { accept: 'text/event-stream', ...(lastId === undefined ? {} : { 'last-event-id': lastId }) },
+    });
+    t.same(stable((await postStream({ seed: 33, count: 3 }, '33:5')).body), full.slice(5), 'POST with the same options: the same rest');
+    const png = (await app.inject({ method: 'POST', url: '/sample', headers: { accept: 'image/png' }, payload: { seed: 2 } })).rawPayload;
+    const conditioned = { count: 2, condition: { mode: 'complete', slices: 1, image: png.toString('base64') } };
+    const whole = stable((await postStream({ ...conditioned, seed: 44 })).body);
+    t.same(stable((await postStream(conditioned, '44:3')).body), whole.slice(3), 'a conditional POST without a seed: the id\'s seed, the rest');
+    t.equal(parseSse((await postStream({ seed: 35 }, '33:5')).body)[0].id, '35:1', 'POST naming another seed: from the beginning');
   });
 
   t.test('in-band errors are not used for refusals that come before the first byte', async (t) => {
