@@ -105,6 +105,12 @@ export class Metrics {
     labelNames: ['route', 'reason'] as const,
     registers: [this.registry],
   });
+  readonly streamResumes = new Counter({
+    name: 'spn_stream_resumes_total',
+    help: 'event streams resumed from Last-Event-ID (a client reconnecting after its connection dropped); each samples again what it skips',
+    labelNames: ['method'] as const,
+    registers: [this.registry],
+  });
   readonly clientErrors = new Counter({
     name: 'spn_client_errors_total',
     help: 'connections closed before a request could be routed: too slow to send it, headers too large, not HTTP',
@@ -124,6 +130,7 @@ export class Metrics {
     // (The runtime reports no timeouts: a passed deadline reaches it as a cancellation.)
     // spn_request_failures_total's come with each route that does model work (modelRoute).
     for (const reason of FAILURE_REASONS) if (reason !== 'timeout' && reason !== 'unauthorized') this.runtimeFailures.inc({ reason }, 0);
+    for (const method of ['GET', 'POST']) this.streamResumes.inc({ method }, 0);
     for (const reason of CLIENT_ERROR_REASONS) this.clientErrors.inc({ reason }, 0);
   }
 

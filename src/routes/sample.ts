@@ -205,6 +205,7 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
         finish();
         throw early.error;
       }
+      if (skipEvents > 0) app.metrics.streamResumes.inc({ method: request.method });
       return stream(reply, events, early?.value ?? first, out, ac, finish, seed, skipEvents);
     }
 

@@ -312,6 +312,9 @@ t.test('sampling', async (t) => {
     const stream = (url: string, lastId?: string) => app.inject({
       method: 'GET', url, headers: { accept: 'text/event-stream', ...(lastId === undefined ? {} : { 'last-event-id': lastId }) },
     });
+    const resumes = async (method: string) => metricValue((await app.inject('/metrics')).body, 'spn_stream_resumes_total', { method });
+    const [getBefore, postBefore] = [await resumes('GET'), await resumes('POST')];
+    t.equal(typeof getBefore, 'number', 'the series exist before any resume');
     const full = stable((await stream('/sample?seed=33&count=3')).body);
     t.ok(full.length > 20, `${full.length} events`);
     for (const k of [1, 5, full.length - 2, full.length - 1]) {
@@ -352,6 +355,9 @@ t.test('sampling', async (t) => {
     const whole = stable((await postStream({ ...conditioned, seed: 44 })).body);
     t.same(stable((await postStream(conditioned, '44:3')).body), whole.slice(3), 'a conditional POST without a seed: the id\'s seed, the rest');
     t.equal(parseSse((await postStream({ seed: 35 }, '33:5')).body)[0].id, '35:1', 'POST naming another seed: from the beginning');
+    // counted: GET 4 resume points + 3 past the end + 0033:0005 + the unseeded one; POST 2
+    t.equal(await resumes('GET'), getBefore! + 9, 'GET resumes counted');
+    t.equal(await resumes('POST'), postBefore! + 2, 'POST resumes counted');
   });
 
   t.test('in-band errors are not used for refusals that come before the first byte', async (t) => {
