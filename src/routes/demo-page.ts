@@ -1,7 +1,7 @@
 // The demo page at GET /demo: one self-contained HTML file (no build step, no external assets)
 // that uses the public API as any client would: GET /models, POST /sample as an event stream read
-// with fetch (so an API key can be sent; EventSource cannot send headers), POST /likelihood with a
-// file's bytes. Kept as a string so that the compiled server (dist/src) carries it.
+// with fetch (so an API key can be sent; EventSource cannot send headers; a stream cut mid-way is
+// asked for again with Last-Event-ID and continues), POST /likelihood with a file's bytes. Kept as a string so that the compiled server (dist/src) carries it.
 
 export const DEMO_HTML = `<!doctype html>
 <html lang="en">
@@ -150,7 +150,7 @@ function conditionFileChanged() {
   reader.readAsDataURL(file);
 }
 
-/** Reads an event stream from a fetch body, calling onEvent(name, data) for each event. */
+/** Reads an event stream from a fetch body, calling onEvent(name, data, id) for each event. */
 async function readEvents(body, onEvent) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
@@ -163,12 +163,14 @@ async function readEvents(body, onEvent) {
       const block = buffer.slice(0, cut);
       buffer = buffer.slice(cut + 2);
       let name = "message";
+      let id = null;
       const data = [];
       for (const line of block.split("\\n")) {
         if (line.startsWith("event: ")) name = line.slice(7);
         else if (line.startsWith("data: ")) data.push(line.slice(6));
+        else if (line.startsWith("id: ")) id = line.slice(4);
       }
-      if (data.length) onEvent(name, JSON.parse(data.join("\\n")));
+      if (data.length) onEvent(name, JSON.parse(data.join("\\n")), id);
     }
   }
 }
@@ -198,40 +200,69 @@ async function sample() {
     figures.push({ img: img, cap: cap });
   }
   let slices = 0;
+  let events = 0;   // slices and stage ends handled (data-events: what a test can wait for)
   $("status").dataset.slices = "0";
+  $("status").dataset.events = "0";
   $("status").textContent = "waiting...";
   $("sample").disabled = true;
+  // A stream cut before its end (a dropped connection) is asked for again with the id of the last
+  // event it had (Last-Event-ID): the server sends the rest of the same stream.
+  let lastId = null;
+  let ended = false;
   try {
-    const res = await fetch("sample", { method: "POST", headers: headers({ "content-type": "application/json", accept: "text/event-stream" }), body: JSON.stringify(request) });
-    if (!res.ok) { showError("sample", await res.json().catch(() => res.statusText)); $("status").textContent = ""; return; }
-    await readEvents(res.body, (name, data) => {
-      if (name === "slice") {
-        slices++;
-        $("status").dataset.slices = String(slices);
-        figures[data.sample].img.src = "data:image/png;base64," + data.imagePng;
-        $("status").textContent = "sample " + data.sample + ": " + data.stage + ", slice " + data.slice + " at (" + data.offset.join(", ") + ")";
-      } else if (name === "done") {
-        data.images.forEach((im, i) => {
-          figures[i].img.src = "data:image/png;base64," + im.png;
-          figures[i].cap.textContent = im.bitsPerDim.toFixed(3) + " bits/dim";
-          const use = document.createElement("button");
-          use.type = "button";
-          use.className = "use";
-          use.textContent = "start from this";
-          use.addEventListener("click", () => setCondition(im.png));
-          figures[i].cap.after(use);
-        });
-        $("status").textContent = "done: seed " + data.seed + ", " + slices + " slices in " + Math.round(data.timings.totalMs) + " ms (first after " +
-          Math.round(data.timings.firstSliceMs) + " ms)" +
-          (data.condition && data.condition.input.conversions.length ? "; the given image was " + data.condition.input.conversions.join(", then ") : "");
-      } else if (name === "error") {
-        showError("sample", data);
+    for (let attempt = 0; !ended; attempt++) {
+      if (attempt > 0) {
+        if (attempt > 3) { showError("sample", "the stream was cut and could not be resumed"); return; }
+        $("status").textContent = "connection lost: resuming" + (lastId ? " after event " + lastId : "") + "...";
+        await new Promise((r) => setTimeout(r, 1000));
       }
-    });
+      const h = { "content-type": "application/json", accept: "text/event-stream" };
+      if (lastId) h["last-event-id"] = lastId;
+      let res;
+      try {
+        res = await fetch("sample", { method: "POST", headers: headers(h), body: JSON.stringify(request) });
+      } catch (e) {
+        continue;   // no answer at all: try again
+      }
+      if (!res.ok) { showError("sample", await res.json().catch(() => res.statusText)); $("status").textContent = ""; return; }
+      try {
+        await readEvents(res.body, onEvent);
+      } catch (e) {
+        // the connection dropped mid-stream: resume below
+      }
+    }
   } catch (e) {
     showError("sample", e.message);
   } finally {
     $("sample").disabled = false;
+  }
+
+  function onEvent(name, data, id) {
+    if (id && id !== "end") lastId = id;
+    if (name === "slice" || name === "stage") $("status").dataset.events = String(++events);
+    if (name === "slice") {
+      slices++;
+      $("status").dataset.slices = String(slices);
+      figures[data.sample].img.src = "data:image/png;base64," + data.imagePng;
+      $("status").textContent = "sample " + data.sample + ": " + data.stage + ", slice " + data.slice + " at (" + data.offset.join(", ") + ")";
+    } else if (name === "done") {
+      data.images.forEach((im, i) => {
+        figures[i].img.src = "data:image/png;base64," + im.png;
+        figures[i].cap.textContent = im.bitsPerDim.toFixed(3) + " bits/dim";
+        const use = document.createElement("button");
+        use.type = "button";
+        use.className = "use";
+        use.textContent = "start from this";
+        use.addEventListener("click", () => setCondition(im.png));
+        figures[i].cap.after(use);
+      });
+      $("status").textContent = "done: seed " + data.seed + ", " + slices + " slices in " + Math.round(data.timings.totalMs) + " ms (first after " +
+        Math.round(data.timings.firstSliceMs) + " ms)" +
+        (data.condition && data.condition.input.conversions.length ? "; the given image was " + data.condition.input.conversions.join(", then ") : "");
+    } else if (name === "error") {
+      showError("sample", data);
+    }
+    if (name === "done" || name === "error") ended = true;
   }
 }
 

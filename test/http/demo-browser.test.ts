@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import t from 'tap';
-import { launchChromium as launch, WAIT } from './browser.js';
-import { listening, parseSse, rawToPng } from './helpers.js';
+import { cuttingProxy, launchChromium as launch, WAIT } from './browser.js';
+import { listening, metricValue, parseSse, rawToPng } from './helpers.js';
 import { MODELS_DIR as SHIPPED_MODELS_DIR } from '../runtime/fixtures.js';
 
 /** The demo page in a new tab, and the script errors it throws. */
@@ -74,6 +74,41 @@ t.test('the demo page samples and scores through the API', { timeout: 60_000 }, 
   t.equal(await page.locator('#stages tr').count(), 1 + stages, `a header and a row per stage (${stages})`);
   t.same(await page.locator('#stages td').allTextContents(), scored.stages.flatMap((s) => [s.stage, s.bitsPerDim.toFixed(4)]), 'each stage\'s bits/dim');
   t.same(errors, [], 'no script errors');
+});
+
+t.test('the demo page resumes a sample whose stream is cut mid-way', { timeout: 60_000 }, async (t) => {
+  const browser = await launch(t);
+  if (!browser) return;
+  const { app, url } = await listening();
+  t.teardown(() => app.close());
+  let page: Page | undefined;
+  const KEEP = 5;
+  // the page keeps count of the events it has handled (slices and stage ends) in data-events
+  const proxy = await cuttingProxy(t, url, {
+    request: /^POST \/sample /, keep: KEEP,
+    dispatched: async () => Number((await page?.locator('#status').getAttribute('data-events')) ?? 0),
+  });
+  const opened = await openDemo(browser, proxy.url);
+  page = opened.page;
+  await page.locator('#model option[value="tiny-c1"]').waitFor({ state: 'attached', ...WAIT });
+  await page.locator('#count').fill('2');
+  await page.locator('#seed').fill('');   // unseeded: the resumed request takes the seed from the id
+  await page.locator('#sample').click();
+  await page.locator('#status', { hasText: 'done' }).waitFor({ timeout: 20_000 });
+  t.ok(proxy.cut(), 'the proxy cut the stream');
+  const metrics = (await app.inject('/metrics')).body;
+  t.equal(metricValue(metrics, 'spn_stream_resumes_total', { method: 'POST' }), 1, 'the page resumed it once (Last-Event-ID)');
+  const status = await page.locator('#status').innerText();
+  const seed = Number(/^done: seed (\d+), (\d+) slices/.exec(status)?.[1]);
+  const slices = Number(/^done: seed \d+, (\d+) slices/.exec(status)?.[1]);
+  const streamed = parseSse((await app.inject({ method: 'POST', url: '/sample', headers: { accept: 'text/event-stream' }, payload: { seed, count: 2 } })).body);
+  t.equal(slices, streamed.filter((e) => e.event === 'slice').length, `every slice drawn once (${slices}), none twice`);
+  t.equal(await page.locator('#status').getAttribute('data-events'), String(streamed.length - 1), 'every slice and stage event handled once');
+  const shown = await page.locator('#samples img').evaluateAll((imgs) => imgs.map((i) => (i as HTMLImageElement).src));
+  const api = (await app.inject({ method: 'POST', url: '/sample', payload: { seed, count: 2 } })).json() as { images: Array<{ png: string }> };
+  t.same(shown, api.images.map((i) => `data:image/png;base64,${i.png}`), 'the final images are the API\'s PNGs for the seed the ids named');
+  t.equal(await page.locator('#error').innerText(), '', 'no error shown');
+  t.same(opened.errors, [], 'no script errors');
 });
 
 t.test('with API_KEYS the page asks for a key, then works', { timeout: 60_000 }, async (t) => {

@@ -1,9 +1,8 @@
 // Swagger UI in a real browser (Debian's Chromium, driven by playwright-core; no browser is ever
 // downloaded): the page renders the generated document, lists the operations, and its "Try it out"
 // calls the real server and shows the answer.
-import net from 'node:net';
 import t from 'tap';
-import { launchChromium, WAIT } from './browser.js';
+import { cuttingProxy, launchChromium, WAIT } from './browser.js';
 import { listening, metricValue, parseSse } from './helpers.js';
 
 t.test('Swagger UI at /docs lists the operations and runs GET /models against the server', { timeout: 60_000 }, async (t) => {
@@ -95,70 +94,11 @@ t.test('an EventSource whose connection drops mid-stream reconnects and gets the
   if (!browser) return;
   const { app, url } = await listening();
   t.teardown(() => app.close());
-  // A proxy in front of the server that cuts the first event stream after its third event, as a
-  // dropped network connection would: it passes the stream's bytes up to the end of that event,
-  // holds the rest, waits until the page has dispatched the three events (so the cut does not
-  // depend on how the bytes were split into packets), then closes both sides. Everything else it
-  // passes as it is.
-  const upstream = new URL(url);
+  // a proxy that cuts the stream after its third event, once the page has handled it
   const KEEP = 3;
-  let cut = false;
   let dispatched = 0;
-  const sockets = new Set<net.Socket>();
-  const proxy = net.createServer((client) => {
-    const server = net.connect(Number(upstream.port), upstream.hostname);
-    sockets.add(client).add(server);
-    let isStream = false;
-    let text = '';       // the stream's bytes so far (latin1), while it is still being passed
-    let passed = 0;      // how many of them went to the browser
-    let holding = false;
-    client.on('data', (chunk) => {
-      if (!cut && /^GET \/sample\?/.test(chunk.toString('latin1'))) isStream = true;
-      server.write(chunk);
-    });
-    server.on('data', (chunk) => {
-      if (!isStream || cut) {
-        client.write(chunk);
-        return;
-      }
-      if (holding) return;
-      text += chunk.toString('latin1');
-      // the end of the KEEP-th event: the blank line after its id
-      let at = -1;
-      for (let k = 0, from = 0; k < KEEP; k++) {
-        at = text.indexOf('\nid: ', from);
-        if (at < 0) break;
-        from = at + 1;
-      }
-      const end = at < 0 ? -1 : text.indexOf('\n\n', at + 1);
-      if (end < 0) {
-        client.write(Buffer.from(text.slice(passed), 'latin1'));
-        passed = text.length;
-        return;
-      }
-      client.write(Buffer.from(text.slice(passed, end + 2), 'latin1'));
-      holding = true;
-      const started = Date.now();
-      const wait = setInterval(() => {
-        if (dispatched < KEEP && Date.now() - started < 10_000) return;
-        clearInterval(wait);
-        cut = true;
-        client.destroy();
-        server.destroy();
-      }, 10);
-    });
-    const close = () => { client.destroy(); server.destroy(); };
-    client.on('error', close);
-    server.on('error', close);
-    client.on('close', close);
-    server.on('end', () => client.end());
-  });
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => {
-    proxy.close(() => resolve());
-    for (const socket of sockets) socket.destroy();   // the browser keeps its connections alive
-  }));
-  const proxied = `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
+  const proxy = await cuttingProxy(t, url, { request: /^GET \/sample\?/, keep: KEEP, dispatched: () => dispatched });
+  const proxied = proxy.url;
 
   const page = await browser.newPage();
   page.setDefaultTimeout(15_000);
@@ -182,7 +122,7 @@ t.test('an EventSource whose connection drops mid-stream reconnects and gets the
     source.onerror = () => log.push(`error ${source.readyState}`);
     setTimeout(() => { source.close(); resolve({ log, done: null }); }, 20_000);
   }));
-  t.ok(cut, 'the proxy cut the first stream');
+  t.ok(proxy.cut(), 'the proxy cut the first stream');
   t.ok(seen.done, 'the stream reached done');
   const seed = seen.done!.seed;
   const direct = parseSse((await app.inject({ method: 'GET', url: `/sample?count=2&seed=${seed}`, headers: { accept: 'text/event-stream' } })).body);
