@@ -9,7 +9,7 @@ import { once } from 'node:events';
 
 /** How long an EventSource waits before reconnecting after a dropped connection (or after the
  * end, to learn from a 204 that there is no more): browsers' default is about 3 s. */
-export const RECONNECT_MS = 1000;
+const RECONNECT_MS = 1000;
 
 export class EventStream {
   readonly body = new PassThrough();

@@ -1,7 +1,8 @@
 // The demo page at GET /demo: one self-contained HTML file (no build step, no external assets)
 // that uses the public API as any client would: GET /models, POST /sample as an event stream read
 // with fetch (so an API key can be sent; EventSource cannot send headers; a stream cut mid-way is
-// asked for again with Last-Event-ID and continues), POST /likelihood with a file's bytes. Kept as a string so that the compiled server (dist/src) carries it.
+// asked for again with Last-Event-ID and continues), POST /likelihood with a file's bytes. Kept as
+// a string so that the compiled server (dist/src) carries it.
 
 export const DEMO_HTML = `<!doctype html>
 <html lang="en">

@@ -145,11 +145,11 @@ export default async function sampleRoutes(app: FastifyInstance, { config }: { c
    * the stream is sampled again and its first `events` are not sent. A query or body naming another
    * seed, or an id that is not one of ours, starts a new stream.
    */
-  function resumePoint(request: FastifyRequest, accept: string, querySeed: number | undefined): { seed: number; events: number } | undefined {
+  function resumePoint(request: FastifyRequest, accept: string, namedSeed: number | undefined): { seed: number; events: number } | undefined {
     const m = EVENT_ID.exec(lastEventId(request, accept) ?? '');
     if (!m) return undefined;
     const seed = Number(m[1]);
-    if (seed > MAX_SEED || (querySeed !== undefined && querySeed !== seed)) return undefined;
+    if (seed > MAX_SEED || (namedSeed !== undefined && namedSeed !== seed)) return undefined;
     return { seed, events: Number(m[2]) };   // past the stream's length (however many digits): only done
   }
 

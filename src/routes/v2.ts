@@ -23,9 +23,10 @@ const OUTPUTS = ['bits_per_dim', 'nats', 'stage_bits_per_dim'] as const;
 type OutputName = (typeof OUTPUTS)[number];
 
 interface TensorMetadata { name: string; datatype: string; shape: number[] }
-interface RequestInput { name?: unknown; shape?: unknown; datatype?: unknown; data?: unknown; parameters?: { binary_data_size?: unknown } }
-interface RequestOutput { name?: unknown; parameters?: { binary_data?: unknown } }
-interface InferRequest { id?: unknown; inputs?: unknown; outputs?: unknown; parameters?: { binary_data_output?: unknown; timeout?: unknown } }
+// parameters: checked where read (parametersOf), as the protocol's maps of named values
+interface RequestInput { name?: unknown; shape?: unknown; datatype?: unknown; data?: unknown; parameters?: unknown }
+interface RequestOutput { name?: unknown; parameters?: unknown }
+interface InferRequest { id?: unknown; inputs?: unknown; outputs?: unknown; parameters?: unknown }
 
 /** A value as a refusal names it (JSON, but a number as JavaScript reads it: 1e400 is Infinity). */
 const shown = (v: unknown) => (typeof v === 'number' ? String(v) : JSON.stringify(v));
@@ -52,8 +53,8 @@ const MAX_TIMEOUT_US = 86_400_000_000;
  * parameter, which its clients send as `infer(..., timeout=)`), rounded up to whole ms; undefined
  * when absent or 0 (the protocol's "no request timeout": the server's REQUEST_TIMEOUT_MS applies).
  */
-function requestedTimeoutMs(req: InferRequest): number | undefined {
-  const us = parametersOf(req.parameters, 'parameters')?.timeout;
+function requestedTimeoutMs(params: Record<string, unknown> | undefined): number | undefined {
+  const us = params?.timeout;
   if (us === undefined) return undefined;
   if (typeof us !== 'number' || !Number.isInteger(us) || us < 0 || us > MAX_TIMEOUT_US) {
     throw new BadRequestError(`parameters/timeout is ${shown(us)}: it must be an integer number of microseconds from 0 to ${MAX_TIMEOUT_US} (0: the server's deadline)`);
@@ -163,8 +164,8 @@ function readImages(req: InferRequest, binary: Buffer, m: ModelSummary): RawImag
 }
 
 /** Which outputs, each as JSON or binary: all by default; request and output parameters decide. */
-function requestedOutputs(req: InferRequest): { name: OutputName; binary: boolean }[] {
-  const allBinary = flag(parametersOf(req.parameters, 'parameters'), 'binary_data_output', 'parameters') ?? false;
+function requestedOutputs(req: InferRequest, params: Record<string, unknown> | undefined): { name: OutputName; binary: boolean }[] {
+  const allBinary = flag(params, 'binary_data_output', 'parameters') ?? false;
   if (req.outputs === undefined) return OUTPUTS.map((name) => ({ name, binary: allBinary }));
   if (!Array.isArray(req.outputs) || !req.outputs.length) throw new BadRequestError('outputs must be a non-empty array when given');
   return (req.outputs as RequestOutput[]).map((o, i) => {
@@ -294,9 +295,10 @@ export default async function v2Routes(app: FastifyInstance, { config, version }
     const m = model(request.params);
     const { header, binary } = splitBody(request);
     const images = readImages(header, binary, m);
-    const wanted = requestedOutputs(header);
+    const params = parametersOf(header.parameters, 'parameters');
+    const wanted = requestedOutputs(header, params);
     if (header.id !== undefined && typeof header.id !== 'string') throw new BadRequestError('id must be a string');
-    const timeoutMs = requestedTimeoutMs(header);
+    const timeoutMs = requestedTimeoutMs(params);
     const { ac, finish } = requestAbort(app.lifecycle, reply, effectiveTimeout(config.REQUEST_TIMEOUT_MS, timeoutMs));
     let r;
     try {
