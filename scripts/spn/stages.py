@@ -6,7 +6,8 @@ import torch
 
 from .model import to_slices
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+# configs by name: scripts/configs, or SPN_CONFIGS (scripts/experiment-width.sh's variants)
+CONFIG_DIR = os.environ.get("SPN_CONFIGS") or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
 
 def load_config(name_or_path):

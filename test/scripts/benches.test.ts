@@ -5,7 +5,7 @@
 // score the same images to within float32 rounding: both sides run the same weights.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchResult } from '../../scripts/bench-report.js';
@@ -102,4 +102,24 @@ t.test('npm run bench:row-graph and bench:score-graph (tiny-c1): the variants ex
   const score = table(readFileSync(join(out, 'score.md'), 'utf8'), 'model');
   t.ok(score.length >= 3 * 2, 'every stage\'s scoring graphs at both batch sizes');
   for (const r of score) t.ok(Number(r[7]) < 1e-4, `${r[1]}/${r[2]} batch ${r[3]}: plain and shipped score the same (${r[7]} nats)`);
+});
+
+t.test('scripts/experiment-width.sh (tiny-c1 at two widths): untrained variants with the scaled widths, measured on both sides with the same weights', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'spn-width-test-'));
+  t.teardown(() => rmSync(out, { recursive: true, force: true }));
+  const configs = readdirSync(join(ROOT, 'scripts', 'configs')).sort();
+  execFileSync('sh', [join(ROOT, 'scripts', 'experiment-width.sh'), 'tiny-c1', '1,2', out, '--quick', '--trials', '1'],
+    { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 240_000 });
+  const res = JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as BenchResult;
+  t.same(res.runs.map((r) => `${r.workers}x${r.threads}`), ['2x1'], 'the two-core setup only');
+  const models = res.runs[0].models;
+  t.same(models.map((m) => m.name), ['tiny-c1-x1', 'tiny-c1-x2']);
+  t.same(models.map((m) => m.description.match(/\(([\d, ]+)\)/)?.[1]), ['8, 8, 8', '16, 16, 16'], 'every stage\'s width scaled');
+  t.ok(models[1].parameters > 2 * models[0].parameters, `twice the width, over twice the parameters (${models[0].parameters}, ${models[1].parameters})`);
+  for (const m of models) {
+    t.ok(m.weightsCheck.images > 0 && m.weightsCheck.maxAbsDiff < 1e-4, `${m.name}: PyTorch and the runtime score alike (${m.weightsCheck.maxAbsDiff})`);
+    for (const p of [...m.runtime.sampling, ...m.torch.sampling]) t.ok(p.imagesPerSec > 0, `${m.name}: sampling measured`);
+  }
+  t.equal(table(readFileSync(join(out, 'bench.md'), 'utf8'), 'target').length, 10, 'five targets per variant');
+  t.same(readdirSync(join(ROOT, 'scripts', 'configs')).sort(), configs, 'the variants\' configs stay out of scripts/configs');
 });

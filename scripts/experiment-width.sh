@@ -1,0 +1,56 @@
+#!/bin/sh
+# Would a wider or narrower network meet the sampling targets? Builds untrained copies of a shipped
+# model with every stage's width scaled (rounded to a multiple of 8), exports them, and runs the main
+# benchmark on them against PyTorch: the runtime's and PyTorch's speed do not depend on the weights
+# (every pixel costs the same whatever is sampled), so no training is needed. The bits/dim in the
+# report are those of untrained networks and mean nothing. About 10 minutes per model of four scales.
+#   scripts/experiment-width.sh <model> <scale,scale,...> <out-dir> [bench options...]
+#   scripts/experiment-width.sh spn8-fmnist 0.6,1,1.6,2.4 docs/experiment-width/spn8-fmnist --trials 3
+set -e
+case "${1:-}" in -h|--help|'') awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
+model=$1
+scales=$2
+out=$3
+shift 3
+py=${PYTHON:-/usr/bin/python3}
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/configs" "$tmp/runs" "$tmp/models"
+names=$("$py" - "$here" "$model" "$scales" "$tmp" <<'PY'
+import json, os, sys
+here, model, scales, tmp = sys.argv[1:]
+sys.path.insert(0, here)
+import torch
+from spn.model import spn_from_config
+from spn.stages import load_config, stage_model_config
+names = []
+for s in scales.split(","):
+    cfg = json.load(open(os.path.join(here, "configs", model + ".json")))
+    widths = []
+    for st in cfg["stages"]:
+        st["net"]["width"] = max(8, round(st["net"]["width"] * float(s) / 8) * 8)
+        widths.append(st["net"]["width"])
+    name = f"{model}-x{s}"
+    cfg["name"] = name
+    cfg["description"] = f"{model} with every stage's width times {s} ({', '.join(map(str, widths))}), untrained"
+    path = os.path.join(tmp, "configs", name + ".json")
+    json.dump(cfg, open(path, "w"))
+    torch.manual_seed(0)
+    cfg = load_config(path)
+    for st in cfg["stages"]:
+        m = spn_from_config(stage_model_config(cfg, st))
+        os.makedirs(os.path.join(tmp, "runs", name, st["name"]), exist_ok=True)
+        torch.save({"model": m.state_dict()}, os.path.join(tmp, "runs", name, st["name"], "best.pt"))
+    print(f"{name}: widths {widths}", file=sys.stderr)
+    names.append(name)
+print(",".join(names))
+PY
+)
+for name in $(echo "$names" | tr ',' ' '); do
+  "$py" "$here/export.py" --config "$tmp/configs/$name.json" --runs "$tmp/runs" --models "$tmp/models" --fixture-images 1 > "$tmp/export.log" 2>&1 \
+    || { cat "$tmp/export.log"; exit 1; }
+done
+mkdir -p "$out"
+SPN_CONFIGS="$tmp/configs" node "$here/../dist/scripts/bench.js" --models-dir "$tmp/models" --runs "$tmp/runs" --models "$names" \
+  --setups 2x1 --decode row --out "$out" --json "$out/bench.json" "$@"
