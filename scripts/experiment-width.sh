@@ -3,7 +3,8 @@
 # model with every stage's width scaled (rounded to a multiple of 8), exports them, and runs the main
 # benchmark on them against PyTorch: the runtime's and PyTorch's speed do not depend on the weights
 # (every pixel costs the same whatever is sampled), so no training is needed. The bits/dim in the
-# report are those of untrained networks and mean nothing. About 10 minutes per model of four scales.
+# report are those of untrained networks and mean nothing. About 10 minutes per model of four scales;
+# it runs the compiled benchmark (`npm run build` first).
 #   scripts/experiment-width.sh <model> <scale,scale,...> <out-dir> [bench options...]
 #   scripts/experiment-width.sh spn8-fmnist 0.6,1,1.6,2.4 docs/experiment-width/spn8-fmnist --trials 3
 set -e
