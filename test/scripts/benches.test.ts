@@ -122,4 +122,8 @@ t.test('scripts/experiment-width.sh (tiny-c1 at two widths): untrained variants 
   }
   t.equal(table(readFileSync(join(out, 'bench.md'), 'utf8'), 'target').length, 10, 'five targets per variant');
   t.same(readdirSync(join(ROOT, 'scripts', 'configs')).sort(), configs, 'the variants\' configs stay out of scripts/configs');
+  // --configs: only the configs, for training the variants
+  execFileSync('sh', [join(ROOT, 'scripts', 'experiment-width.sh'), '--configs', 'tiny-c1', '2', out], { cwd: ROOT, stdio: 'ignore' });
+  const cfg = JSON.parse(readFileSync(join(out, 'configs', 'tiny-c1-x2.json'), 'utf8')) as { name: string; stages: { net: { width: number } }[] };
+  t.same([cfg.name, ...cfg.stages.map((s) => s.net.width)], ['tiny-c1-x2', 16, 16, 16], '--configs writes the scaled config');
 });
