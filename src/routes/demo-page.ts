@@ -13,15 +13,21 @@ export const DEMO_HTML = `<!doctype html>
 <link rel="icon" href="data:,">
 <style>
   body { font: 15px/1.4 system-ui, sans-serif; margin: 1.5rem; max-width: 60rem; color: #222; }
-  fieldset { border: 1px solid #ccc; border-radius: 6px; margin: 0 0 1rem; padding: .75rem 1rem; }
-  label { margin-right: 1rem; white-space: nowrap; }
+  @media (max-width: 30rem) { body { margin: .75rem; } }
+  /* min-width: 0, or a fieldset is as wide as its widest line and a phone scrolls sideways */
+  fieldset { border: 1px solid #ccc; border-radius: 6px; margin: 0 0 1rem; padding: .75rem 1rem; min-width: 0; }
+  fieldset.over { border-color: #1a73e8; background: #f0f6ff; }
+  label { display: inline-block; margin: 0 1rem .35rem 0; }
+  [hidden] { display: none !important; }
   input[type=number] { width: 6rem; }
+  input[type=file] { max-width: 100%; }
   #samples img, #heatmap { width: 112px; height: 112px; image-rendering: pixelated; background: #000; margin: 0 .5rem .5rem 0; }
   #samples figure { display: inline-block; margin: 0; text-align: center; font-size: 12px; }
   #samples figure button { display: block; margin: 2px auto 0; font-size: 11px; }
-  #conditionImg { width: 56px; height: 56px; image-rendering: pixelated; background: #000; vertical-align: middle; }
+  #conditionImg { width: 56px; height: 56px; image-rendering: pixelated; background: #000; vertical-align: middle; overflow: hidden; }
   #conditionBox { margin: .5rem 0; }
-  #error { color: #b00020; white-space: pre-wrap; }
+  .error { color: #b00020; white-space: pre-wrap; margin: .5rem 0; }
+  .error:empty { display: none; }
   table { border-collapse: collapse; } td, th { padding: 2px 8px; text-align: right; }
   small { color: #666; }
 </style>
@@ -32,19 +38,20 @@ export const DEMO_HTML = `<!doctype html>
 pixel by pixel; with Multidimensional Upscaling a small low-depth image comes first, then its size, then its depth.
 The images below fill in slice by slice as the server streams them. <a href="docs">API documentation</a>.</p>
 
-<fieldset>
+<fieldset id="serverBox">
   <legend>Server</legend>
   <label>API key <input id="key" type="password" autocomplete="off" placeholder="only if the server sets API_KEYS"></label>
   <button id="connect" type="button">Load models</button>
   <label>Model <select id="model"></select></label>
   <small id="modelInfo"></small>
+  <p id="modelsError" class="error" role="alert"></p>
 </fieldset>
 
-<fieldset>
+<fieldset id="sampleBox">
   <legend>Sample</legend>
-  <label>Images <input id="count" type="number" min="1" max="16" value="4"></label>
+  <label>Images <input id="count" type="number" min="1" max="16" step="1" value="4"></label>
   <label>Temperature <input id="temperature" type="number" min="0.05" max="2" step="0.05" value="1"></label>
-  <label>Seed <input id="seed" type="number" min="0" placeholder="random"></label>
+  <label>Seed <input id="seed" type="number" min="0" max="4294967295" step="1" placeholder="random"></label>
   <label>Stop after <select id="stopAfter"></select></label>
   <div id="conditionBox">
     <label>Start from <select id="mode">
@@ -53,27 +60,29 @@ The images below fill in slice by slice as the server streams them. <a href="doc
       <option value="add-depth">this image's high bits (add depth)</option>
       <option value="complete">this image's first slices (complete)</option>
     </select></label>
-    <label id="slicesLabel" hidden>Slices kept <input id="slices" type="number" min="1" value="1"></label>
+    <label id="slicesLabel" hidden>Slices kept <input id="slices" type="number" min="1" step="1" value="1"></label>
     <label>Image <input id="conditionFile" type="file" accept="image/png,image/jpeg,image/webp"></label>
     <img id="conditionImg" alt="the image to start from" hidden>
     <label><input id="conditionConvert" type="checkbox" checked> convert to the model's size and channels</label>
-    <small>or press <em>start from this</em> under a sample</small>
+    <small>or drop an image here, or press <em>start from this</em> under a sample</small>
   </div>
   <button id="sample" type="button">Sample</button>
+  <p id="sampleError" class="error" role="alert"></p>
   <p id="status" data-slices="0"></p>
   <div id="samples"></div>
 </fieldset>
 
-<fieldset>
+<fieldset id="scoreBox">
   <legend>Likelihood</legend>
   <label>Image <input id="file" type="file" accept="image/png,image/jpeg,image/webp"></label>
   <label><input id="convert" type="checkbox" checked> convert to the model's size and channels</label>
+  <small>or drop an image here; it is scored again when the model changes</small>
+  <p id="scoreError" class="error" role="alert"></p>
   <p id="score"></p>
   <img id="heatmap" alt="bits per pixel" hidden>
+  <p><small id="heatmapLegend"></small></p>
   <table id="stages"></table>
 </fieldset>
-
-<p id="error" role="alert"></p>
 
 <script>
 "use strict";
@@ -81,6 +90,11 @@ const $ = (id) => document.getElementById(id);
 let models = [];
 /** the image sampling starts from, base64 (no data: prefix), or "" */
 let conditionImage = "";
+/** the image the Likelihood box scores (chosen or dropped), or null */
+let scoreFile = null;
+/** bumped by each scoring, so that only the latest one shows its answer */
+let scoreSeq = 0;
+let sampling = false;
 
 function headers(extra) {
   const h = Object.assign({}, extra);
@@ -89,22 +103,74 @@ function headers(extra) {
   return h;
 }
 
-function showError(where, body) {
-  $("error").textContent = where + ": " + (body && body.error ? body.error + " (" + body.error_type + ")" : String(body));
+/** Shows an error in its box, next to what was pressed: the server's {error, error_type}, or a message. */
+function showError(id, where, body) {
+  const el = $(id);
+  el.textContent = where + ": " + (body && body.error ? body.error + " (" + body.error_type + ")" : String(body));
+  el.scrollIntoView({ block: "nearest" });
 }
 
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** fetch, waiting and trying again (up to 5 times) while the server answers 429 or 503 with a
+ * Retry-After (its queue is full, or its models are loading); other answers are returned as they are. */
+async function fetchPatiently(url, init, onWait) {
+  for (let tries = 0; ; tries++) {
+    const res = await fetch(url, init);
+    const after = Number(res.headers.get("retry-after"));
+    if ((res.status !== 429 && res.status !== 503) || !res.headers.has("retry-after") || tries >= 5) return res;
+    const s = Math.min(30, Math.max(1, Number.isFinite(after) ? after : 1));
+    onWait("the server is busy (" + res.status + "): trying again in " + s + " s...");
+    await sleep(s * 1000);
+  }
+}
+
+/** The image type of a file from its first bytes (the server reads PNG, JPEG and WebP, whatever the
+ * file's name says), or "" for anything else. */
+async function imageType(file) {
+  const b = new Uint8Array(await file.slice(0, 12).arrayBuffer());
+  const text = (from, to) => String.fromCharCode(...b.slice(from, to));
+  if (b[0] === 0x89 && text(1, 4) === "PNG") return "image/png";
+  if (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "image/jpeg";
+  if (text(0, 4) === "RIFF" && text(8, 12) === "WEBP") return "image/webp";
+  return "";
+}
+
+const notAnImage = (file) => "'" + file.name + "' is not a PNG, JPEG or WebP image";
+
 async function loadModels() {
-  $("error").textContent = "";
-  const res = await fetch("models", { headers: headers() });
-  const body = await res.json().catch(() => null);
-  if (!res.ok) { showError("models", body); return; }
+  $("modelsError").textContent = "";
+  const chosen = $("model").value;
+  let res, body;
+  try {
+    res = await fetchPatiently("models", { headers: headers() }, (m) => { $("modelInfo").textContent = m; });
+    body = await res.json().catch(() => null);
+  } catch (e) {
+    res = null;
+    body = "could not reach the server (" + e.message + ")";
+  }
+  if (!res || !res.ok) {
+    models = [];
+    $("model").replaceChildren();
+    $("modelInfo").textContent = "";
+    $("sample").disabled = true;
+    showError("modelsError", "models", body);
+    return;
+  }
   models = body.models;
-  $("model").replaceChildren(...models.map((m) => new Option(m.name, m.name, m.default, m.default)));
+  const keep = models.some((m) => m.name === chosen) ? chosen : null;
+  $("model").replaceChildren(...models.map((m) => {
+    const pick = keep ? m.name === keep : m.default;
+    return new Option(m.name, m.name, pick, pick);
+  }));
+  $("sample").disabled = sampling;
   modelChanged();
 }
 
+const currentModel = () => models.find((x) => x.name === $("model").value);
+
 function modelChanged() {
-  const m = models.find((x) => x.name === $("model").value);
+  const m = currentModel();
   if (!m) return;
   const stages = m.stages.map((s) => s.name);
   $("stopAfter").replaceChildren(...stages.map((s, i) => new Option(s, s, i === stages.length - 1, i === stages.length - 1)));
@@ -115,7 +181,8 @@ function modelChanged() {
   $("slices").max = String(m.subscaleFactor * m.subscaleFactor - 1);
   modeChanged();
   $("modelInfo").textContent = m.image.height + "x" + m.image.width + "x" + m.image.channels + ", S = " + m.subscaleFactor +
-    ", stages " + stages.join(" > ") + ", on " + m.provider;
+    ", stages " + stages.join(" > ") + ", on " + m.provider + ". " + m.description;
+  if (scoreFile) score();
 }
 
 /** The conversions that make any image fit a model: its size, and its number of channels. */
@@ -126,29 +193,53 @@ function convertFor(name) {
   return c;
 }
 
-function modeChanged() {
-  $("slicesLabel").hidden = $("mode").value !== "complete";
+/** Which stages generate anything when sampling starts from the chosen condition (as the server
+ * plans it): a stop-after stage with nothing generated up to it is refused, so it is not offered. */
+function updateStopAfter() {
+  const m = currentModel();
+  if (!m) return;
+  const mode = $("mode").value;
+  const k = Math.floor(Number($("slices").value)) || 1;
+  const gives = m.stages.map((s, i) => {
+    const start = mode === "upscale" ? (i === 0 ? s.lastSlice : s.firstSlice)
+      : mode === "add-depth" ? (s.role === "depth upscaler" ? s.firstSlice : s.lastSlice)
+      : mode === "complete" ? Math.max(s.firstSlice, k) : s.firstSlice;
+    return start < s.lastSlice;
+  });
+  const options = [...$("stopAfter").options];
+  options.forEach((o, i) => { o.disabled = !gives.slice(0, i + 1).some(Boolean); });
+  if ($("stopAfter").selectedOptions[0]?.disabled) $("stopAfter").value = options[options.length - 1].value;
 }
 
-function setCondition(base64) {
+function modeChanged() {
+  $("slicesLabel").hidden = $("mode").value !== "complete";
+  updateStopAfter();
+}
+
+function setCondition(base64, type) {
   conditionImage = base64;
-  $("conditionImg").src = base64 ? "data:image/png;base64," + base64 : "";
+  $("conditionImg").src = base64 ? "data:" + (type || "image/png") + ";base64," + base64 : "";
   $("conditionImg").hidden = !base64;
-  if (base64 && !$("mode").value) $("mode").value = $("mode").options[$("mode").options.length - 1].value;
+  if (base64 && !$("mode").value) $("mode").value = [...$("mode").options].reverse().find((o) => !o.disabled).value;
   modeChanged();
 }
 
-/** The chosen file's bytes as base64 (the server decodes PNG, JPEG or WebP). */
-function conditionFileChanged() {
-  const file = $("conditionFile").files[0];
-  if (!file) return;
-  const reader = new FileReader();
-  reader.onload = () => {
-    const url = String(reader.result);
-    setCondition(url.slice(url.indexOf(",") + 1));
-    $("conditionImg").src = url;
-  };
-  reader.readAsDataURL(file);
+/** A chosen or dropped file as the image to start from (base64: the server decodes it). */
+async function useConditionFile(file) {
+  $("sampleError").textContent = "";
+  const type = await imageType(file);
+  if (!type) {
+    $("conditionFile").value = "";
+    showError("sampleError", "image to start from", notAnImage(file));
+    return;
+  }
+  const url = await new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result));
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+  setCondition(url.slice(url.indexOf(",") + 1), type);
 }
 
 /** Reads an event stream from a fetch body, calling onEvent(name, data, id) for each event. */
@@ -176,18 +267,41 @@ async function readEvents(body, onEvent) {
   }
 }
 
-async function sample() {
-  $("error").textContent = "";
-  const count = Number($("count").value);
-  const request = { model: $("model").value, count: count, temperature: Number($("temperature").value), stopAfter: $("stopAfter").value };
-  if ($("seed").value !== "") request.seed = Number($("seed").value);
+/** A number field's value, checked here as the server would check it, in the page's own words. */
+function field(id, label, min, max, opts) {
+  const text = $(id).value.trim();
+  if (text === "" && opts.optional) return undefined;
+  const n = Number(text);
+  const whole = opts.whole !== false;
+  if (text === "" || !Number.isFinite(n) || (whole && !Number.isInteger(n)) || n < min || n > max) {
+    $(id).focus();
+    throw new Error(label + " must be " + (whole ? "a whole number" : "a number") + " from " + min + " to " + max + (text === "" ? "" : ", not " + text));
+  }
+  return n;
+}
+
+/** The request the form describes; throws with a message naming the field that is wrong. */
+function sampleRequest(m) {
+  const request = {
+    model: m.name,
+    count: field("count", "Images", 1, 16, {}),
+    temperature: field("temperature", "Temperature", 0.05, 2, { whole: false }),
+    stopAfter: $("stopAfter").value,
+  };
+  const seed = field("seed", "Seed", 0, 4294967295, { optional: true });
+  if (seed !== undefined) request.seed = seed;
   const mode = $("mode").value;
   if (mode) {
-    if (!conditionImage) { showError("sample", "choose an image to start from, or start from nothing"); return; }
+    if (!conditionImage) throw new Error("choose an image to start from (or drop one here), or start from nothing");
     request.condition = { mode: mode, image: conditionImage };
-    if (mode === "complete") request.condition.slices = Number($("slices").value);
-    if ($("conditionConvert").checked) request.condition.convert = convertFor(request.model);
+    if (mode === "complete") request.condition.slices = field("slices", "Slices kept", 1, m.subscaleFactor * m.subscaleFactor - 1, {});
+    if ($("conditionConvert").checked) request.condition.convert = convertFor(m.name);
   }
+  return request;
+}
+
+/** One figure per image, replacing the last results (only once the new stream has begun). */
+function makeFigures(count) {
   const figures = [];
   $("samples").replaceChildren();
   for (let i = 0; i < count; i++) {
@@ -200,11 +314,28 @@ async function sample() {
     $("samples").append(fig);
     figures.push({ img: img, cap: cap });
   }
+  return figures;
+}
+
+async function sample() {
+  if (sampling) return;
+  $("sampleError").textContent = "";
+  const m = currentModel();
+  if (!m) { showError("sampleError", "sample", "no model: load the models first"); return; }
+  let request;
+  try {
+    request = sampleRequest(m);
+  } catch (e) {
+    showError("sampleError", "sample", e.message);
+    return;
+  }
+  let figures = null;
   let slices = 0;
   let events = 0;   // slices and stage ends handled (data-events: what a test can wait for)
   $("status").dataset.slices = "0";
   $("status").dataset.events = "0";
   $("status").textContent = "waiting...";
+  sampling = true;
   $("sample").disabled = true;
   // A stream cut before its end (a dropped connection) is asked for again with the id of the last
   // event it had (Last-Event-ID): the server sends the rest of the same stream.
@@ -213,19 +344,28 @@ async function sample() {
   try {
     for (let attempt = 0; !ended; attempt++) {
       if (attempt > 0) {
-        if (attempt > 3) { showError("sample", "the stream was cut and could not be resumed"); return; }
+        if (attempt > 3) {
+          showError("sampleError", "sample", "the stream was cut and could not be resumed");
+          $("status").textContent = "stopped after " + slices + " slices";
+          return;
+        }
         $("status").textContent = "connection lost: resuming" + (lastId ? " after event " + lastId : "") + "...";
-        await new Promise((r) => setTimeout(r, 1000));
+        await sleep(1000);
       }
       const h = { "content-type": "application/json", accept: "text/event-stream" };
       if (lastId) h["last-event-id"] = lastId;
       let res;
       try {
-        res = await fetch("sample", { method: "POST", headers: headers(h), body: JSON.stringify(request) });
+        res = await fetchPatiently("sample", { method: "POST", headers: headers(h), body: JSON.stringify(request) }, (msg) => { $("status").textContent = msg; });
       } catch (e) {
         continue;   // no answer at all: try again
       }
-      if (!res.ok) { showError("sample", await res.json().catch(() => res.statusText)); $("status").textContent = ""; return; }
+      if (!res.ok) {
+        showError("sampleError", "sample", await res.json().catch(() => res.status + " " + res.statusText));
+        $("status").textContent = slices ? "stopped after " + slices + " slices" : "";
+        return;
+      }
+      if (!figures) figures = makeFigures(request.count);
       try {
         await readEvents(res.body, onEvent);
       } catch (e) {
@@ -233,9 +373,10 @@ async function sample() {
       }
     }
   } catch (e) {
-    showError("sample", e.message);
+    showError("sampleError", "sample", e.message);
   } finally {
-    $("sample").disabled = false;
+    sampling = false;
+    $("sample").disabled = !models.length;
   }
 
   function onEvent(name, data, id) {
@@ -249,38 +390,64 @@ async function sample() {
     } else if (name === "done") {
       data.images.forEach((im, i) => {
         figures[i].img.src = "data:image/png;base64," + im.png;
+        figures[i].img.title = request.model + ", seed " + data.seed + ", sample " + i;
         figures[i].cap.textContent = im.bitsPerDim.toFixed(3) + " bits/dim";
         const use = document.createElement("button");
         use.type = "button";
         use.className = "use";
         use.textContent = "start from this";
-        use.addEventListener("click", () => setCondition(im.png));
+        use.addEventListener("click", () => { $("conditionFile").value = ""; setCondition(im.png); });
         figures[i].cap.after(use);
       });
       $("status").textContent = "done: seed " + data.seed + ", " + slices + " slices in " + Math.round(data.timings.totalMs) + " ms (first after " +
-        Math.round(data.timings.firstSliceMs) + " ms)" +
+        Math.round(data.timings.firstSliceMs) + " ms) with " + request.model +
         (data.condition && data.condition.input.conversions.length ? "; the given image was " + data.condition.input.conversions.join(", then ") : "");
     } else if (name === "error") {
-      showError("sample", data);
+      showError("sampleError", "sample", data);
+      $("status").textContent = "stopped after " + slices + " slices";
     }
     if (name === "done" || name === "error") ended = true;
   }
 }
 
+function clearScore() {
+  $("score").textContent = "";
+  $("heatmap").hidden = true;
+  $("heatmap").removeAttribute("src");
+  $("heatmapLegend").textContent = "";
+  $("stages").replaceChildren();
+}
+
 async function score() {
-  $("error").textContent = "";
-  const file = $("file").files[0];
+  const file = scoreFile;
+  const model = $("model").value;
   if (!file) return;
-  $("score").textContent = "scoring...";
-  const query = new URLSearchParams({ model: $("model").value, perPixel: "true" });
-  if ($("convert").checked) for (const [k, v] of Object.entries(convertFor($("model").value))) query.set(k, String(v));
-  const res = await fetch("likelihood?" + query, { method: "POST", headers: headers({ "content-type": file.type || "application/octet-stream" }), body: file });
-  const body = await res.json().catch(() => null);
-  if (!res.ok) { $("score").textContent = ""; showError("likelihood", body); return; }
+  const seq = ++scoreSeq;
+  const fail = (body) => { if (seq === scoreSeq) { clearScore(); showError("scoreError", "likelihood", body); } };
+  $("scoreError").textContent = "";
+  if (!model) { fail("no model: load the models first"); return; }
+  const type = await imageType(file);
+  if (!type) { fail(notAnImage(file)); return; }
+  $("score").textContent = "scoring " + file.name + " under " + model + "...";
+  const query = new URLSearchParams({ model: model, perPixel: "true" });
+  if ($("convert").checked) for (const [k, v] of Object.entries(convertFor(model))) query.set(k, String(v));
+  let res, body;
+  try {
+    res = await fetchPatiently("likelihood?" + query, { method: "POST", headers: headers({ "content-type": type }), body: file },
+      (msg) => { if (seq === scoreSeq) $("score").textContent = msg; });
+    body = await res.json().catch(() => null);
+  } catch (e) {
+    fail("could not reach the server (" + e.message + ")");
+    return;
+  }
+  if (seq !== scoreSeq) return;   // a newer scoring has begun
+  if (!res.ok) { fail(body || res.status + " " + res.statusText); return; }
   $("score").textContent = body.bitsPerDim.toFixed(4) + " bits/dim (" + body.bits.toFixed(1) + " bits) under " + body.model;
   $("heatmap").src = "data:image/png;base64," + body.perPixel.png;
   $("heatmap").hidden = false;
-  $("heatmap").title = body.perPixel.minBits.toFixed(2) + " (dark) to " + body.perPixel.maxBits.toFixed(2) + " (bright) bits per pixel";
+  const range = body.perPixel.minBits.toFixed(2) + " (dark) to " + body.perPixel.maxBits.toFixed(2) + " (bright) bits per pixel";
+  $("heatmap").title = range;
+  $("heatmapLegend").textContent = "heat map: " + range;
   const row = (cells, tag) => {
     const tr = document.createElement("tr");
     for (const c of cells) { const td = document.createElement(tag); td.textContent = c; tr.append(td); }
@@ -289,12 +456,33 @@ async function score() {
   $("stages").replaceChildren(row(["stage", "bits/dim"], "th"), ...body.stages.map((s) => row([s.stage, s.bitsPerDim.toFixed(4)], "td")));
 }
 
+/** Files dropped on a box go to it; dropped anywhere else they would make the browser leave the page. */
+function dropTarget(box, onFile) {
+  box.addEventListener("dragover", (e) => { e.preventDefault(); box.classList.add("over"); });
+  box.addEventListener("dragleave", () => box.classList.remove("over"));
+  box.addEventListener("drop", (e) => {
+    e.preventDefault();
+    e.stopPropagation();
+    box.classList.remove("over");
+    const file = e.dataTransfer && e.dataTransfer.files[0];
+    if (file) onFile(file);
+  });
+}
+for (const type of ["dragover", "drop"]) window.addEventListener(type, (e) => e.preventDefault());
+
 $("connect").addEventListener("click", loadModels);
 $("model").addEventListener("change", modelChanged);
 $("sample").addEventListener("click", sample);
 $("mode").addEventListener("change", modeChanged);
-$("conditionFile").addEventListener("change", conditionFileChanged);
-$("file").addEventListener("change", score);
+$("slices").addEventListener("input", updateStopAfter);
+$("conditionFile").addEventListener("change", () => { if ($("conditionFile").files[0]) useConditionFile($("conditionFile").files[0]); });
+$("file").addEventListener("change", () => { scoreFile = $("file").files[0] || null; score(); });
+$("convert").addEventListener("change", score);
+$("conditionImg").addEventListener("error", () => {
+  if ($("conditionImg").getAttribute("src")) showError("sampleError", "image to start from", "the browser cannot show it (a damaged file?); the server will say whether it can read it");
+});
+dropTarget($("scoreBox"), (file) => { scoreFile = file; $("file").value = ""; score(); });
+dropTarget($("conditionBox"), useConditionFile);
 loadModels();
 </script>
 </body>
