@@ -8,11 +8,11 @@
 // nested) or, with the binary tensor data extension, as bytes after the JSON header
 // (Inference-Header-Content-Length), which is how Triton's client sends numpy arrays by default.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Type } from '@sinclair/typebox';
+import { Type, type TSchema } from '@sinclair/typebox';
 import type { Config } from '../config.js';
 import { UnknownModelError } from '../runtime/errors.js';
 import type { ModelSummary, RawImage } from '../runtime/types.js';
-import { API_KEY_SECURITY, errors } from '../schemas/common.js';
+import { API_KEY_SECURITY, ErrorBody, errors } from '../schemas/common.js';
 import { MAX_BATCH_IMAGES } from '../schemas/likelihood.js';
 import { effectiveTimeout, requestAbort } from '../http/deadline.js';
 import { BadRequestError, UnknownVersionError, UnprocessableError } from '../http/errors.js';
@@ -236,11 +236,14 @@ export default async function v2Routes(app: FastifyInstance, { config, version }
     },
   }, async () => ({ name: 'spn-serve', version, extensions: ['binary_tensor_data'] }));
 
-  // Health as the protocol has it: 200 true, 400 false.
+  // Health as the protocol has it: 200 true, 400 false. A 400 is also what any route answers to a
+  // request that is not valid (a path parameter too long, no Host header): in the error shape.
+  const notReady = <T extends TSchema>(body: T) =>
+    Type.Union([body, Type.Ref(ErrorBody)], { description: 'not ready (`ready: false`), or the request is not valid (an error)' });
   app.get('/v2/health/live', { schema: { tags: [TAG], summary: 'the server is live', response: { 200: Type.Object({ live: Type.Boolean() }) } } },
     async () => ({ live: true }));
   app.get('/v2/health/ready', {
-    schema: { tags: [TAG], summary: 'the models are loaded (400 while not)', response: { 200: Type.Object({ ready: Type.Boolean() }), 400: Type.Object({ ready: Type.Boolean() }) } },
+    schema: { tags: [TAG], summary: 'the models are loaded (400 while not)', response: { 200: Type.Object({ ready: Type.Boolean() }), 400: notReady(Type.Object({ ready: Type.Boolean() })) } },
   }, async (_request, reply) => {
     const ready = app.lifecycle.state === 'ready';
     return reply.code(ready ? 200 : 400).send({ ready });
@@ -261,14 +264,14 @@ export default async function v2Routes(app: FastifyInstance, { config, version }
   for (const { prefix, Params } of paths) {
     app.get<{ Params: Params }>(prefix, {
       config: { apiKey: true },
-      schema: { tags: [TAG], summary: 'model metadata: its input and outputs', security: API_KEY_SECURITY, params: Params, response: { 200: ModelMetadataSchema, ...errors(401, 404, 503) } },
+      schema: { tags: [TAG], summary: 'model metadata: its input and outputs', security: API_KEY_SECURITY, params: Params, response: { 200: ModelMetadataSchema, ...errors(400, 401, 404, 503) } },
     }, async (request) => metadata(model(request.params)));
 
     app.get<{ Params: Params }>(`${prefix}/ready`, {
       config: { apiKey: true },
       schema: {
         tags: [TAG], summary: 'the model is ready (400 while the server is not)', security: API_KEY_SECURITY, params: Params,
-        response: { 200: Type.Object({ name: Type.String(), ready: Type.Boolean() }), 400: Type.Object({ name: Type.String(), ready: Type.Boolean() }), ...errors(401, 404) },
+        response: { 200: Type.Object({ name: Type.String(), ready: Type.Boolean() }), 400: notReady(Type.Object({ name: Type.String(), ready: Type.Boolean() })), ...errors(401, 404) },
       },
     }, async (request, reply) => {
       if (app.lifecycle.state !== 'ready') return reply.code(400).send({ name: request.params.name, ready: false });

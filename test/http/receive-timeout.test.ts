@@ -4,6 +4,7 @@
 // request that is received in time is not cut however long the model then takes.
 import t from 'tap';
 import { receiveTimeouts } from '../../src/http/client-error.js';
+import { openapiText } from '../../scripts/write-openapi.js';
 import { listening, metricValue, rawExchange, readSse } from './helpers.js';
 
 /** Writes `chunks`, `gapMs` apart, and waits for the server to close the connection. */
@@ -92,6 +93,22 @@ t.test('connection-level refusals, each in the error shape and counted; the serv
     t.equal(await count('malformed'), 2, 'counted with the other malformed requests');
     const old = parse((await raw(url, ['GET /health/live HTTP/1.0\r\n\r\n'])).text);
     t.equal(old.status, 200, 'HTTP/1.0 has no Host requirement');
+  });
+
+  await t.test('without Host, every route of the document answers the same 400 (routes whose 400 is also a \'not ready\' body included)', async (t) => {
+    const doc = JSON.parse(await openapiText()) as { paths: Record<string, Record<string, unknown>> };
+    let routes = 0;
+    for (const [path, methods] of Object.entries(doc.paths)) {
+      for (const method of Object.keys(methods)) {
+        const target = path.replace('{name}', 'tiny-c1').replace('{version}', 'x');
+        const r = await raw(url, [`${method.toUpperCase()} ${target} HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`]);
+        const res = parse(r.text);
+        t.equal(res.status, 400, `${method} ${path}`);
+        t.same(res.body, { error: 'an HTTP/1.1 request needs a Host header', error_type: 'malformed' }, `${method} ${path}`);
+        routes++;
+      }
+    }
+    t.ok(routes >= 18, `${routes} routes`);
   });
 
   await t.test('a request received in time is not cut while the model takes longer than the limit', async (t) => {

@@ -35,6 +35,13 @@ t.test('readiness: 503 while the models load, 200 once loaded, 503 again while s
   t.equal(models.statusCode, 503);
   t.same(models.json(), { error: 'the models are still loading', error_type: 'not_ready' });
   t.equal(models.headers['retry-after'], '5', 'with when to come back');
+  // the Open Inference Protocol's readiness: 400 false, as the protocol has it
+  const v2ready = await app.inject('/v2/health/ready');
+  t.equal(v2ready.statusCode, 400);
+  t.same(v2ready.json(), { ready: false });
+  const v2model = await app.inject('/v2/models/tiny-c1/ready');
+  t.equal(v2model.statusCode, 400);
+  t.same(v2model.json(), { name: 'tiny-c1', ready: false });
 
   release();
   await app.runtimeLoaded();

@@ -49,6 +49,14 @@ t.test('metadata and health', async (t) => {
   t.same((await app.inject({ method: 'GET', url: '/v2/models/tiny-c3/ready' })).json(), { name: 'tiny-c3', ready: true });
   t.equal((await app.inject({ method: 'GET', url: '/v2/models/nope' })).statusCode, 404);
   t.equal((await app.inject({ method: 'GET', url: '/v2/models/nope/ready' })).statusCode, 404);
+  // a name or version longer than the schema allows: 400 in the error shape on every model route
+  // (the ready routes' 400 is also their 'not ready' answer; an error used to fail its serialization: 500)
+  const long = 'a'.repeat(70);
+  for (const url of [`/v2/models/${long}`, `/v2/models/${long}/ready`, `/v2/models/tiny-c3/versions/${long}/ready`]) {
+    const res = await app.inject({ method: 'GET', url });
+    t.equal(res.statusCode, 400, url);
+    t.match(res.json(), { error: /^params\/(name|version) must NOT have more than \d+ characters$/, error_type: 'validation' }, url);
+  }
 });
 
 t.test('infer: the scores of /likelihood/batch, from JSON and binary tensors', async (t) => {
