@@ -20,6 +20,7 @@ import likelihoodRoutes from './routes/likelihood.js';
 import demoRoutes from './routes/demo.js';
 import v2Routes from './routes/v2.js';
 import { schemaErrorFormatter } from './http/validation-message.js';
+import { validatorFactory } from './http/validators.js';
 import { clientErrorHandler, receiveTimeouts } from './http/client-error.js';
 import { traceContext } from './http/trace.js';
 
@@ -67,6 +68,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // Unknown fields are refused (400 naming them), not silently dropped.
     // strictTypes off: binary bodies are `{format: 'binary'}` without a type on purpose (see plugins/swagger.ts).
     ajv: { customOptions: { removeAdditional: false, strictTypes: false } },
+    // JSON bodies without Ajv's type coercion, text with it (http/validators.ts)
+    schemaController: { compilersFactory: { buildValidator: validatorFactory() } },
     schemaErrorFormatter,
     // The router's own refusals (a bad percent-encoding, a path parameter over maxParamLength) in
     // the one error shape; the fuzz test found them answering Fastify's default body.

@@ -45,8 +45,9 @@ const formOptions = {
   rgb: Type.Optional(Type.Boolean()),
 };
 
-/** The multipart form, as @fastify/multipart attaches it: the file as a Buffer, fields as strings (coerced). */
-export const LikelihoodMultipart = Type.Object({ image: BinaryImage, ...formOptions });
+/** The multipart form, as @fastify/multipart attaches it: the file as a Buffer, fields as strings
+ * (coerced). A field it does not know is refused, named, as in a JSON body or the query string. */
+export const LikelihoodMultipart = Type.Object({ image: BinaryImage, ...formOptions }, { additionalProperties: false });
 
 /** What one image's score holds, alone or in a batch. */
 const imageScore = {
@@ -84,7 +85,7 @@ export const MAX_BATCH_IMAGES = 64;
 export const LikelihoodBatchMultipart = Type.Object({
   images: Type.Array(BinaryImage, { minItems: 1, maxItems: MAX_BATCH_IMAGES, description: 'one file part named images per image, in order' }),
   ...formOptions,
-});
+}, { additionalProperties: false });
 export type LikelihoodBatchMultipart = Static<typeof LikelihoodBatchMultipart>;
 
 export const LikelihoodBatchBody = Type.Object(

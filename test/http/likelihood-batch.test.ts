@@ -137,6 +137,7 @@ t.test('likelihood batch', async (t) => {
       ['9 option fields', await form(Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`f${i}`, 'x'])), ...files([0])), 400,
         { error: /^too many parts in the multipart form/, error_type: 'bad_request' }],
       ['an unknown model', await form({ model: 'nope' }, ...files([0])), 404, { error: "unknown model 'nope'", error_type: 'unknown_model' }],
+      ['an unknown field (a typo)', await form({ perpixel: 'true' }, ...files([0])), 400, { error: 'body/perpixel is not allowed', error_type: 'validation' }],
     ];
     for (const [what, r2, status, body] of cases) {
       t.equal(r2.statusCode, status, what);

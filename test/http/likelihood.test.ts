@@ -145,6 +145,16 @@ t.test('likelihood', async (t) => {
     const textFile = await app.inject({ method: 'POST', url: '/likelihood', ...multipart({ image: 'abc' }) });
     t.equal(textFile.statusCode, 400);
     t.same(textFile.json(), { error: 'body/image must be a file upload', error_type: 'bad_request' });
+    // a field the form does not know (a typo) is refused, named, as in JSON or the query (it was ignored)
+    const typo = await app.inject({ method: 'POST', url: '/likelihood', ...multipart({ perpixel: 'true' }, { name: 'image', type: 'image/png', bytes: png28 }) });
+    t.equal(typo.statusCode, 400);
+    t.same(typo.json(), { error: 'body/perpixel is not allowed', error_type: 'validation' });
+    // a JSON body is not coerced: null is not 'absent' (it overrode ?perPixel=true), a string is not a boolean
+    for (const perPixel of [null, 'true']) {
+      const res = await app.inject({ method: 'POST', url: '/likelihood?perPixel=true', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ image: png28.toString('base64'), perPixel }) });
+      t.equal(res.statusCode, 400, `perPixel ${JSON.stringify(perPixel)}`);
+      t.same(res.json(), { error: 'body/perPixel must be boolean', error_type: 'validation' });
+    }
     // a multipart body cut short (no closing boundary) or bytes that are no multipart at all: the
     // parser's uncoded errors are the client's (found by fuzzing: they were 500s)
     const whole = multipart({ model: 'tiny-c1' }, { name: 'image', type: 'image/png', bytes: png });
@@ -170,6 +180,6 @@ t.test('likelihood', async (t) => {
     t.equal(ok.statusCode, 200);
     const metrics = (await app.inject('/metrics')).body;
     t.match(metrics, /spn_images_scored_total\{model="tiny-c1"\} \d+/);
-    t.equal(metricValue(metrics, 'spn_request_failures_total', { route: '/likelihood', reason: 'bad_input' }), 21, 'every refusal of this file so far, counted once');
+    t.equal(metricValue(metrics, 'spn_request_failures_total', { route: '/likelihood', reason: 'bad_input' }), 24, 'every refusal of this file so far, counted once');
   });
 });

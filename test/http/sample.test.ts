@@ -92,14 +92,29 @@ t.test('sampling', async (t) => {
       t.equal(res.statusCode, 400, url);
       t.same(res.json(), { error, error_type: 'validation' }, url);
     }
+    // a JSON body is validated as it is, without Ajv's type coercion (http/validators.ts): a string,
+    // an array or null is not a number, and null is not 'absent' (it was seed 0)
     for (const [body, error] of [
-      [{ temperature: 'Infinity' }, 'body/temperature must be a finite number'],
-      [{ count: '1e999' }, 'body/count must be a finite number'],
-      [{ condition: { mode: 'complete', image: 'AAAA', slices: 'Infinity' } }, 'body/condition/slices must be a finite number'],
+      [{ temperature: 'Infinity' }, 'body/temperature must be number'],
+      [{ temperature: '0.5' }, 'body/temperature must be number'],
+      [{ count: '1e999' }, 'body/count must be integer'],
+      [{ count: true }, 'body/count must be integer'],
+      [{ count: null }, 'body/count must be integer'],
+      [{ seed: null }, 'body/seed must be integer'],
+      [{ seed: '7' }, 'body/seed must be integer'],
+      [{ seed: [7] }, 'body/seed must be integer'],
+      [{ model: ['tiny-c1'] }, 'body/model must be string'],
+      [{ condition: { mode: 'complete', image: 'AAAA', slices: 'Infinity' } }, 'body/condition/slices must be integer'],
     ] as const) {
       const res = await post(app, body);
       t.equal(res.statusCode, 400, JSON.stringify(body));
       t.same(res.json(), { error, error_type: 'validation' }, JSON.stringify(body));
+    }
+    // JSON's own way to a non-finite number: 1e999 parses as Infinity
+    for (const payload of ['{"temperature": 1e999}', '{"count": 1e999}', '{"seed": -1e999}']) {
+      const res = await app.inject({ method: 'POST', url: '/sample', headers: { 'content-type': 'application/json' }, payload });
+      t.equal(res.statusCode, 400, payload);
+      t.match(res.json(), { error: /^body\/(temperature|count|seed) must be (a finite number|number|integer|>= 0)$/, error_type: 'validation' }, payload);
     }
     // POST takes its options in the body only: a query parameter is refused, not silently ignored
     const query = await app.inject({ method: 'POST', url: '/sample?seed=7', headers: { 'content-type': 'application/json' }, payload: '{}' });
