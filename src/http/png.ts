@@ -5,6 +5,7 @@
 // the size (a libvips pipeline and a trip through libuv's thread pool); this encoder about 0.03 ms
 // (zlib on the filtered rows), which is what lets event streams keep up at 32 concurrent requests
 // (npm run bench:http, its PNG table). Uploads other than plain PNGs are still decoded with sharp.
+import * as zlib from 'node:zlib';
 import { deflateSync, inflateSync } from 'node:zlib';
 import type { RawImage } from '../runtime/types.js';
 
@@ -21,7 +22,11 @@ const CRC_TABLE = (() => {
   return t;
 })();
 
+/** zlib's own CRC-32 (Node 20.15 and later), for whole uploads; the table otherwise. */
+const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
+
 export function crc32(bytes: Uint8Array): number {
+  if (nativeCrc32 && bytes.length > 256) return nativeCrc32(bytes);
   let c = 0xffffffff;
   for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
@@ -94,6 +99,24 @@ export const PLAIN_PNG_MAX_PIXELS = 256 * 256;
 // chunks that do not change the pixels as sharp decodes them; any other ancillary chunk (a colour
 // profile, gamma, transparency, significant bits...) sends the file to sharp
 const HARMLESS = new Set(['tEXt', 'zTXt', 'iTXt', 'pHYs', 'tIME', 'sRGB']);
+
+/** What is wrong with a PNG's chunk structure, or undefined: a chunk running past the end, a chunk
+ * whose CRC does not match its bytes, or no IEND. sharp (libpng) decodes such files without a word
+ * when the pixel data happens to inflate (a damaged IHDR, a file cut after its last IDAT), so they
+ * are refused before it sees them: scoring a damaged file would give a number for other pixels. */
+export function pngDamage(bytes: Uint8Array): string | undefined {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let pos = 8;
+  while (pos + 12 <= b.length) {
+    const len = b.readUInt32BE(pos);
+    const type = b.toString('latin1', pos + 4, pos + 8);
+    if (len > b.length - pos - 12) return `its ${JSON.stringify(type)} chunk runs past the end of the file`;
+    if (crc32(b.subarray(pos + 4, pos + 8 + len)) !== b.readUInt32BE(pos + 8 + len)) return `its ${JSON.stringify(type)} chunk's CRC does not match its bytes`;
+    pos += 12 + len;
+    if (type === 'IEND') return undefined;   // bytes after IEND are ignored, as decoders do
+  }
+  return 'it ends before its IEND chunk';
+}
 
 /** Decodes the common plain PNG on the calling thread: 8 bits per sample, grey, grey + alpha, RGB or
  * RGBA, not interlaced, at most `maxPixels` (and PLAIN_PNG_MAX_PIXELS), every chunk's CRC right.

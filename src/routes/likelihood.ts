@@ -148,7 +148,8 @@ export default async function likelihoodRoutes(app: FastifyInstance, { config }:
     const modelName = req.model ?? app.defaultModel();
     const model = runtime.model(modelName);
     if (!model) throw new UnknownModelError(modelName);
-    const decoded = await decodeImage(req.bytes, { name: model.name, ...model.image }, req.convert, config.MAX_IMAGE_PIXELS);
+    const decoded = await decodeImage(req.bytes, { name: model.name, ...model.image }, req.convert, config.MAX_IMAGE_PIXELS,
+      request.mediaType === 'multipart/form-data' ? (o) => `${o}=true (a form field, or the query)` : undefined);
     return underDeadline(reply, req.timeoutMs, async (signal) => {
       const r = await runtime.likelihood({ model: model.name, image: decoded.image, perPixel: req.perPixel, signal });
       app.metrics.queueTime.observe({ model: model.name, kind: 'likelihood' }, r.timings.queueMs / 1000);
@@ -203,7 +204,9 @@ export default async function likelihoodRoutes(app: FastifyInstance, { config }:
     if (!model) throw new UnknownModelError(modelName);
     const decoded = await Promise.all(b.images.map(async (bytes, i) => {
       try {
-        return await decodeImage(bytes(), { name: model.name, ...model.image }, b.convert, config.MAX_IMAGE_PIXELS);
+        // the batch takes its options from the body only: the form's fields, or JSON's convert
+        return await decodeImage(bytes(), { name: model.name, ...model.image }, b.convert, config.MAX_IMAGE_PIXELS,
+          request.mediaType === 'multipart/form-data' ? (o) => `the form field ${o}=true` : (o) => `convert.${o}`);
       } catch (err) {
         // the image's own error (not an image, too large, does not fit), naming which one
         if (err instanceof Error && !err.message.startsWith('body/images/')) err.message = `body/images/${i}: ${err.message}`;

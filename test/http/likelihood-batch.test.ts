@@ -94,7 +94,15 @@ t.test('likelihood batch', async (t) => {
     const small = await rawToPng(new Uint8Array(14 * 14), 14, 14, 1);
     const mismatch = await batch({ images: [b64(pngs[0]), b64(small)] });
     t.equal(mismatch.statusCode, 422);
-    t.match(mismatch.json(), { error: /^body\/images\/1: /, error_type: 'image_mismatch' });
+    t.same(mismatch.json(), {
+      error: "body/images/1: the image does not fit model 'tiny-c1': it is 14x14 but the model takes 28x28 (send such an image, or ask for convert.resize)",
+      error_type: 'image_mismatch',
+    }, 'it names the JSON option (the batch takes no query: it named ?resize=true, which is refused)');
+    const formMismatch = await app.inject({ method: 'POST', url: '/likelihood/batch', ...multipart({}, { name: 'images', type: 'image/png', bytes: small }) });
+    t.equal(formMismatch.statusCode, 422);
+    t.match(formMismatch.json(), { error: /\(send such an image, or ask for the form field resize=true\)$/ }, 'a form names its field');
+    const oneForm = await app.inject({ method: 'POST', url: '/likelihood', ...multipart({}, { name: 'image', type: 'image/png', bytes: small }) });
+    t.match(oneForm.json(), { error: /\(send such an image, or ask for resize=true \(a form field, or the query\)\)$/ }, '/likelihood\'s form too');
     const raw = await app.inject({ method: 'POST', url: '/likelihood/batch', headers: { 'content-type': 'image/png' }, payload: pngs[0] });
     t.equal(raw.statusCode, 415, 'a raw image body goes to /likelihood');
     // options in the query string, as /likelihood takes them: refused, not ignored (it scored with the default model)

@@ -4,7 +4,7 @@ import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import t from 'tap';
 import { decodeImage } from '../../src/http/decode-image.js';
-import { decodePlainPng, encodePng, PLAIN_PNG_MAX_PIXELS, pngChunk as chunk } from '../../src/http/png.js';
+import { decodePlainPng, encodePng, PLAIN_PNG_MAX_PIXELS, pngChunk as chunk, pngDamage } from '../../src/http/png.js';
 
 const COLOUR: Record<number, number> = { 1: 0, 2: 4, 3: 2, 4: 6 };
 
@@ -124,4 +124,25 @@ t.test('anything else is left to sharp', async (t) => {
     t.same([d.image.width, d.image.height, d.image.channels], [16, 16, 3], `${what}: decoded by sharp`);
   }
   await t.rejects(decodeImage(cases[6][1], { ...model, channels: 1 }, {}, 1e6), { statusCode: 400, message: /corrupt or truncated/ });
+});
+
+t.test('a damaged PNG is refused, naming the damage, where sharp (libpng) would decode it', async (t) => {
+  const png = pngWithFilter(pixels(16 * 16, 3), 16, 16, 1, 0);
+  const model = { name: 'm', height: 16, width: 16, channels: 1 };
+  const ihdrCrc = Buffer.from(png);
+  ihdrCrc[29] ^= 0xff;   // IHDR: length 8-11, type 12-15, data 16-28, CRC 29-32
+  const cases: [string, Buffer, string][] = [
+    ['IHDR\'s CRC wrong', ihdrCrc, 'its "IHDR" chunk\'s CRC does not match its bytes'],
+    ['cut after the last IDAT', png.subarray(0, png.length - 12), 'it ends before its IEND chunk'],
+  ];
+  for (const [what, bytes, damage] of cases) {
+    t.equal(pngDamage(bytes), damage, what);
+    await t.resolves(sharp(bytes, { failOn: 'truncated' }).raw().toBuffer(), `${what}: libpng decodes it as it is`);
+    await t.rejects(decodeImage(bytes, model, {}, 1e6), { statusCode: 400, message: `the PNG image is corrupt or truncated: ${damage}` }, what);
+  }
+  t.equal(pngDamage(png.subarray(0, png.length - 20)), 'its "IDAT" chunk runs past the end of the file');
+  t.equal(pngDamage(png), undefined, 'a whole file');
+  t.equal(pngDamage(Buffer.concat([png, Buffer.from([0])])), undefined, 'bytes after IEND are ignored, as decoders do');
+  const d = await decodeImage(Buffer.concat([png, Buffer.from([0])]), model, {}, 1e6);
+  t.same([d.image.width, d.image.height], [16, 16], 'and such a file still decodes (by sharp)');
 });
