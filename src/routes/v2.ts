@@ -105,9 +105,20 @@ function splitBody(request: FastifyRequest): { header: InferRequest; binary: Buf
 }
 
 /** A tensor's values, flat or nested up to its rank deep, in row-major order: walked with a stack of
- * its own, so a body of a million nested brackets is a 400, not a blown call stack. */
-function flatten(data: unknown[], rank: number, field: string): unknown[] {
+ * its own, so a body of a million nested brackets is a 400, not a blown call stack. Nested, it must
+ * be rectangular and fit the shape: every list at one depth as long as the others, numbers and lists
+ * not mixed at one depth, the outer lists as long as the shape's first dimensions and the innermost
+ * holding the rest ([batch][H][W][C], [batch][H*W*C] or flat); a ragged nesting is not guessed at. */
+function flatten(data: unknown[], shape: number[], field: string): unknown[] {
+  const rank = shape.length;
   const out: unknown[] = [];
+  const lengths: number[] = [];     // the length of every list at each depth
+  const lists: boolean[] = [];      // whether the items at each depth are lists
+  const enter = (list: unknown[], depth: number) => {
+    if (lengths[depth] === undefined) lengths[depth] = list.length;
+    else if (lengths[depth] !== list.length) throw new BadRequestError(`${field}: its lists at depth ${depth} differ in length (${lengths[depth]} and ${list.length}); a nested tensor is rectangular`);
+  };
+  enter(data, 0);
   const stack: { list: unknown[]; at: number }[] = [{ list: data, at: 0 }];
   while (stack.length) {
     const top = stack[stack.length - 1];
@@ -116,9 +127,22 @@ function flatten(data: unknown[], rank: number, field: string): unknown[] {
       continue;
     }
     const v = top.list[top.at++];
-    if (!Array.isArray(v)) out.push(v);
+    const depth = stack.length - 1;
+    const isList = Array.isArray(v);
+    if (lists[depth] === undefined) lists[depth] = isList;
+    else if (lists[depth] !== isList) throw new BadRequestError(`${field} mixes numbers and lists at depth ${depth}`);
+    if (!isList) out.push(v);
     else if (stack.length >= rank) throw new BadRequestError(`${field} is nested deeper than the tensor's ${rank} dimensions`);
-    else stack.push({ list: v, at: 0 });
+    else {
+      enter(v, depth + 1);
+      stack.push({ list: v, at: 0 });
+    }
+  }
+  const inner = lengths.length - 1;   // the depth of the lists that hold the numbers
+  const want = [...shape.slice(0, inner), shape.slice(inner).reduce((a, b) => a * b, 1)];
+  // flat data is counted by the caller ('has 3 values; [1, 28, 28, 1] is 784')
+  if (inner > 0 && lengths.some((n, k) => n !== want[k])) {
+    throw new BadRequestError(`${field} is nested as [${lengths.join('][')}], which does not fit the shape [${shape.join(', ')}] (nest it as [${want.join('][')}], or send it flat)`);
   }
   return out;
 }
@@ -143,7 +167,8 @@ function readImages(req: InferRequest, binary: Buffer, m: ModelSummary): RawImag
   let values: Uint8Array;
   const binarySize = parametersOf(input.parameters, 'inputs/0/parameters')?.binary_data_size;
   if (binarySize !== undefined) {
-    if (!Number.isInteger(binarySize) || binarySize !== batch * size) {
+    if (!Number.isInteger(binarySize)) throw new BadRequestError(`inputs/0/parameters/binary_data_size must be an integer (a number of bytes), not ${JSON.stringify(binarySize)}`);
+    if (binarySize !== batch * size) {
       throw new BadRequestError(`inputs/0/parameters/binary_data_size is ${String(binarySize)}: [${shape.join(', ')}] UINT8 is ${batch * size} bytes`);
     }
     if (binary.length !== binarySize) throw new BadRequestError(`the body has ${binary.length} bytes after the JSON header; binary_data_size says ${binarySize}`);
@@ -151,7 +176,7 @@ function readImages(req: InferRequest, binary: Buffer, m: ModelSummary): RawImag
   } else {
     if (binary.length) throw new BadRequestError(`the body has ${binary.length} bytes after the JSON header that no input claims (binary_data_size)`);
     if (!Array.isArray(input.data)) throw new BadRequestError('inputs/0/data must be an array (flat or nested), or the tensor sent as binary data');
-    const flat = flatten(input.data as unknown[], shape.length, 'inputs/0/data');
+    const flat = flatten(input.data as unknown[], shape as number[], 'inputs/0/data');
     if (flat.length !== batch * size) throw new BadRequestError(`inputs/0/data has ${flat.length} values; [${shape.join(', ')}] is ${batch * size}`);
     values = new Uint8Array(flat.length);
     for (let i = 0; i < flat.length; i++) {

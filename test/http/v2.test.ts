@@ -95,6 +95,8 @@ t.test('infer: the scores of /likelihood/batch, from JSON and binary tensors', a
   const fromNested = await app.inject({ method: 'POST', url: `/v2/models/tiny-c1/versions/${version}/infer`, payload: { inputs: [{ ...input, data: nested }] } });
   check((fromNested.json() as { outputs: Out[] }).outputs, 'nested JSON, versioned path');
   t.notOk('id' in (fromNested.json() as object), 'no id asked, none echoed');
+  const perImage = await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', payload: { inputs: [{ ...input, data: raw.map((r) => [...r]) }] } });
+  check((perImage.json() as { outputs: Out[] }).outputs, 'nested per image only ([batch][H*W*C])');
 
   // binary in, binary out (binary_data_output), as Triton's client does with numpy arrays
   const bin = binaryBody({ inputs: [{ ...input, parameters: { binary_data_size: 2 * H * W } }], parameters: { binary_data_output: true } }, ...raw);
@@ -164,6 +166,12 @@ t.test('infer refuses what it cannot score, naming the field', async (t) => {
     ['a string value', { inputs: [{ ...ok, data: ['1', ...ok.data.slice(1)] }] }, 400, /value 0 is "1"/],
     ['no data', { inputs: [{ ...ok, data: undefined }] }, 400, /inputs\/0\/data must be an array/],
     ['nested deeper than the shape', { inputs: [{ ...ok, data: [[[[[3]]]]] }] }, 400, /^inputs\/0\/data is nested deeper than the tensor's 4 dimensions/],
+    // nested data must be rectangular and fit the shape (a ragged nesting with the right count was scored)
+    ['ragged: 783 values and 1', { inputs: [{ ...ok, data: [Array(783).fill(1), [1]] }] }, 400, /^inputs\/0\/data: its lists at depth 1 differ in length \(783 and 1\); a nested tensor is rectangular$/],
+    ['numbers and lists at one depth', { inputs: [{ ...ok, data: [...Array(783).fill(1), [1]] }] }, 400, /^inputs\/0\/data mixes numbers and lists at depth 0$/],
+    ['an empty list beside the values', { inputs: [{ ...ok, data: [[[[]]], Array(784).fill(1)] }] }, 400, /^inputs\/0\/data/],
+    ['nested as [28][28] for [1, 28, 28, 1]', { inputs: [{ ...ok, data: Array.from({ length: 28 }, () => Array(28).fill(1)) }] }, 400,
+      /^inputs\/0\/data is nested as \[28\]\[28\], which does not fit the shape \[1, 28, 28, 1\] \(nest it as \[1\]\[784\], or send it flat\)$/],
     ['an unknown output', { inputs: [ok], outputs: [{ name: 'logits' }] }, 400, /^outputs\/0\/name is "logits": the outputs are bits_per_dim, nats, stage_bits_per_dim/],
     ['a numeric id', { id: 7, inputs: [ok] }, 400, /^id must be a string/],
     ['parameters an array', { inputs: [ok], parameters: [] }, 400, /^parameters is \[\]: it must be an object/],
@@ -197,6 +205,9 @@ t.test('infer refuses what it cannot score, naming the field', async (t) => {
   t.match((await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', ...over })).json(), { error: /must be the JSON header's length/ });
   const short = binaryBody({ inputs: [{ ...ok, data: undefined, parameters: { binary_data_size: H * W } }] }, Buffer.alloc(100));
   t.match((await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', ...short })).json(), { error: /the body has 100 bytes after the JSON header; binary_data_size says 784/ });
+  const asText = binaryBody({ inputs: [{ ...ok, data: undefined, parameters: { binary_data_size: String(H * W) } }] }, Buffer.alloc(H * W));
+  t.same((await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', ...asText })).json(),
+    { error: 'inputs/0/parameters/binary_data_size must be an integer (a number of bytes), not "784"', error_type: 'bad_request' }, 'a size as a string is said to be one');
   const unclaimed = binaryBody({ inputs: [ok] }, Buffer.alloc(5));
   t.match((await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', ...unclaimed })).json(), { error: /5 bytes after the JSON header that no input claims/ });
   const colour = await app.inject({ method: 'POST', url: '/v2/models/tiny-c3/infer', payload: { inputs: [ok] } });
@@ -206,9 +217,9 @@ t.test('infer refuses what it cannot score, naming the field', async (t) => {
   t.equal(csv.statusCode, 400, 'any Content-Type is read as the protocol reads it: here, not JSON');
   t.match(csv.json(), { error: /^the inference request is not valid JSON/ });
   // every refusal above is counted once, as bad input of the infer route (cases, deep, not JSON,
-  // no body, no header, over, short, unclaimed, colour, unknown model, content type)
+  // no body, no header, over, short, a size as text, unclaimed, colour, unknown model, content type)
   const text = (await app.inject('/metrics')).body;
-  t.equal(metricValue(text, 'spn_request_failures_total', { route: '/v2/models/:name/infer', reason: 'bad_input' }), cases.length + 10, 'refusals counted as bad input');
+  t.equal(metricValue(text, 'spn_request_failures_total', { route: '/v2/models/:name/infer', reason: 'bad_input' }), cases.length + 11, 'refusals counted as bad input');
   t.equal(metricValue(text, 'spn_request_failures_total', { route: '/v2/models/:name/infer', reason: 'internal' }), 0);
 });
 
