@@ -21,7 +21,7 @@ export class Metrics {
 
   readonly httpDuration = new Histogram({
     name: 'spn_http_request_duration_seconds',
-    help: 'HTTP request duration (to the end of the body, streams included)',
+    help: 'HTTP request duration (to the end of the body, streams included; status_class aborted: the client hung up first)',
     labelNames: ['method', 'route', 'status_class'] as const,
     buckets: SECONDS_HTTP,
     registers: [this.registry],
@@ -175,6 +175,16 @@ export default fp(
     app.decorate('metrics', metrics);
     app.addHook('onRoute', (route) => {
       if ((route.config as { modelWork?: boolean } | undefined)?.modelWork) metrics.modelRoute(route.url);
+    });
+
+    // A client that hangs up before its answer has ended gets no onResponse: its request is counted
+    // when the connection closes, under status_class 'aborted' (hung-up streams were not counted).
+    app.addHook('onRequest', async (request, reply) => {
+      const res = reply.raw;
+      res.once('close', () => {
+        if (res.writableFinished) return;
+        metrics.httpDuration.observe({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status_class: 'aborted' }, reply.elapsedTime / 1000);
+      });
     });
 
     app.addHook('onResponse', async (request, reply) => {

@@ -115,6 +115,9 @@ t.test('a client that hangs up mid-stream stops its generation; the next request
   t.equal(metricValue(text, 'spn_samples_generated_total', { model: 'tiny-c3' }) ?? 0, 0, 'no sample was finished');
   t.equal(metricValue(text, 'spn_request_failures_total', { route: '/sample', reason: 'cancelled' }), 1);
   t.equal(metricValue(text, 'spn_runtime_failures_total', { reason: 'cancelled' }), 1);
+  // the hung-up stream's duration is counted as aborted (it had no onResponse: it was not counted at all)
+  t.equal(metricValue(text, 'spn_http_request_duration_seconds_count', { method: 'POST', route: '/sample', status_class: 'aborted' }), 1, 'counted as aborted');
+  t.equal(metricValue(text, 'spn_http_request_duration_seconds_count', { method: 'POST', route: '/sample', status_class: '2xx' }), 1, 'the next one as 2xx, once');
 });
 
 t.test('an error after the first byte is an in-band error event', async (t) => {
