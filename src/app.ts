@@ -21,6 +21,7 @@ import demoRoutes from './routes/demo.js';
 import v2Routes from './routes/v2.js';
 import { schemaErrorFormatter } from './http/validation-message.js';
 import { validatorFactory } from './http/validators.js';
+import { inflateBody } from './http/content-encoding.js';
 import { clientErrorHandler, receiveTimeouts } from './http/client-error.js';
 import { traceContext } from './http/trace.js';
 
@@ -110,6 +111,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         .send({ error: 'an HTTP/1.1 request needs a Host header', error_type: 'malformed' });
     }
   });
+
+  // gzip and deflate bodies inflated; other encodings 415 (http/content-encoding.ts)
+  app.addHook('preParsing', inflateBody);
 
   // after validation: no non-finite number gets past a schema's bounds (http/finite.ts)
   app.addHook('preHandler', async (request) => {

@@ -42,3 +42,5 @@ export class ClientGoneAbort extends Error {
     super('client closed the connection');
   }
 }
+/** A body compressed with an encoding the server does not inflate (or a multipart form, compressed). */
+export const UnsupportedEncodingError = createError('FST_ERR_CTP_INVALID_MEDIA_TYPE', '%s', 415);
