@@ -91,6 +91,23 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   // No route takes plain text; without its parser such bodies get 415 instead of reaching a handler.
   app.removeContentTypeParser('text/plain');
+  // Fastify's JSON parser (prototype poisoning refused), with a message that says what is wrong:
+  // its own is 'Body is not valid JSON' for JSON with a __proto__ key too
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    json(request, body as string, (err: (Error & { code?: string }) | null, value?: unknown) => {
+      if (err?.code !== 'FST_ERR_CTP_INVALID_JSON_BODY') return done(err, value);
+      let message: string;
+      try {
+        JSON.parse(body as string);
+        message = 'the body has a __proto__ key, or a constructor key holding a prototype: refused (prototype poisoning)';
+      } catch (e) {
+        message = `the body is not valid JSON: ${(e as Error).message}`;
+      }
+      done(Object.assign(new Error(message), { statusCode: 400 }), undefined);
+    });
+  });
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);

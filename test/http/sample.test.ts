@@ -110,6 +110,16 @@ t.test('sampling', async (t) => {
       t.equal(res.statusCode, 400, JSON.stringify(body));
       t.same(res.json(), { error, error_type: 'validation' }, JSON.stringify(body));
     }
+    // bodies that do not parse, or carry a prototype: 400 saying which (both were 'Body is not valid JSON')
+    for (const [payload, error] of [
+      ['{"seed": 1,}', /^the body is not valid JSON: .*position 11/],
+      ['{"__proto__": {"seed": 1}}', /^the body has a __proto__ key, or a constructor key holding a prototype: refused \(prototype poisoning\)$/],
+      ['{"constructor": {"prototype": {"seed": 1}}}', /^the body has a __proto__ key/],
+    ] as const) {
+      const res = await app.inject({ method: 'POST', url: '/sample', headers: { 'content-type': 'application/json' }, payload });
+      t.equal(res.statusCode, 400, payload);
+      t.match(res.json(), { error, error_type: 'bad_request' }, payload);
+    }
     // JSON's own way to a non-finite number: 1e999 parses as Infinity
     for (const payload of ['{"temperature": 1e999}', '{"count": 1e999}', '{"seed": -1e999}']) {
       const res = await app.inject({ method: 'POST', url: '/sample', headers: { 'content-type': 'application/json' }, payload });
