@@ -61,16 +61,43 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   503: 'the models are loading, failed to load, or the server is shutting down',
 };
 
-/** Error answers by status code, to spread into a route's `response`. */
+/** An example answer for each status, so that Swagger UI shows a 401 as unauthorized and a 503 as
+ * not_ready (every status showed the shared schema's first example, validation). */
+const ERROR_EXAMPLES: Record<number, [string, string]> = {
+  400: ['body/count must be <= 16', 'validation'],
+  401: ['an API key is required: send Authorization: Bearer <key>', 'unauthorized'],
+  404: ["unknown model 'nope'", 'unknown_model'],
+  406: ['none of the media types in Accept can be produced', 'not_acceptable'],
+  411: ['a multipart batch upload needs a Content-Length', 'length_required'],
+  413: ['Request body is too large', 'payload_too_large'],
+  415: ['Unsupported Media Type: text/plain', 'unsupported_media_type'],
+  422: ["the image does not fit model 'mu-fmnist': it is 56x56 but the model takes 28x28", 'image_mismatch'],
+  429: ['Model is overloaded', 'overloaded'],
+  500: ['Internal Server Error', 'internal'],
+  503: ['the models are still loading', 'not_ready'],
+  504: ['request timed out after 250 ms', 'timeout'],
+};
+
+/** Error answers by status code, to spread into a route's `response`: the ErrorBody shape, with
+ * the status's own description and example. */
 export function errors(...codes: number[]): Record<number, typeof ErrorBody> {
   return Object.fromEntries(
-    codes.map((c) => [
-      c,
-      Type.Ref(ErrorBody, {
-        description: ERROR_DESCRIPTIONS[c] ?? 'error',
-        ...(c === 429 ? { headers: { 'retry-after': Type.Integer({ description: 'seconds to wait before retrying' }) } } : {}),
-      }) as unknown as typeof ErrorBody,
-    ]),
+    codes.map((c) => {
+      const [error, type] = ERROR_EXAMPLES[c] ?? ['what went wrong', 'bad_request'];
+      return [
+        c,
+        Type.Object(
+          {
+            error: Type.String({ ...ErrorBody.properties.error, examples: [error] }),
+            error_type: Type.String({ ...ErrorBody.properties.error_type, examples: [type] }),
+          },
+          {
+            description: ERROR_DESCRIPTIONS[c] ?? 'error',
+            ...(c === 429 ? { headers: { 'retry-after': Type.Integer({ description: 'seconds to wait before retrying' }) } } : {}),
+          },
+        ) as unknown as typeof ErrorBody,
+      ];
+    }),
   );
 }
 
