@@ -2,7 +2,7 @@
 import fp from 'fastify-plugin';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { ErrorBody } from '../schemas/common.js';
+import { ERROR_SCHEMAS, ErrorBody } from '../schemas/common.js';
 import { ModelSummary } from '../schemas/models.js';
 import { SampleResult, SliceEventData, StageEventData } from '../schemas/sample.js';
 import { LikelihoodBatchResult, LikelihoodResult } from '../schemas/likelihood.js';
@@ -24,7 +24,7 @@ function typeBinary(node: unknown): void {
 export default fp(
   async (app, { version }: { version: string }) => {
     // Shared schemas: referenced by $id from routes, listed under components.schemas.
-    for (const s of [ErrorBody, ModelSummary, SampleResult, SliceEventData, StageEventData, LikelihoodResult, LikelihoodBatchResult]) app.addSchema(s);
+    for (const s of [ErrorBody, ...Object.values(ERROR_SCHEMAS), ModelSummary, SampleResult, SliceEventData, StageEventData, LikelihoodResult, LikelihoodBatchResult]) app.addSchema(s);
 
     await app.register(swagger, {
       openapi: {

@@ -78,26 +78,30 @@ const ERROR_EXAMPLES: Record<number, [string, string]> = {
   504: ['request timed out after 250 ms', 'timeout'],
 };
 
-/** Error answers by status code, to spread into a route's `response`: the ErrorBody shape, with
- * the status's own description and example. */
+/** ErrorBody once per status, with that status's example (components `Error401`, ...). */
+export const ERROR_SCHEMAS: Record<number, typeof ErrorBody> = Object.fromEntries(
+  Object.entries(ERROR_EXAMPLES).map(([code, [error, type]]) => [
+    code,
+    Type.Object(
+      {
+        error: Type.String({ ...ErrorBody.properties.error, examples: [error] }),
+        error_type: Type.String({ ...ErrorBody.properties.error_type, examples: [type] }),
+      },
+      { $id: `Error${code}`, description: `ErrorBody, as a ${code} answer has it` },
+    ),
+  ]),
+) as Record<number, typeof ErrorBody>;
+
+/** Error answers by status code, to spread into a route's `response`. */
 export function errors(...codes: number[]): Record<number, typeof ErrorBody> {
   return Object.fromEntries(
-    codes.map((c) => {
-      const [error, type] = ERROR_EXAMPLES[c] ?? ['what went wrong', 'bad_request'];
-      return [
-        c,
-        Type.Object(
-          {
-            error: Type.String({ ...ErrorBody.properties.error, examples: [error] }),
-            error_type: Type.String({ ...ErrorBody.properties.error_type, examples: [type] }),
-          },
-          {
-            description: ERROR_DESCRIPTIONS[c] ?? 'error',
-            ...(c === 429 ? { headers: { 'retry-after': Type.Integer({ description: 'seconds to wait before retrying' }) } } : {}),
-          },
-        ) as unknown as typeof ErrorBody,
-      ];
-    }),
+    codes.map((c) => [
+      c,
+      Type.Ref(ERROR_SCHEMAS[c] ?? ErrorBody, {
+        description: ERROR_DESCRIPTIONS[c] ?? 'error',
+        ...(c === 429 ? { headers: { 'retry-after': Type.Integer({ description: 'seconds to wait before retrying' }) } } : {}),
+      }) as unknown as typeof ErrorBody,
+    ]),
   );
 }
 

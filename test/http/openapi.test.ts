@@ -50,7 +50,10 @@ t.test('every route documents its body, query and answers', async (t) => {
   t.same(Object.keys(batch.responses).sort(), ['200', '400', '401', '404', '411', '413', '415', '422', '429', '500', '503', '504']);
   t.same(Object.keys(ops('/health/ready', 'get').responses).sort(), ['200', '503']);
   // each error answer shows its own example (Swagger UI showed 'validation' for a 401 and a 503)
-  const example = (code: string) => sample.responses[code].content['application/json'].schema.properties.error_type.example;
+  const example = (code: string) => {
+    const ref = sample.responses[code].content['application/json'].schema.$ref as string;
+    return doc.components.schemas[ref.replace('#/components/schemas/', '')].properties.error_type.example;
+  };
   t.same(['400', '401', '404', '429', '503', '504'].map(example), ['validation', 'unauthorized', 'unknown_model', 'overloaded', 'not_ready', 'timeout']);
   for (const name of ['ErrorBody', 'SampleResult', 'SliceEvent', 'StageEvent', 'LikelihoodResult', 'LikelihoodBatchResult', 'ModelSummary']) t.ok(doc.components.schemas[name], name);
 });
