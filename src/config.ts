@@ -15,7 +15,7 @@ export const DEFAULT_WORKERS = Math.max(1, Math.min(availableParallelism(), 8));
 
 export const ConfigSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'TCP port to listen on (0: any free port)' }),
-  HOST: Type.String({ default: '0.0.0.0', description: 'address to bind' }),
+  HOST: Type.String({ default: '0.0.0.0', minLength: 1, description: 'address to bind' }),
   MODELS_DIR: Type.String({ default: 'models', description: 'folder holding one sub-folder per exported model' }),
   MODELS: Type.String({
     default: '',
@@ -61,6 +61,12 @@ export const ConfigSchema = Type.Object({
     description: 'longest a client may take to send a whole request, headers and body (408 and the connection closed past it; 0: no limit beyond 60 s for the headers); guards against clients that trickle or stall their uploads',
   }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, maximum: DAY_MS, default: 10_000, description: 'time running requests get to finish after SIGTERM before they are aborted' }),
+  SHUTDOWN_DELAY_MS: Type.Integer({
+    minimum: 0,
+    maximum: DAY_MS,
+    default: 0,
+    description: 'time after SIGTERM during which the port stays open, readiness answers 503 and new model work 503 shutdown, so that load balancers stop routing here before it closes; the grace period follows it',
+  }),
   SSE_KEEPALIVE_MS: Type.Integer({ minimum: 100, maximum: DAY_MS, default: 5_000, description: 'interval of keep-alive comments on an idle event stream' }),
   API_KEYS: Type.String({
     default: '',
@@ -82,6 +88,12 @@ export type Config = Static<typeof ConfigSchema>;
 
 /** Validates and completes the environment (or a plain object, in tests); throws naming the bad variable. */
 export function loadConfig(env: Record<string, string | number | undefined> = process.env): Config {
+  // Ajv reads a number with Number(), which takes '0x2' as 2 and '0b1' as 1: only decimals are numbers here
+  const notDecimal = Object.entries(ConfigSchema.properties)
+    .filter(([k, schema]) => (schema as { type?: string }).type === 'integer' && typeof env[k] === 'string' && env[k] !== ''
+      && !/^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$|^\s*[+-]?Infinity\s*$/.test(env[k] as string))
+    .map(([k]) => `${k} must be a decimal number, not ${JSON.stringify(env[k])}`);
+  if (notDecimal.length) throw new Error(notDecimal.join('; '));
   let config: Config;
   try {
     config = envSchema<Config>({ schema: ConfigSchema, data: env, env: false, dotenv: false });
@@ -94,6 +106,13 @@ export function loadConfig(env: Record<string, string | number | undefined> = pr
   return config;
 }
 
+/** What a variable checked by a pattern must be, in words (Ajv would quote the pattern). */
+const PATTERN_WORDS: Record<string, string> = {
+  MODELS: 'comma-separated model names (letters, digits, . _ -)',
+  API_KEYS: 'comma-separated keys of 16 to 256 characters of A-Z a-z 0-9 . _ ~ + / = -',
+  CORS_ORIGINS: '* or comma-separated origins such as https://app.example (scheme and host, an optional port, no path)',
+};
+
 /** Ajv's errors for the environment, one clause per variable: a choice of words lists the words
  * (Ajv says "must be equal to constant" once per word, then "must match a schema in anyOf"). */
 function configErrorMessage(err: unknown): string {
@@ -104,7 +123,9 @@ function configErrorMessage(err: unknown): string {
     const name = e.instancePath.replace(/^\//, '') || String(e.params.missingProperty ?? '');
     const schema = (ConfigSchema.properties as Record<string, { anyOf?: Array<{ const?: unknown }> }>)[name];
     const words = schema?.anyOf?.map((a) => a.const).filter((c) => c !== undefined);
-    const clause = words?.length ? `must be one of ${words.join(', ')}` : e.message ?? e.keyword;
+    const clause = words?.length ? `must be one of ${words.join(', ')}`
+      : e.keyword === 'pattern' && PATTERN_WORDS[name] ? `must be ${PATTERN_WORDS[name]}`
+      : e.keyword === 'minLength' && e.params.limit === 1 ? 'must not be empty' : e.message ?? e.keyword;
     if (!byVar.has(name)) byVar.set(name, clause);
   }
   return [...byVar].map(([name, clause]) => `${name} ${clause}`).join('; ');

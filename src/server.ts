@@ -20,16 +20,22 @@ const app = await buildApp(config).catch((err: unknown) => cannotStart('invalid 
 
 let stopping = false;
 async function stop(signal: string): Promise<void> {
-  if (stopping) return;
+  // A second signal (supervisors and people send one) does not cut the drain short: Node's default
+  // action for it would kill the process and every request in flight.
+  if (stopping) {
+    app.log.warn({ signal }, 'already shutting down; running requests keep their grace period');
+    return;
+  }
   stopping = true;
-  app.log.info({ signal, inFlight: app.lifecycle.inFlight, graceMs: config.SHUTDOWN_GRACE_MS }, 'shutting down');
+  const delayMs = config.SHUTDOWN_DELAY_MS;
+  app.log.info({ signal, inFlight: app.lifecycle.inFlight, delayMs, graceMs: config.SHUTDOWN_GRACE_MS }, 'shutting down');
   // A last resort, should closing itself hang: exit anyway, and say it failed.
   setTimeout(() => {
     app.log.error('shutdown did not finish in time; exiting');
     process.exit(1);
-  }, config.SHUTDOWN_GRACE_MS + 15_000).unref();
+  }, delayMs + config.SHUTDOWN_GRACE_MS + 15_000).unref();
   try {
-    const { aborted } = await app.shutdown(config.SHUTDOWN_GRACE_MS);
+    const { aborted } = await app.shutdown(config.SHUTDOWN_GRACE_MS, delayMs);
     app.log.info({ aborted }, 'shut down');
     process.exit(0);
   } catch (err) {
@@ -37,13 +43,15 @@ async function stop(signal: string): Promise<void> {
     process.exit(1);
   }
 }
-process.once('SIGTERM', () => void stop('SIGTERM'));
-process.once('SIGINT', () => void stop('SIGINT'));
+process.on('SIGTERM', () => void stop('SIGTERM'));
+process.on('SIGINT', () => void stop('SIGINT'));
 
 await app.listen({ port: config.PORT, host: config.HOST }).catch((err: unknown) => cannotStart(`cannot listen on ${config.HOST}:${config.PORT}`, err));
 // Model loading runs in the background (readiness says when it is done); a model that cannot be
 // loaded stops the service, as it should never half-start.
 app.runtimeLoaded().catch((err: Error) => {
-  app.log.fatal({ err }, 'models failed to load; exiting');
+  // the runtime plugin has logged the cause with its stack; with LOG_LEVEL=silent nothing would say it
+  if (app.log.level === 'silent') process.stderr.write(`spn-serve: models failed to load: ${err.message}\n`);
+  app.log.fatal({ cause: err.message }, 'models failed to load; exiting');
   process.exit(1);
 });

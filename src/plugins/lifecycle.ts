@@ -1,7 +1,7 @@
 // Readiness and graceful shutdown. Tracks every request that is doing model work, so that on
 // shutdown the service can stop taking work, let that work finish within a grace period, and then
 // abort what is left (streams end with an in-band error event).
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { Socket } from 'node:net';
 import fp from 'fastify-plugin';
 import { ShutdownAbort, ShuttingDownError } from '../http/errors.js';
@@ -104,6 +104,8 @@ export class Lifecycle {
 export class Connections {
   private readonly open = new Set<Socket>();
   private readonly answering = new Map<Socket, number>();
+  /** the requests of each connection whose answer is in progress */
+  private readonly requests = new Map<Socket, Set<IncomingMessage>>();
 
   constructor(server: Server) {
     server.on('connection', (s: Socket) => {
@@ -113,28 +115,39 @@ export class Connections {
         this.answering.delete(s);
       });
     });
-    server.on('request', (req, res) => {
+    server.on('request', (req: IncomingMessage, res) => {
       const s = req.socket;
       this.answering.set(s, (this.answering.get(s) ?? 0) + 1);
+      const mine = this.requests.get(s) ?? new Set<IncomingMessage>();
+      this.requests.set(s, mine.add(req));
       res.once('close', () => {
         const n = (this.answering.get(s) ?? 1) - 1;
         if (n > 0) this.answering.set(s, n);
         else this.answering.delete(s);
+        mine.delete(req);
+        if (!mine.size) this.requests.delete(s);
       });
     });
   }
 
-  /** Closes every connection with no answer in progress. */
-  closeQuiet(): void {
-    for (const s of this.open) if (!this.answering.has(s)) s.destroy();
+  /** Closes every connection with no answer in progress; with `stalled`, also those whose every
+   * request in progress is still being received (a client stalled mid-upload: after the drain no
+   * answer can come, and Node stops enforcing the receive timeout once the server closes, so it
+   * held shutdown until the last-resort timer, exit 1). */
+  closeQuiet(stalled = false): void {
+    for (const s of this.open) {
+      if (!this.answering.has(s)) s.destroy();
+      else if (stalled && [...(this.requests.get(s) ?? [])].every((r) => !r.complete)) s.destroy();
+    }
   }
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     lifecycle: Lifecycle;
-    /** Stop accepting, turn not-ready, drain work for up to graceMs, then close the app. */
-    shutdown(graceMs: number): Promise<{ aborted: number }>;
+    /** Turn not-ready (refusing new model work), keep accepting for delayMs, stop accepting,
+     * drain work for up to graceMs, then close the app. */
+    shutdown(graceMs: number, delayMs?: number): Promise<{ aborted: number }>;
   }
 }
 
@@ -152,8 +165,11 @@ export default fp(
       if (request.routeOptions.config?.modelWork) throw new ShuttingDownError();
     });
 
-    app.decorate('shutdown', async (graceMs: number) => {
+    app.decorate('shutdown', async (graceMs: number, delayMs = 0) => {
       lifecycle.beginShutdown();
+      // SHUTDOWN_DELAY_MS: still listening, readiness 503 and new model work 503, so that load
+      // balancers see it and stop routing here before the port closes
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
       // Stop accepting connections now; Fastify's close() below would only do it after the drain.
       if (app.server.listening) app.server.close();
       const result = await lifecycle.drain(graceMs);
@@ -161,8 +177,8 @@ export default fp(
       // after the drain (and after server.close() closed the idle ones of that moment): keep
       // closing connections with no answer in progress (idle, or with no request yet) until the
       // server has closed, or close() would wait for them.
-      const sweep = setInterval(() => connections.closeQuiet(), 50);
-      connections.closeQuiet();
+      const sweep = setInterval(() => connections.closeQuiet(true), 50);
+      connections.closeQuiet(true);
       try {
         await app.close();
       } finally {

@@ -3,7 +3,7 @@
 // start-up with an error naming the file and what is wrong.
 import { createHash } from 'node:crypto';
 import { readFile, readdir, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { ModelLoadError } from './errors.js';
@@ -129,6 +129,9 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
     for (const kind of GRAPH_KINDS) {
       const g = st.graphs[kind];
       const path = resolve(dir, g.file);
+      // a model is its folder: a graph elsewhere (../../other/x.onnx, /tmp/x.onnx) is not part of it
+      const inside = relative(resolve(dir), path);
+      if (!inside || inside.startsWith('..') || isAbsolute(inside)) fail(file, `stage '${st.name}', ${kind}: graph file '${g.file}' is outside the model's folder`);
       const info = await stat(path).catch(() => null);
       if (!info?.isFile()) fail(path, `missing graph file (stage '${st.name}', ${kind})`);
       const digest = await sha256(path);
@@ -159,8 +162,14 @@ export async function loadModels(modelsDir: string, only?: readonly string[]): P
   // that is not found says which manifests could not be read, in case it is one of those.
   const named = await Promise.all(dirs.map(async (d) => {
     const path = join(d, 'manifest.json');
+    let text: string;
     try {
-      const name = (JSON.parse(await readFile(path, 'utf8')) as { name?: unknown } | null)?.name;
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      return { d, name: undefined, problem: `${path} (cannot be read: ${(err as Error).message})` };
+    }
+    try {
+      const name = (JSON.parse(text) as { name?: unknown } | null)?.name;
       return { d, name: typeof name === 'string' ? name : undefined, problem: typeof name === 'string' ? undefined : `${path} (no name)` };
     } catch (err) {
       return { d, name: undefined, problem: `${path} (not valid JSON: ${(err as Error).message})` };
@@ -170,7 +179,7 @@ export async function loadModels(modelsDir: string, only?: readonly string[]): P
   if (missing.length) {
     const there = named.flatMap((m) => (m.name === undefined ? [] : [m.name])).sort().join(', ');
     const unreadable = named.flatMap((m) => (m.problem ? [m.problem] : []));
-    throw new ModelLoadError(`${modelsDir}: no model named ${missing.map((n) => `'${n}'`).join(', ')} (there: ${there}` +
+    throw new ModelLoadError(`${modelsDir}: no model named ${missing.map((n) => `'${n}'`).join(', ')} (there: ${there || 'none'}` +
       `${unreadable.length ? `; manifests that could not be read: ${unreadable.join(', ')}` : ''})`);
   }
   return Promise.all(named.filter((m) => m.name !== undefined && only.includes(m.name)).map((m) => m.d).sort().map(loadModel));

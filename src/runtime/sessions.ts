@@ -54,7 +54,13 @@ async function warmUp(path: string, s: ort.InferenceSession, declared: { inputs:
     else if (t.dtype === 'int32') feeds[t.name] = new ort.Tensor('int32', new Int32Array(n), shape);
     else throw new ModelLoadError(`${path}: input '${t.name}' has dtype ${t.dtype}; the runtime feeds float32 and int32`);
   }
-  const out = await s.run(feeds);
+  let out: ort.InferenceSession.ReturnType;
+  try {
+    out = await s.run(feeds);
+  } catch (err) {
+    // a dtype or shape in the manifest that the graph does not take: name the file, as every other check does
+    throw new ModelLoadError(`${path}: a run on the inputs the manifest declares failed (${(err as Error).message.split('\n')[0]})`);
+  }
   for (const v of Object.values(out)) v.dispose();
 }
 
@@ -83,8 +89,9 @@ export async function createSessions(model: LoadedModel, choice: ProviderChoice,
   // session is created (the native environment is made once and shared by every thread; in the
   // service all workers get the same choice, so the first of them sets it). With `auto` that
   // failure is expected on a machine without CUDA and is reported by us, with its cause; errors of
-  // later calls still reach us as exceptions.
-  if (choice === 'auto') ort.env.logLevel = 'fatal';
+  // later calls still reach us as exceptions. With `cuda` the failure stops start-up, and the cause
+  // is logged by us, once.
+  if (choice === 'auto' || choice === 'cuda') ort.env.logLevel = 'fatal';
   try {
     return { provider: 'cuda', stages: await openAll(model, 'cuda', threads) };
   } catch (err) {

@@ -89,7 +89,7 @@ t.test('SIGTERM mid-stream with a short grace period: in-band shutdown error, ex
   t.same(server.logs.find((l) => l.msg === 'shut down')?.aborted, 1);
 });
 
-t.test('SIGTERM with connections that sent no request, half a request, or are kept alive: all closed, exit 0', async (t) => {
+t.test('SIGTERM with connections that sent no request, half a request, a stalled body, or are kept alive: all closed, exit 0', async (t) => {
   // Node's closeIdleConnections() leaves the first two open, and server.close() then waited for
   // them until the last-resort timer (exit 1 after the grace + 15 s).
   const server = await startServer({ SHUTDOWN_GRACE_MS: '200' });
@@ -103,11 +103,14 @@ t.test('SIGTERM with connections that sent no request, half a request, or are ke
   const silent = await open();
   const partial = await open();
   partial.write('POST /sample HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n');
+  // its headers whole, its body stalled: it held the exit to the last-resort timer (exit 1)
+  const stalled = await open();
+  stalled.write('POST /sample HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"seed"');
   const kept = await open();
   kept.write('GET /health/live HTTP/1.1\r\nHost: localhost\r\n\r\n');
   const [answer] = (await once(kept, 'data')) as [Buffer];
   t.match(answer.toString(), /^HTTP\/1\.1 200/, 'the kept-alive connection was answered');
-  const closed = [silent, partial, kept].map((s) => {
+  const closed = [silent, partial, stalled, kept].map((s) => {
     s.on('error', () => {}); // a reset is a close too
     return once(s, 'close');
   });
@@ -117,6 +120,40 @@ t.test('SIGTERM with connections that sent no request, half a request, or are ke
   await Promise.all(closed);
   t.same(server.logs.find((l) => l.msg === 'shut down')?.aborted, 0);
   t.notOk(server.logs.some((l) => l.msg === 'shutdown did not finish in time; exiting'));
+});
+
+t.test('a second SIGTERM does not cut the drain short: the running requests finish, exit 0', async (t) => {
+  // the handlers were once-only, so the second signal got Node's default action: killed at once
+  const server = await startServer({ SHUTDOWN_GRACE_MS: '20000', DECODE: 'pixel' });
+  t.teardown(() => void server.child.kill('SIGKILL'));
+  const running = Array.from({ length: 3 }, (_, i) => fetch(`${server.url}/sample`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'tiny-c3', count: 16, seed: i }),
+  }).then((r) => r.status));
+  await sleep(50);
+  server.child.kill('SIGTERM');
+  await sleep(20);
+  server.child.kill('SIGTERM');
+  t.same(await Promise.all(running), [200, 200, 200], 'every running request answered');
+  t.equal(await server.exited, 0);
+  t.ok(server.logs.some((l) => l.msg === 'already shutting down; running requests keep their grace period' && l.signal === 'SIGTERM'), 'the second signal is logged');
+});
+
+t.test('SHUTDOWN_DELAY_MS: the port stays open, readiness 503 and new model work 503, then it closes', async (t) => {
+  const server = await startServer({ SHUTDOWN_DELAY_MS: '1500', SHUTDOWN_GRACE_MS: '1000' });
+  t.teardown(() => void server.child.kill('SIGKILL'));
+  const termAt = Date.now();
+  server.child.kill('SIGTERM');
+  await sleep(200);
+  const ready = await fetch(`${server.url}/health/ready`);
+  t.equal(ready.status, 503, 'not ready, and still answering');
+  t.same(await ready.json(), { ready: false, status: 'shutting_down' });
+  const refused = await fetch(`${server.url}/sample`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  t.equal(refused.status, 503);
+  t.same(await refused.json(), { error: 'server is shutting down', error_type: 'shutdown' });
+  t.equal((await fetch(`${server.url}/health/live`)).status, 200, 'alive');
+  t.equal(await server.exited, 0);
+  t.ok(Date.now() - termAt >= 1500, `exited after the delay (${Date.now() - termAt} ms)`);
+  t.match(server.logs.find((l) => l.msg === 'shutting down'), { delayMs: 1500, graceMs: 1000 });
 });
 
 t.test('EXECUTION_PROVIDER=auto without CUDA: one JSON warning per model, no native error output', async (t) => {

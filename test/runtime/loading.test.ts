@@ -1,6 +1,6 @@
 // Models load from their manifests alone; anything missing, corrupt or mismatched stops start-up
 // with an error naming the file. The execution provider falls back only when asked to.
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -65,6 +65,39 @@ t.test('a graph whose inputs differ from the manifest stops start-up', async (t)
   m.stages[0].graphs.decoder_row.inputs[2].name = 'row_index';
   writeFileSync(mf, JSON.stringify(m));
   await t.rejects(runtime({ modelsDir: dir }), { message: /small\/decoder_row\.onnx: inputs are \[prev_row, context_row, row, vcaches\], manifest declares \[prev_row, context_row, row_index, vcaches\]/ });
+});
+
+t.test('a dtype or shape the graph does not take stops start-up, naming the file (it was onnxruntime\'s message alone)', async (t) => {
+  for (const [what, change] of [
+    ['dtype', (m: { stages: Array<{ graphs: Record<string, { inputs: Array<{ dtype: string; shape: unknown[] }> }> }> }) => { m.stages[1].graphs.conditioning.inputs[0].dtype = 'float32'; }],
+    ['shape', (m: { stages: Array<{ graphs: Record<string, { inputs: Array<{ dtype: string; shape: unknown[] }> }> }> }) => { m.stages[1].graphs.conditioning.inputs[0].shape[1] = 15; }],
+  ] as const) {
+    const dir = copyModel(t);
+    const mf = join(dir, 'tiny-c1', 'manifest.json');
+    const m = JSON.parse(readFileSync(mf, 'utf8'));
+    change(m);
+    writeFileSync(mf, JSON.stringify(m));
+    await t.rejects(runtime({ modelsDir: dir }), { name: 'ModelLoadError', message: /size\/conditioning\.onnx: a run on the inputs the manifest declares failed \(.+\)/ }, what);
+  }
+});
+
+t.test('a graph file outside the model\'s folder stops start-up', async (t) => {
+  const dir = copyModel(t);
+  cpSync(join(dir, 'tiny-c1'), join(dir, 'other'), { recursive: true });
+  rmSync(join(dir, 'other', 'manifest.json'));   // graphs only: not a model of its own
+  const mf = join(dir, 'tiny-c1', 'manifest.json');
+  const m = JSON.parse(readFileSync(mf, 'utf8'));
+  m.stages[0].graphs.score.file = '../other/small/score.onnx';   // the same bytes, so the sha256 matches
+  writeFileSync(mf, JSON.stringify(m));
+  await t.rejects(runtime({ modelsDir: dir, models: ['tiny-c1'] }), { name: 'ModelLoadError', message: /tiny-c1\/manifest\.json: stage 'small', score: graph file '\.\.\/other\/small\/score\.onnx' is outside the model's folder/ });
+});
+
+t.test('a manifest that cannot be read is said to be unreadable, not invalid JSON', async (t) => {
+  const dir = copyModel(t);
+  const mf = join(dir, 'tiny-c1', 'manifest.json');
+  rmSync(mf);
+  mkdirSync(mf);   // a folder where the file should be (EISDIR, as EACCES would be for a non-root user)
+  await t.rejects(loadModels(dir, ['tiny-c1']), { name: 'ModelLoadError', message: /no model named 'tiny-c1' \(there: none; manifests that could not be read: .*tiny-c1\/manifest\.json \(cannot be read: EISDIR/ });
 });
 
 t.test('an invalid manifest names the field', async (t) => {
