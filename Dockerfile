@@ -59,6 +59,6 @@ EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # Node is PID 1 and handles SIGTERM itself: stop accepting, let running requests finish within SHUTDOWN_GRACE_MS, exit 0.
-# Give `docker stop -t` at least SHUTDOWN_GRACE_MS + 5 s (-t 20 with the default 10 s grace).
+# Give `docker stop -t` at least SHUTDOWN_DELAY_MS + SHUTDOWN_GRACE_MS + 5 s (-t 20 with the defaults: no delay, 10 s grace).
 STOPSIGNAL SIGTERM
 CMD ["node", "dist/src/server.js"]

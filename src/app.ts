@@ -24,6 +24,7 @@ import { validatorFactory } from './http/validators.js';
 import { inflateBody } from './http/content-encoding.js';
 import { clientErrorHandler, receiveTimeouts } from './http/client-error.js';
 import { traceContext } from './http/trace.js';
+import { refusals } from './plugins/error-handler.js';
 
 export interface AppDeps extends RuntimeDeps {
   /** a pino logger or Fastify logger options; default: JSON logs at LOG_LEVEL */
@@ -34,17 +35,28 @@ const { version } = JSON.parse(readFileSync(new URL('../../package.json', import
 // read from its package file: the main thread never loads onnxruntime's native binding
 const ortVersion = (createRequire(import.meta.url)('onnxruntime-node/package.json') as { version: string }).version;
 
-/** One log line per request, when it is answered: its id, method, URL, status and time (Fastify
- * writes two, 'incoming request' and 'request completed'). */
+/** Routes that probes and scrapers call every few seconds: their request lines are at debug level. */
+const PROBES = /^\/(health\/|v2\/health\/|metrics$)/;
+
+/** One log line per request, when it is answered: its id, method, URL, status and time, and for a
+ * refusal its error and error_type (Fastify writes two, 'incoming request' and 'request completed';
+ * a refusal was a third, 'request refused'). */
 class OneLinePerRequest extends LogController {
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     const url = request.url.length > 200 ? `${request.url.slice(0, 200)}...` : request.url;
-    const line = { method: request.method, url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 };
+    const line = { method: request.method, url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10, ...refusals.get(request) };
     if (error) request.log.error({ ...line, err: error }, 'request');
+    else if (PROBES.test(request.routeOptions.url ?? '') && reply.statusCode < 400) request.log.debug(line, 'request');
     else request.log.info(line, 'request');
   }
+}
+
+/** A caller's request id (from a proxy), if it is a plain token: ids are echoed and logged, so one of
+ * 3,000 characters, or two headers joined into 'a, b', gets a fresh id instead. */
+export function requestId(header: string | string[] | undefined): string {
+  return typeof header === 'string' && /^[A-Za-z0-9._:@\/+=-]{1,128}$/.test(header) ? header : randomUUID();
 }
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
@@ -62,8 +74,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     http: { connectionsCheckingInterval, requireHostHeader: false },
     clientErrorHandler,
     // Keep a caller's request id (from a proxy) so logs line up across hops; make one otherwise.
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    genReqId: (req) => requestId(req.headers['x-request-id']),
     // A caller's W3C traceparent puts its trace id on this request's log lines.
     childLoggerFactory: (logger, bindings, opts, raw) => logger.child({ ...bindings, ...traceContext(raw.headers.traceparent) }, opts),
     // Unknown fields are refused (400 naming them), not silently dropped.

@@ -88,15 +88,17 @@ export type Config = Static<typeof ConfigSchema>;
 
 /** Validates and completes the environment (or a plain object, in tests); throws naming the bad variable. */
 export function loadConfig(env: Record<string, string | number | undefined> = process.env): Config {
-  // Ajv reads a number with Number(), which takes '0x2' as 2 and '0b1' as 1: only decimals are numbers here
-  const notDecimal = Object.entries(ConfigSchema.properties)
-    .filter(([k, schema]) => (schema as { type?: string }).type === 'integer' && typeof env[k] === 'string' && env[k] !== ''
-      && !/^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$|^\s*[+-]?Infinity\s*$/.test(env[k] as string))
-    .map(([k]) => `${k} must be a decimal number, not ${JSON.stringify(env[k])}`);
-  if (notDecimal.length) throw new Error(notDecimal.join('; '));
+  // Ajv reads a number with Number(), which takes '0x2' as 2 and '0b1' as 1: such a value is passed
+  // on as one that is not a number at all, so it is refused with the rest ('WORKERS must be integer')
+  const data: Record<string, string | number | undefined> = { ...env };
+  for (const [k, schema] of Object.entries(ConfigSchema.properties)) {
+    const v = env[k];
+    if ((schema as { type?: string }).type !== 'integer' || typeof v !== 'string' || v.trim() === '') continue;
+    if (!/^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$|^\s*[+-]?Infinity\s*$/.test(v)) data[k] = `not a decimal number: ${v}`;
+  }
   let config: Config;
   try {
-    config = envSchema<Config>({ schema: ConfigSchema, data: env, env: false, dotenv: false });
+    config = envSchema<Config>({ schema: ConfigSchema, data, env: false, dotenv: false });
   } catch (err) {
     throw new Error(configErrorMessage(err));
   }

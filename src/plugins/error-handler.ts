@@ -13,13 +13,16 @@ function closeIfUnread(raw: IncomingMessage, reply: FastifyReply): void {
   if (!raw.complete) reply.header('connection', 'close');
 }
 
+/** A refused request's error, for its one 'request' log line (app.ts). */
+export const refusals = new WeakMap<object, { error: string; error_type: string }>();
+
 export default fp(
   async (app) => {
     app.setErrorHandler(async (err, request, reply) => {
       const mapped = mapError(err);
       // logged as an error only when it is ours; a passed deadline, a shutdown or loading models are not faults
       if (mapped.body.error_type === 'internal') request.log.error({ err }, 'request failed');
-      else request.log.info({ status: mapped.statusCode, error: mapped.body.error, error_type: mapped.body.error_type }, 'request refused');
+      else refusals.set(request, mapped.body);
       const route = request.routeOptions.url;
       if (request.routeOptions.config?.modelWork && route) {
         app.metrics.requestFailures.inc({ route, reason: failureReason(mapped.body.error_type) });

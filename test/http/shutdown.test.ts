@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { MODELS_DIR, ROOT, readSse, sleep } from './helpers.js';
 
 interface Server {
@@ -170,4 +171,39 @@ t.test('EXECUTION_PROVIDER=auto without CUDA: one JSON warning per model, no nat
   }
   server.child.kill('SIGTERM');
   t.equal(await server.exited, 0);
+});
+
+/** The server started with env, run until it exits by itself: its exit code, JSON log lines and stderr. */
+async function runToExit(env: Record<string, string>): Promise<{ code: number | null; logs: Array<Record<string, unknown>>; stderr: string }> {
+  const child = spawn(process.execPath, [`${ROOT}dist/src/server.js`], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', MODELS_DIR, DEFAULT_MODEL: 'tiny-c1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const logs: Array<Record<string, unknown>> = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => logs.push(JSON.parse(line) as Record<string, unknown>));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(timer);
+  await sleep(50);   // the last lines
+  return { code, logs, stderr };
+}
+
+t.test('models that cannot load: exit 1 with the cause once; no native error output with cuda; said on stderr when the logs are silent', async (t) => {
+  const cuda = await runToExit({ EXECUTION_PROVIDER: 'cuda', MODELS: 'tiny-c1' });
+  if (cuda.code === 0 || cuda.logs.some((l) => l.msg === 'model loaded')) {
+    t.pass('CUDA is available here: nothing to refuse');
+  } else {
+    t.equal(cuda.code, 1);
+    t.equal(cuda.stderr, '', 'nothing on stderr (onnxruntime printed its colored native error twice)');
+    const withStack = cuda.logs.filter((l) => (l.err as { stack?: string } | undefined)?.stack);
+    t.equal(withStack.length, 1, 'the cause, with its stack, logged once (it was twice)');
+    t.match(String((withStack[0].err as { message: string }).message), /CUDA execution provider failed/);
+    t.match(cuda.logs.find((l) => l.msg === 'models failed to load; exiting'), { level: 60, cause: /CUDA execution provider failed/ });
+  }
+  const silent = await runToExit({ LOG_LEVEL: 'silent', MODELS_DIR: join(ROOT, 'nowhere') });
+  t.equal(silent.code, 1);
+  t.same(silent.logs, [], 'no log lines');
+  t.match(silent.stderr, /^spn-serve: models failed to load: .*nowhere/, 'but the cause, on stderr');
 });

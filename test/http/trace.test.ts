@@ -35,9 +35,24 @@ t.test("a request's log lines carry its caller's trace id", async (t) => {
 
   const of = (id: string) => lines.filter((l) => l.reqId === id);
   const tracedLines = of(String(traced.headers['x-request-id']));
-  t.same(tracedLines.map((l) => l.msg), ['request refused', 'request'], 'the refusal and the request line');
+  t.same(tracedLines.map((l) => l.msg), ['request'], 'one line (a refusal was a second)');
+  t.match(tracedLines[0], { status: 400, error: 'body/count must be <= 16', error_type: 'validation' }, 'with the refusal\'s error');
   for (const l of tracedLines) t.match(l, { trace_id: TRACE, parent_id: PARENT });
   const plainLines = of(String(plain.headers['x-request-id']));
   t.equal(plainLines.length, 1);
   t.notOk('trace_id' in plainLines[0], 'an invalid traceparent: no trace id');
+  // probes and scrapes are at debug level: no info line each time a probe calls
+  const before = lines.length;
+  for (const url of ['/health/live', '/health/ready', '/v2/health/ready', '/metrics']) t.equal((await app.inject(url)).statusCode, 200, url);
+  t.equal(lines.length, before, 'no info lines for probes and scrapes');
+});
+
+t.test('a caller\'s x-request-id is kept when it is a plain token, replaced otherwise', async (t) => {
+  const app = await readyApp();
+  t.teardown(() => app.close());
+  const id = async (headers: Record<string, string | string[]>) => (await app.inject({ method: 'GET', url: '/health/live', headers })).headers['x-request-id'];
+  t.equal(await id({ 'x-request-id': 'lb-7f3a:42' }), 'lb-7f3a:42', 'a proxy\'s id, kept');
+  t.match(await id({}), /^[0-9a-f-]{36}$/, 'none: a fresh one');
+  for (const bad of ['a'.repeat(3000), 'a b', 'id\u00e9', '']) t.match(await id({ 'x-request-id': bad }), /^[0-9a-f-]{36}$/, `replaced: ${JSON.stringify(bad.slice(0, 20))}`);
+  t.match(await id({ 'x-request-id': ['a', 'b'] }), /^[0-9a-f-]{36}$/, 'two headers (joined into \'a, b\'): replaced');
 });

@@ -39,6 +39,14 @@ t.test('config: defaults, coercion, and a bad variable named', async (t) => {
   t.throws(() => loadConfig({ DECODE: 'column' }), /DECODE/);
   t.throws(() => loadConfig({ PORT: 'eighty' }), /PORT/);
   t.throws(() => loadConfig({ WORKERS: '0' }), /WORKERS/);
+  t.throws(() => loadConfig({ WORKERS: '0x2', PORT: '0b1' }), { message: 'PORT must be integer; WORKERS must be integer' }, 'hex and binary are not decimals (Number() read 0x2 as 2)');
+  t.equal(loadConfig({ WORKERS: ' 3 ', BODY_LIMIT: '2e6' }).BODY_LIMIT, 2e6, 'decimals, with an exponent');
+  t.throws(() => loadConfig({ HOST: '' }), { message: 'HOST must not be empty' }, 'an empty host bound every interface');
+  t.throws(() => loadConfig({ API_KEYS: 'short' }), { message: 'API_KEYS must be comma-separated keys of 16 to 256 characters of A-Z a-z 0-9 . _ ~ + / = -' }, 'in words, not the pattern');
+  t.throws(() => loadConfig({ CORS_ORIGINS: 'https://a.example/' }), { message: /^CORS_ORIGINS must be \* or comma-separated origins/ });
+  t.throws(() => loadConfig({ MODELS: 'tiny-c1/' }), { message: 'MODELS must be comma-separated model names (letters, digits, . _ -)' });
+  t.equal(c.SHUTDOWN_DELAY_MS, 0, 'the port closes at once by default');
+  t.equal(loadConfig({ SHUTDOWN_DELAY_MS: '5000' }).SHUTDOWN_DELAY_MS, 5000);
   t.equal(c.MODELS, '', 'every model by default');
   t.equal(c.RECEIVE_TIMEOUT_MS, 30000);
   t.throws(() => loadConfig({ MODELS: 'a;rm -rf' }), /MODELS/);
