@@ -20,6 +20,8 @@ export class PoolWorker {
   /** images of the requests in flight here */
   load = 0;
   ready = false;
+  /** it became ready once (a worker that never did is not replaced when it exits) */
+  served = false;
 
   constructor(readonly worker: Worker) {}
 
@@ -93,6 +95,7 @@ export class WorkerPool {
         switch (msg.type) {
           case 'ready':
             pw.ready = true;
+            pw.served = true;
             this.providers = msg.providers;
             resolve(pw);
             for (const wake of this.readyWaiters.splice(0)) wake();
@@ -121,7 +124,9 @@ export class WorkerPool {
         pw.requests.clear();
         pw.load = 0;
         reject(err);
-        if (!this.closing) {
+        // Only a worker that was serving is replaced: one that failed to start (its models did not
+        // load) would fail again, and replacing it started workers over and over, logging each
+        if (!this.closing && pw.served) {
           this.opts.logger?.warn({ worker: worker.threadId, code }, 'replacing inference worker');
           this.opts.observer?.workerExited?.(code);
           this.spawn().catch((e: Error) => this.opts.logger?.error({ err: e }, 'replacement worker failed to start'));

@@ -79,6 +79,18 @@ t.test('a dtype or shape the graph does not take stops start-up, naming the file
     writeFileSync(mf, JSON.stringify(m));
     await t.rejects(runtime({ modelsDir: dir }), { name: 'ModelLoadError', message: /size\/conditioning\.onnx: a run on the inputs the manifest declares failed \(.+\)/ }, what);
   }
+  // with two workers, the one that fails first is not 'replaced' (a worker that never served was
+  // started again while the other still loaded, and its exit logged as a crash)
+  const dir = copyModel(t);
+  const mf = join(dir, 'tiny-c1', 'manifest.json');
+  const m = JSON.parse(readFileSync(mf, 'utf8'));
+  m.stages[1].graphs.conditioning.inputs[0].dtype = 'float32';
+  writeFileSync(mf, JSON.stringify(m));
+  const logged: string[] = [];
+  const logger = { info() {}, warn: (_o: unknown, msg?: string) => void logged.push(String(msg)), error: (_o: unknown, msg?: string) => void logged.push(String(msg)) };
+  await t.rejects(runtime({ modelsDir: dir, workers: 2, logger }), { name: 'ModelLoadError' });
+  await new Promise((r) => setTimeout(r, 1000));
+  t.same(logged.filter((l) => /replac/.test(l)), [], 'no replacement started or failed');
 });
 
 t.test('a graph file outside the model\'s folder stops start-up', async (t) => {
