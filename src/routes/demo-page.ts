@@ -16,7 +16,7 @@ export const DEMO_HTML = `<!doctype html>
   @media (max-width: 30rem) { body { margin: .75rem; } }
   /* min-width: 0, or a fieldset is as wide as its widest line and a phone scrolls sideways */
   fieldset { border: 1px solid #ccc; border-radius: 6px; margin: 0 0 1rem; padding: .75rem 1rem; min-width: 0; }
-  fieldset.over { border-color: #1a73e8; background: #f0f6ff; }
+  .over { outline: 2px dashed #1a73e8; background: #f0f6ff; }
   label { display: inline-block; margin: 0 1rem .35rem 0; }
   [hidden] { display: none !important; }
   input[type=number] { width: 6rem; }
