@@ -55,9 +55,10 @@ COPY models ./models
 USER spn
 EXPOSE 8080
 # Liveness only: readiness (/health/ready) is for the orchestrator to route traffic; a container
-# whose models are still loading is not unhealthy. Node's fetch, so the image needs no curl.
+# whose models are still loading is not unhealthy. Node's fetch, so the image needs no curl; on the
+# HOST it listens on (loopback when that is every interface).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+  CMD ["node", "-e", "const h=process.env.HOST;const a=!h||h==='0.0.0.0'||h==='::'?'127.0.0.1':h.includes(':')?'['+h+']':h;fetch('http://'+a+':'+(process.env.PORT||8080)+'/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # Node is PID 1 and handles SIGTERM itself: stop accepting, let running requests finish within SHUTDOWN_GRACE_MS, exit 0.
 # Give `docker stop -t` at least SHUTDOWN_DELAY_MS + SHUTDOWN_GRACE_MS + 5 s (-t 20 with the defaults: no delay, 10 s grace).
 STOPSIGNAL SIGTERM

@@ -6,6 +6,8 @@
 # PyTorch 2.11 (about 31,000 steps of 32 images each in 6 minutes); train-all.sh is the two-core
 # CPU path. Re-running resumes from checkpoints.
 #   scripts/train-all-cuda.sh [runs-dir] [models-dir]
+# The defaults are the repository's runs/ and models/: the shipped checkpoints and models are
+# replaced. Name other folders to keep them; the sample grids go beside the models.
 set -e
 case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 runs=${1:-runs}
@@ -28,5 +30,6 @@ for pid in $pids; do wait "$pid" || fail=1; done   # (a POSIX sh's $(jobs -p) ca
 [ $fail = 0 ] || { echo "a training run failed: see $runs/*.log"; exit 1; }
 for cfg in mu-fmnist spn8-fmnist; do
   $py "$here/evaluate.py" --config $cfg --runs "$runs"
-  $py "$here/export.py" --config $cfg --runs "$runs" --models "$models" --grid "docs/samples-$cfg.png"
+  if [ "$models" = models ]; then grid="docs/samples-$cfg.png"; else grid="$models/samples-$cfg.png"; fi
+  $py "$here/export.py" --config $cfg --runs "$runs" --models "$models" --grid "$grid"
 done

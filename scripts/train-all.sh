@@ -3,6 +3,8 @@
 # About 75 minutes on a two-core machine: the three MU stages one after another on one core, the
 # single-stage 8-bit SPN (same training time) on the other. Re-running resumes from checkpoints.
 #   scripts/train-all.sh [runs-dir] [models-dir]
+# The defaults are the repository's runs/ and models/: the shipped (GPU-trained) checkpoints and
+# models are replaced. Name other folders to keep them; the sample grids go beside the models.
 set -e
 case "${1:-}" in -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 runs=${1:-runs}
@@ -20,5 +22,6 @@ wait $mu
 wait $spn8
 for cfg in mu-fmnist spn8-fmnist; do
   $py "$here/evaluate.py" --config $cfg --runs "$runs"
-  $py "$here/export.py" --config $cfg --runs "$runs" --models "$models" --grid "docs/samples-$cfg.png"
+  if [ "$models" = models ]; then grid="docs/samples-$cfg.png"; else grid="$models/samples-$cfg.png"; fi
+  $py "$here/export.py" --config $cfg --runs "$runs" --models "$models" --grid "$grid"
 done

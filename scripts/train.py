@@ -106,7 +106,10 @@ def main():
         now = time.time()
         state["seconds"] += now - t_last
         t_last = now
-        if state["step"] % tc["eval_every"] == 0 or state["seconds"] >= budget_s:
+        # evaluated (and last.pt saved, to resume from) every eval_every steps and at the end of
+        # the budget or of --steps, so that a short run also has a validated best.pt and a last.pt
+        last = state["seconds"] >= budget_s or (args.steps and state["step"] >= args.steps)
+        if state["step"] % tc["eval_every"] == 0 or last:
             bits, _ = stage_nll_bits(model, cfg, stage, val.to(args.device), device=args.device)
             val_bpd = bits / (val.shape[0] * dims)
             improved = val_bpd < state["best_val"]

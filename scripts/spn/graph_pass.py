@@ -155,7 +155,10 @@ def pads_before_convs(model):
 
 
 if __name__ == "__main__":
-    # python3 scripts/spn/graph_pass.py GRAPH.onnx...: prints {path: Pad nodes feeding a Conv}
+    import argparse
     import json
-    import sys
-    print(json.dumps({p: pads_before_convs(onnx.load(p)) for p in sys.argv[1:]}))
+    ap = argparse.ArgumentParser(description="Counts, in exported ONNX graphs, the Pad nodes that feed a Conv "
+                                 "(what fold_pads_into_convs looks for; export.py runs it on every graph).")
+    ap.add_argument("graphs", nargs="+", metavar="GRAPH.onnx")
+    args = ap.parse_args()
+    print(json.dumps({p: pads_before_convs(onnx.load(p)) for p in args.graphs}))

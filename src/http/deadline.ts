@@ -13,6 +13,8 @@ import { ClientGoneAbort } from './errors.js';
 export class DeadlineAbort extends Error {
   constructor(readonly ms: number) {
     super(`request timed out after ${ms} ms`);
+    // the name AbortSignal.timeout() gives its reason: the runtime counts such aborts as timeouts
+    this.name = 'TimeoutError';
   }
 }
 

@@ -127,9 +127,8 @@ export class Metrics {
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     // Zero series for every closed-set value, so rates and alerts exist before the first failure.
-    // (The runtime reports no timeouts: a passed deadline reaches it as a cancellation.)
     // spn_request_failures_total's come with each route that does model work (modelRoute).
-    for (const reason of FAILURE_REASONS) if (reason !== 'timeout' && reason !== 'unauthorized') this.runtimeFailures.inc({ reason }, 0);
+    for (const reason of FAILURE_REASONS) if (reason !== 'unauthorized') this.runtimeFailures.inc({ reason }, 0);
     for (const method of ['GET', 'POST']) this.streamResumes.inc({ method }, 0);
     for (const reason of CLIENT_ERROR_REASONS) this.clientErrors.inc({ reason }, 0);
   }

@@ -30,8 +30,14 @@ export class InvalidInputError extends RuntimeError {
 
 /** The caller aborted the request. */
 export class CancelledError extends RuntimeError {
-  constructor() {
+  /** why the request's AbortSignal fired, when it did: a passed deadline is a TimeoutError */
+  constructor(readonly abortReason?: unknown) {
     super('cancelled', 'request cancelled');
+  }
+
+  /** the caller's deadline passed (an abort reason named TimeoutError, as AbortSignal.timeout() gives) */
+  get timedOut(): boolean {
+    return (this.abortReason as { name?: unknown } | undefined)?.name === 'TimeoutError';
   }
 }
 

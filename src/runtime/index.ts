@@ -88,7 +88,7 @@ export class SpnRuntime implements Runtime {
   /** A place among the running requests, or a wait in the bounded queue, or an overload error. */
   private async admit(signal?: AbortSignal): Promise<() => void> {
     if (this.closed) throw new WorkerFailedError('runtime is closed');
-    if (signal?.aborted) throw new CancelledError();
+    if (signal?.aborted) throw new CancelledError(signal.reason);
     let released = false;
     const release = () => {
       if (released) return;
@@ -115,7 +115,7 @@ export class SpnRuntime implements Runtime {
       const onAbort = () => {
         this.waiting = this.waiting.filter((w) => w !== entry);
         this.changed();
-        reject(new CancelledError());
+        reject(new CancelledError(signal?.reason));
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiting.push(entry);
@@ -138,7 +138,7 @@ export class SpnRuntime implements Runtime {
       release();
       throw err;
     }
-    const onAbort = () => chan.fail(new CancelledError());
+    const onAbort = () => chan.fail(new CancelledError(signal?.reason));
     signal?.addEventListener('abort', onAbort, { once: true });
     return {
       id, worker, chan, queueMs,
@@ -152,7 +152,7 @@ export class SpnRuntime implements Runtime {
   }
 
   private countFailure(err: unknown): void {
-    const reason = err instanceof CancelledError ? 'cancelled'
+    const reason = err instanceof CancelledError ? (err.timedOut ? 'timeout' : 'cancelled')
       : err instanceof InvalidInputError || err instanceof UnknownModelError ? 'bad_input'
         : err instanceof OverloadedError ? null : 'internal';
     if (reason) this.opts.observer?.failed?.(reason);

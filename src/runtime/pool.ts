@@ -61,7 +61,7 @@ export class WorkerPool {
     for (;;) {
       // an abort before the choice, or while waiting for a replacement, must not be missed (the
       // caller listens for aborts only once it has its worker)
-      if (signal?.aborted) throw new CancelledError();
+      if (signal?.aborted) throw new CancelledError(signal.reason);
       let best: PoolWorker | undefined;
       for (const w of this.workers) if (w.ready && (!best || w.load < best.load)) best = w;
       if (best) {

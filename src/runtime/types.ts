@@ -160,7 +160,7 @@ export interface RuntimeObserver {
   queueChanged?(queued: number, running: number): void;
   generated?(model: string, what: 'samples' | 'slices' | 'pixels', n: number): void;
   scored?(model: string, n: number): void;
-  failed?(reason: 'overloaded' | 'cancelled' | 'bad_input' | 'internal'): void;
+  failed?(reason: 'overloaded' | 'cancelled' | 'timeout' | 'bad_input' | 'internal'): void;
   /** an inference worker exited unasked (crashed); a replacement is being started */
   workerExited?(code: number): void;
 }

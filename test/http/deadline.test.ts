@@ -26,6 +26,9 @@ t.test('a JSON sample past its timeoutMs: 504 timeout, counted once; the next re
   t.ok(took < 1000, `answered soon after the deadline (${took} ms)`);
   const metrics = (await app.inject({ url: '/metrics' })).body;
   t.equal(metricValue(metrics, 'spn_request_failures_total', { route: '/sample', reason: 'timeout' }), 1);
+  // the runtime tells a passed deadline from a hang-up (both were 'cancelled' there)
+  t.equal(metricValue(metrics, 'spn_runtime_failures_total', { reason: 'timeout' }), 1);
+  t.equal(metricValue(metrics, 'spn_runtime_failures_total', { reason: 'cancelled' }), 0);
   t.equal(metricValue(metrics, 'spn_running_requests'), 0, 'its place is free');
 
   const ok = await app.inject({ method: 'POST', url: '/sample', payload: { seed: 1, timeoutMs: 60000 } });
