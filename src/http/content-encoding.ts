@@ -19,10 +19,10 @@ export async function inflateBody(request: FastifyRequest, _reply: unknown, payl
   if (/^multipart\//i.test(request.headers['content-type'] ?? '')) {
     throw new UnsupportedEncodingError('a multipart form cannot be compressed (Content-Encoding): send it as it is');
   }
-  const out: Counted = inflate;
   // Fastify checks Content-Length against the bytes that came over the wire, not the inflated ones
-  let encoded = 0;
-  payload.on('data', (chunk: Buffer) => { encoded += chunk.length; out.receivedEncodedLength = encoded; });
+  const out: Counted = inflate;
+  out.receivedEncodedLength = 0;
+  payload.on('data', (chunk: Buffer) => { out.receivedEncodedLength! += chunk.length; });
   payload.on('error', (err) => inflate.destroy(err));
   inflate.on('error', (err: Error & { statusCode?: number }) => {
     if (err.statusCode === undefined) {

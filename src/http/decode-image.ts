@@ -5,7 +5,7 @@
 //   and every change made is reported back in `conversions`.
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import type { RawImage } from '../runtime/types.js';
-import { decodePlainPng, pngDamage } from './png.js';
+import { readPng } from './png.js';
 import { BadImageError, ImageMismatchError, ImageTooLargeError } from './errors.js';
 
 export interface ImageShape {
@@ -57,9 +57,8 @@ export async function decodeImage(
 
   // A plain PNG (8-bit, not interlaced, small) is decoded here, without sharp's fixed cost; sharp
   // takes everything else, and any file the plain decoder does not fully accept.
-  const plain = format === 'png' ? decodePlainPng(bytes, maxPixels) : undefined;
-  const damage = format === 'png' && !plain ? pngDamage(bytes) : undefined;
-  if (damage) throw new BadImageError(`the PNG image is corrupt or truncated: ${damage}`);
+  const plain = format === 'png' ? readPng(bytes, maxPixels) : undefined;
+  if (typeof plain === 'string') throw new BadImageError(`the PNG image is corrupt or truncated: ${plain}`);
   const raw = plain ?? await decodeWithSharp(bytes, format, maxPixels);
   const { width, height } = raw;
   const source = { format, width, height, channels: raw.channels };

@@ -103,9 +103,8 @@ export class Lifecycle {
  */
 export class Connections {
   private readonly open = new Set<Socket>();
-  private readonly answering = new Map<Socket, number>();
-  /** the requests of each connection whose answer is in progress */
-  private readonly requests = new Map<Socket, Set<IncomingMessage>>();
+  /** the requests of each connection whose answer is in progress (none: not in the map) */
+  private readonly answering = new Map<Socket, Set<IncomingMessage>>();
 
   constructor(server: Server) {
     server.on('connection', (s: Socket) => {
@@ -117,15 +116,11 @@ export class Connections {
     });
     server.on('request', (req: IncomingMessage, res) => {
       const s = req.socket;
-      this.answering.set(s, (this.answering.get(s) ?? 0) + 1);
-      const mine = this.requests.get(s) ?? new Set<IncomingMessage>();
-      this.requests.set(s, mine.add(req));
+      const mine = this.answering.get(s) ?? new Set<IncomingMessage>();
+      this.answering.set(s, mine.add(req));
       res.once('close', () => {
-        const n = (this.answering.get(s) ?? 1) - 1;
-        if (n > 0) this.answering.set(s, n);
-        else this.answering.delete(s);
         mine.delete(req);
-        if (!mine.size) this.requests.delete(s);
+        if (!mine.size && this.answering.get(s) === mine) this.answering.delete(s);
       });
     });
   }
@@ -136,8 +131,8 @@ export class Connections {
    * held shutdown until the last-resort timer, exit 1). */
   closeQuiet(stalled = false): void {
     for (const s of this.open) {
-      if (!this.answering.has(s)) s.destroy();
-      else if (stalled && [...(this.requests.get(s) ?? [])].every((r) => !r.complete)) s.destroy();
+      const requests = this.answering.get(s);
+      if (!requests || (stalled && [...requests].every((r) => !r.complete))) s.destroy();
     }
   }
 }

@@ -267,15 +267,20 @@ async function readEvents(body, onEvent) {
   }
 }
 
-/** A number field's value, checked here as the server would check it, in the page's own words. */
-function field(id, label, min, max, opts) {
-  const text = $(id).value.trim();
-  if (text === "" && opts.optional) return undefined;
+/** A number field's value, checked here as the server would check it, in the page's own words:
+ * within its input's min and max, and a whole number where its step is 1 (the bounds live in the
+ * markup once; the slices' max follows the model). Empty is allowed only where optional. */
+function field(id, label, optional) {
+  const input = $(id);
+  const text = input.value.trim();
+  if (text === "" && optional) return undefined;
   const n = Number(text);
-  const whole = opts.whole !== false;
+  const min = Number(input.min);
+  const max = Number(input.max);
+  const whole = input.step === "1";
   if (text === "" || !Number.isFinite(n) || (whole && !Number.isInteger(n)) || n < min || n > max) {
-    $(id).focus();
-    throw new Error(label + " must be " + (whole ? "a whole number" : "a number") + " from " + min + " to " + max + (text === "" ? "" : ", not " + text));
+    input.focus();
+    throw new Error(label + " must be " + (whole ? "a whole number" : "a number") + " from " + input.min + " to " + input.max + (text === "" ? "" : ", not " + text));
   }
   return n;
 }
@@ -284,17 +289,17 @@ function field(id, label, min, max, opts) {
 function sampleRequest(m) {
   const request = {
     model: m.name,
-    count: field("count", "Images", 1, 16, {}),
-    temperature: field("temperature", "Temperature", 0.05, 2, { whole: false }),
+    count: field("count", "Images"),
+    temperature: field("temperature", "Temperature"),
     stopAfter: $("stopAfter").value,
   };
-  const seed = field("seed", "Seed", 0, 4294967295, { optional: true });
+  const seed = field("seed", "Seed", true);
   if (seed !== undefined) request.seed = seed;
   const mode = $("mode").value;
   if (mode) {
     if (!conditionImage) throw new Error("choose an image to start from (or drop one here), or start from nothing");
     request.condition = { mode: mode, image: conditionImage };
-    if (mode === "complete") request.condition.slices = field("slices", "Slices kept", 1, m.subscaleFactor * m.subscaleFactor - 1, {});
+    if (mode === "complete") request.condition.slices = field("slices", "Slices kept");
     if ($("conditionConvert").checked) request.condition.convert = convertFor(m.name);
   }
   return request;

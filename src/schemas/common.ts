@@ -46,41 +46,32 @@ export const NoQuery = Type.Object({}, { additionalProperties: false });
 
 export const Base64Png = Type.String({ contentEncoding: 'base64', contentMediaType: 'image/png', description: 'a PNG image, base64' });
 
-const ERROR_DESCRIPTIONS: Record<number, string> = {
-  401: 'the server sets API_KEYS and the request has no valid `Authorization: Bearer <key>` (the body is not read)',
-  400: 'the request violates its schema (the message names the field), or the bytes are not a PNG/JPEG/WebP image, or it is truncated',
-  404: 'unknown model',
-  406: 'none of the media types in Accept can be produced',
-  411: 'a multipart batch upload without a Content-Length (its size is checked before it is read)',
-  413: 'the body is over BODY_LIMIT, or the image declares more than MAX_IMAGE_PIXELS pixels (it is not decoded)',
-  415: 'unsupported Content-Type',
-  422: "the image or a field does not fit the model (size, channels, stage, slices); conversion is only done on request",
-  429: 'the queue is full: retry after `Retry-After` seconds',
-  500: 'internal error',
-  504: 'the request ran past its deadline (REQUEST_TIMEOUT_MS, or the shorter one it asked for: timeoutMs, or on v2 infer parameters.timeout), queue included',
-  503: 'the models are loading, failed to load, or the server is shutting down',
-};
-
-/** An example answer for each status, so that Swagger UI shows a 401 as unauthorized and a 503 as
- * not_ready (every status showed the shared schema's first example, validation). */
-const ERROR_EXAMPLES: Record<number, [string, string]> = {
-  400: ['body/count must be <= 16', 'validation'],
-  401: ['an API key is required: send Authorization: Bearer <key>', 'unauthorized'],
-  404: ["unknown model 'nope'", 'unknown_model'],
-  406: ['none of the media types in Accept can be produced', 'not_acceptable'],
-  411: ['a multipart batch upload needs a Content-Length', 'length_required'],
-  413: ['Request body is too large', 'payload_too_large'],
-  415: ['Unsupported Media Type: text/plain', 'unsupported_media_type'],
-  422: ["the image does not fit model 'mu-fmnist': it is 56x56 but the model takes 28x28", 'image_mismatch'],
-  429: ['Model is overloaded', 'overloaded'],
-  500: ['Internal Server Error', 'internal'],
-  503: ['the models are still loading', 'not_ready'],
-  504: ['request timed out after 250 ms', 'timeout'],
+/** Each error status: what it means, and an example answer, so that Swagger UI shows a 401 as
+ * unauthorized and a 503 as not_ready (every status showed the shared schema's first example). */
+const ERRORS: Record<number, { description: string; example: [error: string, errorType: string] }> = {
+  400: { description: 'the request violates its schema (the message names the field), or the bytes are not a PNG/JPEG/WebP image, or it is truncated',
+    example: ['body/count must be <= 16', 'validation'] },
+  401: { description: 'the server sets API_KEYS and the request has no valid `Authorization: Bearer <key>` (the body is not read)',
+    example: ['an API key is required: send Authorization: Bearer <key>', 'unauthorized'] },
+  404: { description: 'unknown model', example: ["unknown model 'nope'", 'unknown_model'] },
+  406: { description: 'none of the media types in Accept can be produced', example: ['none of the media types in Accept can be produced', 'not_acceptable'] },
+  411: { description: 'a multipart batch upload without a Content-Length (its size is checked before it is read)',
+    example: ['a multipart batch upload needs a Content-Length', 'length_required'] },
+  413: { description: 'the body is over BODY_LIMIT, or the image declares more than MAX_IMAGE_PIXELS pixels (it is not decoded)',
+    example: ['Request body is too large', 'payload_too_large'] },
+  415: { description: 'unsupported Content-Type', example: ['Unsupported Media Type: text/plain', 'unsupported_media_type'] },
+  422: { description: 'the image or a field does not fit the model (size, channels, stage, slices); conversion is only done on request',
+    example: ["the image does not fit model 'mu-fmnist': it is 56x56 but the model takes 28x28", 'image_mismatch'] },
+  429: { description: 'the queue is full: retry after `Retry-After` seconds', example: ['Model is overloaded', 'overloaded'] },
+  500: { description: 'internal error', example: ['Internal Server Error', 'internal'] },
+  503: { description: 'the models are loading, failed to load, or the server is shutting down', example: ['the models are still loading', 'not_ready'] },
+  504: { description: 'the request ran past its deadline (REQUEST_TIMEOUT_MS, or the shorter one it asked for: timeoutMs, or on v2 infer parameters.timeout), queue included',
+    example: ['request timed out after 250 ms', 'timeout'] },
 };
 
 /** ErrorBody once per status, with that status's example (components `Error401`, ...). */
 export const ERROR_SCHEMAS: Record<number, typeof ErrorBody> = Object.fromEntries(
-  Object.entries(ERROR_EXAMPLES).map(([code, [error, type]]) => [
+  Object.entries(ERRORS).map(([code, { example: [error, type] }]) => [
     code,
     Type.Object(
       {
@@ -98,7 +89,7 @@ export function errors(...codes: number[]): Record<number, typeof ErrorBody> {
     codes.map((c) => [
       c,
       Type.Ref(ERROR_SCHEMAS[c] ?? ErrorBody, {
-        description: ERROR_DESCRIPTIONS[c] ?? 'error',
+        description: ERRORS[c]?.description ?? 'error',
         ...(c === 429 ? { headers: { 'retry-after': Type.Integer({ description: 'seconds to wait before retrying' }) } } : {}),
       }) as unknown as typeof ErrorBody,
     ]),

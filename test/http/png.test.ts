@@ -4,7 +4,7 @@ import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import t from 'tap';
 import { decodeImage } from '../../src/http/decode-image.js';
-import { decodePlainPng, encodePng, PLAIN_PNG_MAX_PIXELS, pngChunk as chunk, pngDamage } from '../../src/http/png.js';
+import { decodePlainPng, encodePng, PLAIN_PNG_MAX_PIXELS, pngChunk as chunk, readPng } from '../../src/http/png.js';
 
 const COLOUR: Record<number, number> = { 1: 0, 2: 4, 3: 2, 4: 6 };
 
@@ -136,13 +136,13 @@ t.test('a damaged PNG is refused, naming the damage, where sharp (libpng) would 
     ['cut after the last IDAT', png.subarray(0, png.length - 12), 'it ends before its IEND chunk'],
   ];
   for (const [what, bytes, damage] of cases) {
-    t.equal(pngDamage(bytes), damage, what);
+    t.equal(readPng(bytes, 1e6), damage, what);
     await t.resolves(sharp(bytes, { failOn: 'truncated' }).raw().toBuffer(), `${what}: libpng decodes it as it is`);
     await t.rejects(decodeImage(bytes, model, {}, 1e6), { statusCode: 400, message: `the PNG image is corrupt or truncated: ${damage}` }, what);
   }
-  t.equal(pngDamage(png.subarray(0, png.length - 20)), 'its "IDAT" chunk runs past the end of the file');
-  t.equal(pngDamage(png), undefined, 'a whole file');
-  t.equal(pngDamage(Buffer.concat([png, Buffer.from([0])])), undefined, 'bytes after IEND are ignored, as decoders do');
+  t.equal(readPng(png.subarray(0, png.length - 20), 1e6), 'its "IDAT" chunk runs past the end of the file');
+  t.notOk(typeof readPng(png, 1e6) === 'string', 'a whole file');
+  t.equal(readPng(Buffer.concat([png, Buffer.from([0])]), 1e6), undefined, 'bytes after IEND are ignored, as decoders do (and send the file to sharp)');
   const d = await decodeImage(Buffer.concat([png, Buffer.from([0])]), model, {}, 1e6);
   t.same([d.image.width, d.image.height], [16, 16], 'and such a file still decodes (by sharp)');
 });
