@@ -24,11 +24,23 @@ function classify(code: string | undefined): { status: number; error: string; re
   return { status: 400, error: 'the request is not valid HTTP', reason: 'malformed' };
 }
 
+/** Sockets answered here, with the status written: a request routed before its connection was cut
+ * here (its body still being read at a receive timeout) is counted as that answer (metrics, error
+ * handler), not as a client that hung up or a failure of its route. */
+export const connectionAnswers = new WeakMap<Socket, number>();
+
 /** Fastify's clientErrorHandler: bound to the instance, so its metrics are reachable once registered. */
 export function clientErrorHandler(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
-  // a reset connection has nobody to answer
+  // A reset connection has nobody to answer; nor has one the client closed in the middle of its
+  // request (HPE_INVALID_EOF_STATE): a hang-up, not bytes that are not HTTP. If the request was
+  // routed, its route sees the hang-up as its body's read failing (499 cancelled, 'aborted').
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  if (err.code === 'HPE_INVALID_EOF_STATE') {
+    socket.destroy();
+    return;
+  }
   const { status, error, reason } = classify(err.code);
+  connectionAnswers.set(socket, status);
   (this as Partial<FastifyInstance>).metrics?.clientErrors.inc({ reason });
   this.log.debug({ err, reason }, 'client error');
   // (an answer given before the body was all in closes its connection: plugins/error-handler.ts)

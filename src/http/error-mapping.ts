@@ -74,6 +74,8 @@ export function mapError(err: unknown): MappedError {
   if (err instanceof RuntimeError) return { statusCode: 500, body: { error: 'internal error while running the model', error_type: 'internal' } };
 
   const e = err as { code?: string; statusCode?: number; message?: string; validation?: unknown };
+  // the client's connection closed while its body was read (Node's 'aborted'; Fastify makes it a 400)
+  if (e?.code === 'ECONNRESET') return { statusCode: 499, body: { error: 'request cancelled', error_type: 'cancelled' } };
   if (e && e.validation) return { statusCode: 400, body: { error: String(e.message), error_type: 'validation' } };
   const known = e?.code ? byFastifyCode[e.code] : undefined;
   // loading models take seconds: tell clients when to come back

@@ -4,6 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import type { FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
 import { failureReason, mapError } from '../http/error-mapping.js';
+import { connectionAnswers } from '../http/client-error.js';
 
 /** Refused before its body was all in (too large by its Content-Length, a multipart part over the
  * limit, an unknown route): the connection closes after the answer, as HTTP/1.1 asks, instead of
@@ -24,7 +25,8 @@ export default fp(
       if (mapped.body.error_type === 'internal') request.log.error({ err }, 'request failed');
       else refusals.set(request, mapped.body);
       const route = request.routeOptions.url;
-      if (request.routeOptions.config?.modelWork && route) {
+      // (a request whose connection the receive timeout cut was answered 408 there, and counted)
+      if (request.routeOptions.config?.modelWork && route && !connectionAnswers.has(request.raw.socket)) {
         app.metrics.requestFailures.inc({ route, reason: failureReason(mapped.body.error_type) });
       }
       if (mapped.retryAfterSeconds !== undefined) reply.header('retry-after', String(mapped.retryAfterSeconds));

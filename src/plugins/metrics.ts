@@ -4,9 +4,9 @@
 // names and stages, graph kinds, failure reasons.
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { RuntimeObserver } from '../runtime/types.js';
+import { RUNTIME_FAILURE_REASONS, type RuntimeObserver } from '../runtime/types.js';
 import { FAILURE_REASONS } from '../http/error-mapping.js';
-import { CLIENT_ERROR_REASONS } from '../http/client-error.js';
+import { CLIENT_ERROR_REASONS, connectionAnswers } from '../http/client-error.js';
 
 const SECONDS_HTTP = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 const SECONDS_QUEUE = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -113,7 +113,7 @@ export class Metrics {
   });
   readonly clientErrors = new Counter({
     name: 'spn_client_errors_total',
-    help: 'connections closed before a request could be routed: too slow to send it, headers too large, not HTTP',
+    help: 'requests answered and closed at the connection level: too slow to send (408), headers too large (431), not HTTP (400)',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
@@ -128,7 +128,7 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry });
     // Zero series for every closed-set value, so rates and alerts exist before the first failure.
     // spn_request_failures_total's come with each route that does model work (modelRoute).
-    for (const reason of FAILURE_REASONS) if (reason !== 'unauthorized') this.runtimeFailures.inc({ reason }, 0);
+    for (const reason of RUNTIME_FAILURE_REASONS) this.runtimeFailures.inc({ reason }, 0);
     for (const method of ['GET', 'POST']) this.streamResumes.inc({ method }, 0);
     for (const reason of CLIENT_ERROR_REASONS) this.clientErrors.inc({ reason }, 0);
   }
@@ -177,12 +177,16 @@ export default fp(
     });
 
     // A client that hangs up before its answer has ended gets no onResponse: its request is counted
-    // when the connection closes, under status_class 'aborted' (hung-up streams were not counted).
+    // when the connection closes, under status_class 'aborted' (hung-up streams were not counted);
+    // one whose connection the server cut while receiving it, under the status it was answered.
     app.addHook('onRequest', async (request, reply) => {
       const res = reply.raw;
       res.once('close', () => {
         if (res.writableFinished) return;
-        metrics.httpDuration.observe({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status_class: 'aborted' }, reply.elapsedTime / 1000);
+        // cut by the connection-level handler (a receive timeout), which answered on the socket itself
+        const answered = connectionAnswers.get(request.raw.socket);
+        const statusClass = answered === undefined ? 'aborted' : `${Math.floor(answered / 100)}xx`;
+        metrics.httpDuration.observe({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status_class: statusClass }, reply.elapsedTime / 1000);
       });
     });
 

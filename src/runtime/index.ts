@@ -140,6 +140,7 @@ export class SpnRuntime implements Runtime {
     }
     const onAbort = () => chan.fail(new CancelledError(signal?.reason));
     signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort();   // aborted while the worker was being chosen
     return {
       id, worker, chan, queueMs,
       close: (finished: boolean) => {

@@ -156,7 +156,7 @@ export async function loadModels(modelsDir: string, only?: readonly string[]): P
     if (await stat(join(d, 'manifest.json')).catch(() => null)) dirs.push(d);
   }
   if (dirs.length === 0) throw new ModelLoadError(`${modelsDir}: no models (no */manifest.json)`);
-  if (!only?.length) return Promise.all(dirs.sort().map(loadModel));
+  if (!only?.length) return oneFolderPerName(await Promise.all(dirs.sort().map(loadModel)));
   // The names come from the manifests; only the chosen models' graphs are read and checked. A
   // manifest that cannot be read for its name is not one of them (it stops nothing), but a name
   // that is not found says which manifests could not be read, in case it is one of those.
@@ -182,7 +182,21 @@ export async function loadModels(modelsDir: string, only?: readonly string[]): P
     throw new ModelLoadError(`${modelsDir}: no model named ${missing.map((n) => `'${n}'`).join(', ')} (there: ${there || 'none'}` +
       `${unreadable.length ? `; manifests that could not be read: ${unreadable.join(', ')}` : ''})`);
   }
-  return Promise.all(named.filter((m) => m.name !== undefined && only.includes(m.name)).map((m) => m.d).sort().map(loadModel));
+  return oneFolderPerName(await Promise.all(named.filter((m) => m.name !== undefined && only.includes(m.name)).map((m) => m.d).sort().map(loadModel)));
+}
+
+/** Requests name models by their manifests' names: two folders with one name (a copy left beside
+ * the original) would serve one and load both, silently. */
+function oneFolderPerName(models: LoadedModel[]): LoadedModel[] {
+  const seen = new Map<string, string>();
+  for (const m of models) {
+    const other = seen.get(m.manifest.name);
+    if (other !== undefined) {
+      fail(join(m.dir, 'manifest.json'), `model name '${m.manifest.name}' is also the name in ${join(other, 'manifest.json')}: each model needs its own name`);
+    }
+    seen.set(m.manifest.name, m.dir);
+  }
+  return models;
 }
 
 /** The weights' identity: a digest of every graph's sha256 (checked at load), stage by stage. */

@@ -69,7 +69,8 @@ export class WorkerPool {
         best.load += weight;
         return best;
       }
-      if (this.closing || Date.now() >= deadline) throw new WorkerFailedError('no inference worker is ready');
+      if (this.closing) throw new WorkerFailedError('the runtime closed while this request waited for an inference worker');
+      if (Date.now() >= deadline) throw new WorkerFailedError('no inference worker is ready');
       await new Promise<void>((resolve) => {
         const done = () => { clearTimeout(timer); signal?.removeEventListener('abort', done); resolve(); };
         const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
@@ -89,6 +90,7 @@ export class WorkerPool {
   private spawn(): Promise<PoolWorker> {
     const worker = new Worker(WORKER_URL);
     const pw = new PoolWorker(worker);
+    const threadId = worker.threadId;   // -1 once it has exited
     this.workers.push(pw);
     return new Promise((resolve, reject) => {
       worker.on('message', (msg: FromWorker) => {
@@ -113,13 +115,13 @@ export class WorkerPool {
       });
       worker.on('error', (err) => {
         pw.ready = false;
-        this.opts.logger?.error({ err, worker: worker.threadId }, 'inference worker crashed');
+        this.opts.logger?.error({ err, worker: threadId }, 'inference worker crashed');
       });
       worker.on('exit', (code) => {
         pw.ready = false;
         const i = this.workers.indexOf(pw);
         if (i >= 0) this.workers.splice(i, 1);
-        const err = new WorkerFailedError(`inference worker ${worker.threadId} exited (code ${code}) while running this request`);
+        const err = new WorkerFailedError(`inference worker ${threadId} exited (code ${code}) while running this request`);
         for (const h of pw.requests.values()) h.fail(err);
         pw.requests.clear();
         pw.load = 0;
@@ -127,7 +129,7 @@ export class WorkerPool {
         // Only a worker that was serving is replaced: one that failed to start (its models did not
         // load) would fail again, and replacing it started workers over and over, logging each
         if (!this.closing && pw.served) {
-          this.opts.logger?.warn({ worker: worker.threadId, code }, 'replacing inference worker');
+          this.opts.logger?.warn({ worker: threadId, code }, 'replacing inference worker');
           this.opts.observer?.workerExited?.(code);
           this.spawn().catch((e: Error) => this.opts.logger?.error({ err: e }, 'replacement worker failed to start'));
         }
@@ -139,6 +141,7 @@ export class WorkerPool {
 
   async close(graceMs = 5000): Promise<void> {
     this.closing = true;
+    for (const wake of this.readyWaiters.splice(0)) wake();   // waiters for a worker see `closing` and leave
     await Promise.all(this.workers.map((w) => new Promise<void>((resolve) => {
       const timer = setTimeout(() => void w.worker.terminate(), graceMs);
       w.worker.once('exit', () => { clearTimeout(timer); resolve(); });

@@ -151,6 +151,10 @@ export const DEFAULT_QUANTUM = 56;
 /** How the slice decoder samples: one run per row (its pixel steps unrolled in the graph), or one run per pixel. */
 export type DecodeMode = 'row' | 'pixel';
 
+/** Why the runtime failed a request (spn_runtime_failures_total's reasons). */
+export const RUNTIME_FAILURE_REASONS = ['overloaded', 'cancelled', 'timeout', 'bad_input', 'internal'] as const;
+export type RuntimeFailureReason = (typeof RUNTIME_FAILURE_REASONS)[number];
+
 /** Hooks the runtime calls so that the app can keep metrics without the runtime knowing HTTP. */
 export interface RuntimeObserver {
   /** a batched graph run: its duration, its lanes, and when it ended (ms since the epoch, high resolution) */
@@ -160,7 +164,7 @@ export interface RuntimeObserver {
   queueChanged?(queued: number, running: number): void;
   generated?(model: string, what: 'samples' | 'slices' | 'pixels', n: number): void;
   scored?(model: string, n: number): void;
-  failed?(reason: 'overloaded' | 'cancelled' | 'timeout' | 'bad_input' | 'internal'): void;
+  failed?(reason: RuntimeFailureReason): void;
   /** an inference worker exited unasked (crashed); a replacement is being started */
   workerExited?(code: number): void;
 }

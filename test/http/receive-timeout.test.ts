@@ -5,7 +5,7 @@
 import t from 'tap';
 import { receiveTimeouts } from '../../src/http/client-error.js';
 import { openapiText } from '../../scripts/write-openapi.js';
-import { listening, metricValue, rawExchange, readSse } from './helpers.js';
+import { listening, metricValue, rawExchange, readSse, sleep } from './helpers.js';
 
 /** Writes `chunks`, `gapMs` apart, and waits for the server to close the connection. */
 async function raw(url: string, chunks: string[], gapMs = 0): Promise<{ text: string; closedAfterMs: number }> {
@@ -42,6 +42,13 @@ t.test('connection-level refusals, each in the error shape and counted; the serv
     t.match(res.headers, /connection: close/);
     t.ok(r.closedAfterMs >= 190 && r.closedAfterMs < 3000, `closed after ${r.closedAfterMs} ms (limit 200)`);
     t.equal(await count('request_timeout'), 1);
+    // the request had been routed: it is counted as its 408, not as a hang-up or a failure of its route
+    await sleep(100);
+    const m = (await app.inject({ url: '/metrics' })).body;
+    const requests = (status_class: string) => metricValue(m, 'spn_http_request_duration_seconds_count', { route: '/likelihood', status_class });
+    t.equal(requests('4xx'), 1, 'one 4xx request on /likelihood');
+    t.equal(requests('aborted'), undefined, 'not counted as one whose client hung up (it was)');
+    t.equal(metricValue(m, 'spn_request_failures_total', { route: '/likelihood', reason: 'bad_input' }), 0, 'not a bad input of /likelihood (it was)');
   });
 
   await t.test('headers stalled half-way: 408', async (t) => {
@@ -65,6 +72,23 @@ t.test('connection-level refusals, each in the error shape and counted; the serv
     // the body keeps coming after the answer, for longer than the receive limit
     const r = await raw(url, [head, ...Array.from({ length: 6 }, () => '--b\r\n')], 100);
     t.equal(r.text.match(/HTTP\/1\.1 \d{3} /g)?.join(','), 'HTTP/1.1 413 ', 'one answer, the 413');
+  });
+
+  await t.test('a client that closes its side half-way through its body: a hang-up (no answer), not malformed HTTP', async (t) => {
+    // (the 413 above was a bad input of this route)
+    const badBefore = metricValue((await app.inject({ url: '/metrics' })).body, 'spn_request_failures_total', { route: '/likelihood/batch', reason: 'bad_input' });
+    const r = await rawExchange(url, ['POST /likelihood/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"images":['], { finish: 'end' });
+    t.ok(r.closed, 'the server closed the connection');
+    t.equal(r.text, '', 'no answer (it was 400 "the request is not valid HTTP")');
+    await sleep(100);
+    const m = (await app.inject({ url: '/metrics' })).body;
+    t.equal(await count('malformed'), 0, 'not counted as bytes that are not HTTP (it was)');
+    t.equal(metricValue(m, 'spn_http_request_duration_seconds_count', { route: '/likelihood/batch', status_class: 'aborted' }), 1, 'counted as a request whose client hung up');
+    t.equal(metricValue(m, 'spn_request_failures_total', { route: '/likelihood/batch', reason: 'cancelled' }), 1, 'a cancelled request of its route');
+    t.equal(metricValue(m, 'spn_request_failures_total', { route: '/likelihood/batch', reason: 'bad_input' }), badBefore, 'not a bad input (it was)');
+    const cut = await rawExchange(url, ['POST /sample HTTP/1.1\r\nHost: x\r\nContent-Le'], { finish: 'end' });
+    t.equal(cut.text, '', 'nor for a client that closes half-way through its headers');
+    t.equal(await count('malformed'), 0);
   });
 
   await t.test('headers over Node\'s limit: 431', async (t) => {

@@ -201,6 +201,8 @@ t.test('routes', async (t) => {
     t.equal(metricValue(text, 'spn_request_failures_total', { route: '/likelihood/batch', reason: 'timeout' }), 0, 'zero series for every route and reason');
     t.equal(metricValue(text, 'spn_request_failures_total', { route: '/v2/models/:name/infer', reason: 'bad_input' }), 0);
     t.equal(metricValue(text, 'spn_runtime_failures_total', { reason: 'timeout' }), 0, 'a zero series for the runtime\'s timeouts too');
+    t.same([...text.matchAll(/^spn_runtime_failures_total\{reason="([^"]+)"\}/gm)].map((m) => m[1]).sort(), ['bad_input', 'cancelled', 'internal', 'overloaded', 'timeout'],
+      'the runtime\'s series are the reasons it reports (an \'unavailable\' series could never move)');
     for (const name of ['spn_queue_length', 'spn_running_requests', 'spn_batch_size']) t.equal(metricValue(text, name), 0, name);
     t.equal(metricValue(text, 'spn_workers_ready'), 1, 'the one worker is ready');
     t.equal(metricValue(text, 'spn_worker_restarts_total'), 0);

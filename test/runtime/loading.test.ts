@@ -43,6 +43,16 @@ t.test('only the models asked for are loaded; a name that is not there stops sta
   await t.rejects(runtime({ modelsDir: dir }), { name: 'ModelLoadError', message: /tiny-c3\/manifest\.json/ }, 'every model: the unreadable manifest stops start-up');
 });
 
+t.test('two folders whose manifests give one name stop start-up, naming both (one hid the other)', async (t) => {
+  const dir = copyModel(t);
+  cpSync(join(MODELS_DIR, 'tiny-c3'), join(dir, 'zz-copy'), { recursive: true });
+  const file = join(dir, 'zz-copy', 'manifest.json');
+  writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), name: 'tiny-c1' }));
+  const both = /zz-copy\/manifest\.json: model name 'tiny-c1' is also the name in .*tiny-c1\/manifest\.json: each model needs its own name/;
+  await t.rejects(runtime({ modelsDir: dir }), { name: 'ModelLoadError', message: both }, 'every model');
+  await t.rejects(runtime({ modelsDir: dir, models: ['tiny-c1'] }), { name: 'ModelLoadError', message: both }, 'that name asked for');
+});
+
 t.test('a corrupt graph file stops start-up, naming the file', async (t) => {
   const dir = copyModel(t);
   const file = join(dir, 'tiny-c1', 'size', 'decoder_pixel.onnx');

@@ -268,8 +268,9 @@ t.test('a killed worker fails only its in-flight requests and is replaced', asyn
       if (ev.type === 'slice' && victim.ready) victim.post({ type: 'crash' });
     }
   })();
+  const threadId = victim.worker.threadId;
   await t.rejects(inflight, WorkerFailedError);
-  await t.rejects(inflight, /exited/);
+  await t.rejects(inflight, new RegExp(`^inference worker ${threadId} exited \\(code 1\\) while running this request$`), 'naming the worker (it said -1: the id is gone once it has exited)');
   t.equal(rt.stats().workersReady, 0, 'no worker ready while the replacement loads');
   // the next request waits for the replacement worker and is served by it
   const next = doneOf(await collect(rt.sample(req(11))));
@@ -295,6 +296,41 @@ t.test('a request waiting for a replacement worker leaves at once when aborted',
   t.notOk(rt.pool.workers.some((w) => w.ready), 'it left before the replacement was ready (it used to wait for it)');
   t.equal(rt.stats().running, 0, 'its place is free');
   t.equal(doneOf(await collect(rt.sample(req(14)))).images.length, 1, 'the replacement then serves');
+});
+
+t.test('closing the runtime ends a request waiting for a replacement worker at once', async (t) => {
+  const rt = await runtime();
+  const victim = rt.pool.workers[0];
+  const inflight = (async () => {
+    for await (const ev of rt.sample(req(15))) if (ev.type === 'slice' && victim.ready) victim.post({ type: 'crash' });
+  })();
+  await t.rejects(inflight, WorkerFailedError);
+  let settled = '';
+  const waiting = collect(rt.sample(req(16))).then(() => { settled = 'served'; }, (e: Error) => { settled = e.message; });
+  await new Promise((r) => setTimeout(r, 20));
+  t.equal(rt.stats().running, 1, 'it holds a place while it waits');
+  await rt.close();
+  await Promise.race([waiting, new Promise((r) => setTimeout(r, 100))]);
+  t.match(settled, /shut|clos/i, `settled by close (${settled || 'still pending'}; it waited out its 30 s and said no worker was ready)`);
+  t.equal(rt.stats().running, 0, 'its place is free');
+});
+
+t.test('an abort in the moment the worker is chosen is not lost', async (t) => {
+  const rt = await runtime();
+  t.teardown(() => rt.close());
+  const outcomes: string[] = [];
+  // abort after n microtask turns: n = 0 fell between the worker being chosen and the request
+  // listening for its abort, and the request ran to the end
+  for (let n = 0; n < 8; n++) {
+    const ac = new AbortController();
+    const run = collect(rt.sample(req(5, { signal: ac.signal }))).then(() => 'done', (e: Error) => e.name);
+    let q = Promise.resolve();
+    for (let i = 0; i < n; i++) q = q.then(() => {});
+    void q.then(() => ac.abort());
+    outcomes.push(await run);
+  }
+  t.same(outcomes, Array(8).fill('CancelledError'));
+  t.equal(rt.stats().running, 0);
 });
 
 t.test('requests that start at once spread over the workers by images in flight', async (t) => {
