@@ -191,8 +191,9 @@ function readImages(req: InferRequest, binary: Buffer, m: ModelSummary): RawImag
 /** Which outputs, each as JSON or binary: all by default; request and output parameters decide. */
 function requestedOutputs(req: InferRequest, params: Record<string, unknown> | undefined): { name: OutputName; binary: boolean }[] {
   const allBinary = flag(params, 'binary_data_output', 'parameters') ?? false;
-  if (req.outputs === undefined) return OUTPUTS.map((name) => ({ name, binary: allBinary }));
-  if (!Array.isArray(req.outputs) || !req.outputs.length) throw new BadRequestError('outputs must be a non-empty array when given');
+  if (req.outputs !== undefined && !Array.isArray(req.outputs)) throw new BadRequestError(`outputs is ${JSON.stringify(req.outputs)}: it must be an array`);
+  // none asked for is all of them, as Triton answers (its Python client sends [] for infer(..., outputs=[]))
+  if (req.outputs === undefined || !req.outputs.length) return OUTPUTS.map((name) => ({ name, binary: allBinary }));
   return (req.outputs as RequestOutput[]).map((o, i) => {
     if (!OUTPUTS.includes(o?.name as OutputName)) throw new BadRequestError(`outputs/${i}/name is ${JSON.stringify(o?.name)}: the outputs are ${OUTPUTS.join(', ')}`);
     const b = flag(parametersOf(o.parameters, `outputs/${i}/parameters`), 'binary_data', `outputs/${i}/parameters`);

@@ -148,6 +148,11 @@ t.test('infer: the scores of /likelihood/batch, from JSON and binary tensors', a
   t.same(pickedHead.outputs.map((o) => o.name), ['nats', 'bits_per_dim'], 'the outputs asked for, in order');
   t.same(pickedHead.outputs[0].data, expected.nats);
   t.same([picked.rawPayload.readDoubleLE(m), picked.rawPayload.readDoubleLE(m + 8)], expected.bits_per_dim);
+
+  // outputs: [] asks for none in particular: all of them, as Triton answers (it was a 400)
+  const none = await app.inject({ method: 'POST', url: '/v2/models/tiny-c1/infer', payload: { inputs: [{ ...input, data: flat }], outputs: [] } });
+  t.equal(none.statusCode, 200, 'outputs: [] is 200');
+  check((none.json() as { outputs: Out[] }).outputs, 'outputs: [], every output');
 });
 
 t.test('infer refuses what it cannot score, naming the field', async (t) => {
@@ -173,6 +178,7 @@ t.test('infer refuses what it cannot score, naming the field', async (t) => {
     ['nested as [28][28] for [1, 28, 28, 1]', { inputs: [{ ...ok, data: Array.from({ length: 28 }, () => Array(28).fill(1)) }] }, 400,
       /^inputs\/0\/data is nested as \[28\]\[28\], which does not fit the shape \[1, 28, 28, 1\] \(nest it as \[1\]\[784\], or send it flat\)$/],
     ['an unknown output', { inputs: [ok], outputs: [{ name: 'logits' }] }, 400, /^outputs\/0\/name is "logits": the outputs are bits_per_dim, nats, stage_bits_per_dim/],
+    ['outputs an object', { inputs: [ok], outputs: { name: 'nats' } }, 400, /^outputs is \{"name":"nats"\}: it must be an array$/],
     ['a numeric id', { id: 7, inputs: [ok] }, 400, /^id must be a string/],
     ['parameters an array', { inputs: [ok], parameters: [] }, 400, /^parameters is \[\]: it must be an object/],
     ['parameters null', { inputs: [ok], parameters: null }, 400, /^parameters is null: it must be an object/],
