@@ -271,7 +271,7 @@ def sampling_fixtures(cfg, models, images, seed=7):
             # slices the stage generates are zeroed so nothing of the true image leaks in
             slices[:, st["first_slice"]:] = 0
             got, nll = sample_stage(models[st["name"]], slices, aux, uniforms[st["name"]], temp)
-            plane = from_slices(got, S)                         # [B, C, N, N]
+            plane = from_slices(got, S, cfg.get("slice_order"))    # [B, C, N, N]
             per_stage[st["name"]] = {"plane": plane.permute(0, 2, 3, 1).reshape(B, -1).tolist(),
                                      "nats": nll.tolist()}
         images_out, nll = sample_pipeline(cfg, models, uniforms, temp)
@@ -360,7 +360,7 @@ def main():
         "image": {"height": cfg["image_size"], "width": cfg["image_size"], "channels": cfg["channels"],
                   "channelOrder": cfg["channel_order"], "bitDepth": cfg["bit_depth"], "layout": "HWC"},
         "subscaleFactor": S,
-        "sliceOrder": [[i, j] for i in range(S) for j in range(S)],
+        "sliceOrder": cfg["slice_order"],
         "stages": stages,
         "sampling": {"method": "inverse CDF of softmax(logits / temperature) with one uniform per sub-pixel",
                      "uniformOrder": "stage, slice, row, column, channel: one uniform per sub-pixel, in the order they are sampled",

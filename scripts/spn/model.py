@@ -18,16 +18,39 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def to_slices(x, S):
-    """[B, C, N, N] -> [B, S*S, C, N/S, N/S]; slice k = i*S + j is x[..., i::S, j::S]."""
+def raster_order(S):
+    """The slice offsets [i, j] in raster order: slice k is [k // S, k % S]."""
+    return [[i, j] for i in range(S) for j in range(S)]
+
+
+def check_order(order, S):
+    """A slice order: every offset [i, j] (0 <= i, j < S) once."""
+    if sorted(map(tuple, order)) != [tuple(o) for o in raster_order(S)]:
+        raise ValueError(f"slice_order {order} must list each of the {S * S} offsets [i, j] with 0 <= i, j < {S} once")
+    return order
+
+
+def _raster_index(order, S):
+    return [i * S + j for i, j in order]
+
+
+def to_slices(x, S, order=None):
+    """[B, C, N, N] -> [B, S*S, C, N/S, N/S]; slice k is x[..., i::S, j::S] for [i, j] = order[k]
+    (raster order, [k // S, k % S], when order is None)."""
     B, C, N, M = x.shape
     h, w = N // S, M // S
-    return x.reshape(B, C, h, S, w, S).permute(0, 3, 5, 1, 2, 4).reshape(B, S * S, C, h, w)
+    s = x.reshape(B, C, h, S, w, S).permute(0, 3, 5, 1, 2, 4).reshape(B, S * S, C, h, w)
+    return s if order is None else s[:, _raster_index(order, S)]
 
 
-def from_slices(s, S):
+def from_slices(s, S, order=None):
     """Inverse of to_slices."""
     B, SS, C, h, w = s.shape
+    if order is not None:
+        inverse = [0] * SS
+        for k, r in enumerate(_raster_index(order, S)):
+            inverse[r] = k
+        s = s[:, inverse]
     return s.reshape(B, S, S, C, h, w).permute(0, 3, 4, 1, 5, 2).reshape(B, C, h * S, w * S)
 
 

@@ -46,12 +46,13 @@ def sample_pipeline(cfg, models, uniforms, temperature, stop_after=None, given=N
     nll = torch.zeros(B, dtype=torch.float64)
     for st in cfg["stages"]:
         m = models[st["name"]]
-        plane = to_slices((image >> st["shift"]) & ((1 << st["bits"]) - 1), S)
-        aux = to_slices(image >> (st["shift"] + st["bits"]), S) if st["aux_bits"] else None
+        order = cfg.get("slice_order")
+        plane = to_slices((image >> st["shift"]) & ((1 << st["bits"]) - 1), S, order)
+        aux = to_slices(image >> (st["shift"] + st["bits"]), S, order) if st["aux_bits"] else None
         plane, n = sample_stage(m, plane, aux, uniforms[st["name"]], temperature)
         nll += n
         mask = ((1 << st["bits"]) - 1) << st["shift"]
-        image = (image & ~mask) | (from_slices(plane, S) << st["shift"])
+        image = (image & ~mask) | (from_slices(plane, S, order) << st["shift"])
         if st["name"] == stop_after:
             break
     return image.to(torch.uint8), nll

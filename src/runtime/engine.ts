@@ -19,7 +19,7 @@ import ort from 'onnxruntime-node';
 import type { Manifest } from './manifest.js';
 import { uniformAt } from './rng.js';
 import type { ModelSessions } from './sessions.js';
-import { bitPlane, sliceOffset, toSlices } from './subscale.js';
+import { bitPlane, sliceOffset, toSlices, type SliceOrder } from './subscale.js';
 import type { DecodeMode, GraphKind } from './types.js';
 
 export interface EngineModel {
@@ -124,7 +124,7 @@ export function engineModel(manifest: Manifest, sessions: ModelSessions, context
   };
 }
 
-interface Geometry { height: number; width: number; channels: number; subscale: number; h: number; w: number; SS: number }
+interface Geometry { height: number; width: number; channels: number; subscale: number; order: SliceOrder; h: number; w: number; SS: number }
 const geometries = new WeakMap<Manifest, Geometry>();
 
 function geometry(m: Manifest): Geometry {
@@ -132,7 +132,7 @@ function geometry(m: Manifest): Geometry {
   if (!g) {
     const { height, width, channels } = m.image;
     const S = m.subscaleFactor;
-    g = { height, width, channels, subscale: S, h: height / S, w: width / S, SS: S * S };
+    g = { height, width, channels, subscale: S, order: m.sliceOrder, h: height / S, w: width / S, SS: S * S };
     geometries.set(m, g);
   }
   return g;
@@ -520,7 +520,7 @@ export class Engine {
     const g = geometry(m);
     const st = m.stages[l.stage];
     const C = g.channels;
-    const [i, j] = sliceOffset(l.t, g.subscale);
+    const [i, j] = sliceOffset(l.t, g);
     const values = new Uint8Array(g.h * g.w * C);
     const mask = ((1 << st.bits) - 1) << st.shift;
     const sliceBase = l.t * C * g.h * g.w;
@@ -545,7 +545,7 @@ export class Engine {
       const g = geometry(m);
       const res = l.score!.result;
       const n = g.channels * g.h * g.w;
-      const [oi, oj] = sliceOffset(l.t, g.subscale);
+      const [oi, oj] = sliceOffset(l.t, g);
       let sum = 0;
       for (let ch = 0; ch < g.channels; ch++) {
         for (let r = 0; r < g.h; r++) {

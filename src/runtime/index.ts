@@ -192,7 +192,7 @@ export class SpnRuntime implements Runtime {
           this.opts.observer?.generated?.(m.name, 'slices', 1);
           this.opts.observer?.generated?.(m.name, 'pixels', (height / S) * (width / S));
           yield {
-            type: 'slice', sample: msg.index, stage: stage.name, slice: msg.slice, offset: sliceOffset(msg.slice, S),
+            type: 'slice', sample: msg.index, stage: stage.name, slice: msg.slice, offset: sliceOffset(msg.slice, { subscale: S, order: m.sliceOrder }),
             values: msg.values, sliceHeight: height / S, sliceWidth: width / S,
             image: { height, width, channels, data: msg.image }, elapsedMs,
           };
@@ -256,7 +256,7 @@ export class SpnRuntime implements Runtime {
         const stages = m.stages.map((st, i) => {
           const slices = [];
           for (let k = st.firstSlice; k < st.lastSlice; k++) {
-            slices.push({ slice: k, offset: sliceOffset(k, m.subscaleFactor), bits: msg.result.slices[i][k] / Math.LN2 });
+            slices.push({ slice: k, offset: sliceOffset(k, { subscale: m.subscaleFactor, order: m.sliceOrder }), bits: msg.result.slices[i][k] / Math.LN2 });
           }
           const nats = msg.result.slices[i].reduce((a, b) => a + b, 0);
           return { stage: st.name, nats, bits: nats / Math.LN2, bitsPerDim: nats / Math.LN2 / dims, slices };

@@ -7,6 +7,7 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { ModelLoadError } from './errors.js';
+import { sliceOrderProblem } from './subscale.js';
 import type { GraphKind, ModelSummary } from './types.js';
 
 export const SCHEMA_VERSION = 2;
@@ -62,6 +63,8 @@ export const ManifestSchema = Type.Object({
     bitDepth: Type.Integer({ minimum: 1, maximum: 8 }),
   }),
   subscaleFactor: Type.Integer({ minimum: 1 }),
+  /** the offset [i, j] of each slice, in the order they are generated (slice k is x[i::S, j::S]) */
+  sliceOrder: Type.Array(Type.Array(Type.Integer())),
   stages: Type.Array(Stage, { minItems: 1 }),
   evaluation: Type.Union([Type.Null(), Type.Object({ testBitsPerDim: Type.Number() })]),
   parameters: Type.Integer(),
@@ -87,6 +90,8 @@ function checkConsistency(file: string, m: Manifest): void {
   const S = m.subscaleFactor;
   if (height % S || width % S) fail(file, `subscale factor ${S} does not divide ${height}x${width}`);
   if (channelOrder.length !== channels) fail(file, `channelOrder has ${channelOrder.length} names for ${channels} channels`);
+  const order = sliceOrderProblem(m.sliceOrder, S);
+  if (order) fail(file, `sliceOrder ${JSON.stringify(m.sliceOrder)} is not an order of the ${S * S} slices: ${order}`);
   let covered = 0;
   for (const st of m.stages) {
     if (st.lastSlice > S * S || st.firstSlice >= st.lastSlice) fail(file, `stage '${st.name}': bad slice range [${st.firstSlice}, ${st.lastSlice})`);
@@ -213,6 +218,7 @@ export function summarize(m: Manifest, provider: ModelSummary['provider'], provi
     description: m.description,
     image: { ...m.image },
     subscaleFactor: m.subscaleFactor,
+    sliceOrder: m.sliceOrder.map(([i, j]) => [i, j] as [number, number]),
     stages: m.stages.map((s) => ({
       name: s.name, role: s.role, bits: s.bits, shift: s.shift,
       firstSlice: s.firstSlice, lastSlice: s.lastSlice, testBitsPerDim: s.testBitsPerDim,

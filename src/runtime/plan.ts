@@ -3,6 +3,7 @@
 import { InvalidInputError } from './errors.js';
 import type { Manifest } from './manifest.js';
 import type { Condition, RawImage } from './types.js';
+import { sliceIndexByOffset } from './subscale.js';
 
 export interface SamplePlan {
   /** first slice each stage generates (>= lastSlice: skipped) */
@@ -57,10 +58,11 @@ export function planSample(m: Manifest, stopAfterName: string | undefined, condi
     for (let k = s.firstSlice; k < Math.min(starts[i], s.lastSlice); k++) keep[k] |= bits;
   });
   const S = m.subscaleFactor;
+  const sliceOf = sliceIndexByOffset({ subscale: S, order: m.sliceOrder });
   const image = new Uint8Array(height * width * channels);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      const k = (y % S) * S + (x % S);
+      const k = sliceOf[(y % S) * S + (x % S)];
       for (let c = 0; c < channels; c++) {
         const p = (y * width + x) * channels + c;
         image[p] = condition.image.data[p] & keep[k];

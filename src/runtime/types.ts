@@ -29,6 +29,8 @@ export interface ModelSummary {
   description: string;
   image: { height: number; width: number; channels: number; channelOrder: string[]; bitDepth: number };
   subscaleFactor: number;
+  /** the offset [i, j] of each slice in the order they are generated: slice k is x[i::S, j::S] */
+  sliceOrder: [number, number][];
   stages: StageSummary[];
   /** test-set NLL over all stages, bits per dimension (denominator H*W*C) */
   testBitsPerDim: number | null;

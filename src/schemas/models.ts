@@ -26,6 +26,10 @@ export const ModelSummary = Type.Object(
       bitDepth: Type.Integer(),
     }),
     subscaleFactor: Type.Integer(),
+    sliceOrder: Type.Array(Type.Tuple([Type.Integer(), Type.Integer()]), {
+      description: 'the offset [row, column] of each slice in the order the slices are generated: slice k holds the pixels (row + S*r, column + S*c)',
+      examples: [[[0, 0], [0, 1], [1, 0], [1, 1]]],
+    }),
     stages: Type.Array(StageSummary),
     testBitsPerDim: Nullable(Type.Number({ description: 'test-set NLL over all stages, bits per dimension' })),
     parameters: Type.Integer(),

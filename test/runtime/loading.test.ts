@@ -132,6 +132,24 @@ t.test('an invalid manifest names the field', async (t) => {
   await t.rejects(runtime({ modelsDir: join(dir, 'nothing') }), ModelLoadError);
 });
 
+t.test('a slice order that is not an order of the slices stops start-up, saying what is wrong', async (t) => {
+  // tiny-c1 has subscale factor 4: 16 slices
+  const raster = Array.from({ length: 16 }, (_, k) => [Math.floor(k / 4), k % 4]);
+  for (const [what, order, message] of [
+    ['missing', undefined, /invalid manifest at '\/sliceOrder'/],
+    ['15 offsets', raster.slice(1), /sliceOrder \[\[0,1\],.*\] is not an order of the 16 slices: it has 15 offsets; subscale factor 4 makes 16 slices/],
+    ['one twice', [...raster.slice(0, 15), [0, 0]], /sliceOrder .* is not an order of the 16 slices: offset \[0,0\] comes twice/],
+    ['out of range', [...raster.slice(0, 15), [4, 0]], /sliceOrder .* is not an order of the 16 slices: offset 15 is \[4,0\]: an offset is \[i, j\] with 0 <= i, j < 4/],
+  ] as const) {
+    const dir = copyModel(t);
+    const mf = join(dir, 'tiny-c1', 'manifest.json');
+    const m = JSON.parse(readFileSync(mf, 'utf8'));
+    m.sliceOrder = order;
+    writeFileSync(mf, JSON.stringify(m));
+    await t.rejects(loadModels(dir), { name: 'ModelLoadError', message: new RegExp(`tiny-c1/manifest\\.json: ${message.source}`) }, what);
+  }
+});
+
 t.test('provider: auto falls back to CPU with the cause; cuda fails without CUDA', async (t) => {
   const warnings: string[] = [];
   const rt = await runtime({ modelsDir: copyModel(t), provider: 'auto', logger: { ...quietLogger, warn: (_o: unknown, m?: string) => warnings.push(String(m ?? _o)) } });

@@ -45,3 +45,18 @@ t.test('bad plans are refused with a clear error', async (t) => {
   t.throws(() => planSample(m, undefined, { mode: 'complete', image, slices: S * S }), /slices must be between/);
   t.throws(() => planSample(m, undefined, { mode: 'upscale', image: { ...image, width: 14, data: new Uint8Array(392) } }), /takes 28x28/);
 });
+
+t.test('the kept slices are those first in the manifest\'s order (it used raster offsets whatever the order)', async (t) => {
+  // tiny-c1's 16 slices, bottom-right first
+  const order = Array.from({ length: 16 }, (_, k) => [3 - Math.floor(k / 4), 3 - (k % 4)]);
+  const mo: Manifest = { ...m, sliceOrder: order };
+  const at = (p: number) => [Math.floor(p / 28) % S, (p % 28) % S];
+  const rank = (p: number) => order.findIndex(([i, j]) => i === at(p)[0] && j === at(p)[1]);
+  const up = planSample(mo, undefined, { mode: 'upscale', image });
+  up.image.forEach((v, i) => { if (v !== (rank(i) === 0 ? 0b10100000 : 0)) t.fail(`upscale, pixel ${i}: ${v}`); });
+  t.equal(up.image[3 * 28 + 3], 0b10100000, 'upscale keeps the small image: the slice at [3, 3]');
+  t.equal(up.image[0], 0, 'not the one at [0, 0]');
+  const done = planSample(mo, undefined, { mode: 'complete', image, slices: 3 });
+  done.image.forEach((v, i) => { if (v !== (rank(i) < 3 ? 0b10110110 : 0)) t.fail(`complete, pixel ${i}: ${v}`); });
+  t.same([done.image[3 * 28 + 3], done.image[3 * 28 + 2], done.image[3 * 28 + 1], done.image[3 * 28]], [0b10110110, 0b10110110, 0b10110110, 0], 'complete keeps [3, 3], [3, 2], [3, 1]');
+});

@@ -1,7 +1,7 @@
 // Subscale slicing and bit-depth planes, property-based over every S dividing the size and C in {1, 3}.
 import fc from 'fast-check';
 import t from 'tap';
-import { bitPlane, fromSlices, mergeBitPlane, sliceOffset, toSlices } from '../../src/runtime/subscale.js';
+import { bitPlane, fromSlices, mergeBitPlane, sliceOffset, sliceOrderProblem, toSlices } from '../../src/runtime/subscale.js';
 
 const divisorsOf = (n: number) => Array.from({ length: n }, (_, i) => i + 1).filter((d) => n % d === 0);
 
@@ -27,13 +27,51 @@ t.test('slice k holds x[i::S, j::S] with (i, j) the raster offset', async (t) =>
   t.same([...s.subarray(0, 4)], [0, 2, 8, 10], 'slice 0 = offset (0,0)');
   t.same([...s.subarray(4, 8)], [1, 3, 9, 11], 'slice 1 = offset (0,1)');
   t.same([...s.subarray(8, 12)], [4, 6, 12, 14], 'slice 2 = offset (1,0)');
-  t.same(sliceOffset(3, 2), [1, 1]);
+  t.same(sliceOffset(3, g), [1, 1]);
   // channels are planar inside a slice
   const rgb = Uint8Array.from({ length: 4 * 4 * 3 }, (_, i) => i);
   const sc = toSlices(rgb, { ...g, channels: 3 });
   t.same([...sc.subarray(0, 4)], [0, 6, 24, 30], 'slice 0, channel R');
   t.same([...sc.subarray(4, 8)], [1, 7, 25, 31], 'slice 0, channel G');
   t.throws(() => toSlices(img, { ...g, subscale: 3 }), /does not divide/);
+});
+
+t.test('any slice order: slice k holds x[i::S, j::S] for [i, j] = order[k]; round-trips for every S, C, order', async (t) => {
+  const g = { height: 4, width: 4, channels: 1, subscale: 2, order: [[1, 1], [0, 0], [1, 0], [0, 1]] };
+  const img = Uint8Array.from({ length: 16 }, (_, i) => i);   // value = y*4 + x
+  const s = toSlices(img, g);
+  t.same([...s.subarray(0, 4)], [5, 7, 13, 15], 'slice 0 = offset (1,1)');
+  t.same([...s.subarray(4, 8)], [0, 2, 8, 10], 'slice 1 = offset (0,0)');
+  t.same([...s.subarray(12, 16)], [1, 3, 9, 11], 'slice 3 = offset (0,1)');
+  t.same(sliceOffset(0, g), [1, 1]);
+  t.same(sliceOffset(2, g), [1, 0]);
+  for (const size of [28, 12]) {
+    for (const S of divisorsOf(size)) {
+      const raster = Array.from({ length: S * S }, (_, k) => [Math.floor(k / S), k % S]);
+      for (const C of [1, 3]) {
+        fc.assert(fc.property(fc.shuffledSubarray(raster, { minLength: S * S, maxLength: S * S }), fc.uint8Array({ minLength: size * size * C, maxLength: size * size * C }), (order, img) => {
+          const go = { height: size, width: size, channels: C, subscale: S, order };
+          const sl = toSlices(img, go);
+          const h = size / S;
+          // slice k, channel 0, at (r, q) is the image's pixel (r*S + i, q*S + j)
+          const [k, r, q] = [order.length - 1, h - 1, 0];
+          const [i, j] = order[k];
+          return sl[k * C * h * h + r * h + q] === img[((r * S + i) * size + (q * S + j)) * C]
+            && Buffer.compare(Buffer.from(fromSlices(sl, go)), Buffer.from(img)) === 0;
+        }), { numRuns: 10 });
+      }
+    }
+  }
+});
+
+t.test('a slice order lists every offset once', async (t) => {
+  t.equal(sliceOrderProblem([[0, 0], [0, 1], [1, 0], [1, 1]], 2), null);
+  t.equal(sliceOrderProblem([[1, 1], [0, 1], [1, 0], [0, 0]], 2), null);
+  t.equal(sliceOrderProblem([[0, 0], [0, 1], [1, 0]], 2), 'it has 3 offsets; subscale factor 2 makes 4 slices');
+  t.equal(sliceOrderProblem([[0, 0], [0, 1], [1, 0], [0, 1]], 2), 'offset [0,1] comes twice');
+  t.equal(sliceOrderProblem([[0, 0], [0, 1], [1, 0], [1, 2]], 2), 'offset 3 is [1,2]: an offset is [i, j] with 0 <= i, j < 2');
+  t.equal(sliceOrderProblem([[0, 0], [0, 1], [1, 0], [1]], 2), 'offset 3 is [1]: an offset is [i, j] with 0 <= i, j < 2');
+  t.equal(sliceOrderProblem([[0, 0], [0, 1], [1, 0], [1, 0.5]], 2), 'offset 3 is [1,0.5]: an offset is [i, j] with 0 <= i, j < 2');
 });
 
 t.test('bit-depth split and merge: 8 bits = 3 high + 5 low', async (t) => {
