@@ -41,7 +41,7 @@ from spn.model import LN2, from_slices, parameter_count  # noqa: E402
 from spn.graph_pass import fold_file as fold_pads_into_convs_file  # noqa: E402
 from spn.row_loop import build_sample_row  # noqa: E402
 from spn.sampler import sample_pipeline, sample_stage  # noqa: E402
-from spn.stages import load_config, stage_planes  # noqa: E402
+from spn.stages import load_config, stage_planes, to_image_channels  # noqa: E402
 
 SCHEMA_VERSION = 2
 OPSET = 17
@@ -271,7 +271,7 @@ def sampling_fixtures(cfg, models, images, seed=7):
             # slices the stage generates are zeroed so nothing of the true image leaks in
             slices[:, st["first_slice"]:] = 0
             got, nll = sample_stage(models[st["name"]], slices, aux, uniforms[st["name"]], temp)
-            plane = from_slices(got, S, cfg.get("slice_order"))    # [B, C, N, N]
+            plane = to_image_channels(cfg, from_slices(got, S, cfg.get("slice_order")))   # [B, C, N, N]
             per_stage[st["name"]] = {"plane": plane.permute(0, 2, 3, 1).reshape(B, -1).tolist(),
                                      "nats": nll.tolist()}
         images_out, nll = sample_pipeline(cfg, models, uniforms, temp)

@@ -10,6 +10,7 @@ numbers give the same pixels in the TypeScript runtime:
 import torch
 
 from .model import from_slices, to_slices
+from .stages import to_image_channels, to_model_channels
 
 
 @torch.no_grad()
@@ -39,10 +40,11 @@ def sample_stage(model, slices, aux, uniform, temperature, start=0):
 def sample_pipeline(cfg, models, uniforms, temperature, stop_after=None, given=None):
     """Runs the stages in order. models: {stage name: SPN}; uniforms: {stage name: tensor};
     given: uint8 images [B, C, N, N] whose bits seed a conditional run (None: from scratch).
-    Returns uint8 images [B, C, N, N] (bits of skipped stages are 0) and nll in nats [B]."""
+    Returns uint8 images [B, C, N, N] (bits of skipped stages are 0) and nll in nats [B]. Images
+    in and out hold their channels in stages.IMAGE_CHANNELS order; the model, in its own."""
     S, C, N = cfg["subscale"], cfg["channels"], cfg["image_size"]
     B = temperature.shape[0]
-    image = torch.zeros(B, C, N, N, dtype=torch.int64) if given is None else given.to(torch.int64)
+    image = torch.zeros(B, C, N, N, dtype=torch.int64) if given is None else to_model_channels(cfg, given.to(torch.int64))
     nll = torch.zeros(B, dtype=torch.float64)
     for st in cfg["stages"]:
         m = models[st["name"]]
@@ -55,4 +57,4 @@ def sample_pipeline(cfg, models, uniforms, temperature, stop_after=None, given=N
         image = (image & ~mask) | (from_slices(plane, S, order) << st["shift"])
         if st["name"] == stop_after:
             break
-    return image.to(torch.uint8), nll
+    return to_image_channels(cfg, image).to(torch.uint8), nll

@@ -10,12 +10,42 @@ from .model import check_order, raster_order, to_slices
 CONFIG_DIR = os.environ.get("SPN_CONFIGS") or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
 
+# the channels of an image as files and the API hold them, by channel count
+IMAGE_CHANNELS = {1: ["gray"], 2: ["gray", "A"], 3: ["R", "G", "B"], 4: ["R", "G", "B", "A"]}
+
+
+def channel_perm(cfg):
+    """The image channel each of the model's channels is: the model generates a pixel's channels in
+    the config's channel_order (e.g. ["G", "R", "B"]); images come and go in IMAGE_CHANNELS order."""
+    names = IMAGE_CHANNELS[cfg["channels"]]
+    order = [c.lower() for c in cfg.get("channel_order") or names]
+    if sorted(order) != sorted(n.lower() for n in names):
+        raise ValueError(f"channel_order {cfg.get('channel_order')} must name each of the channels {names} once")
+    return [[n.lower() for n in names].index(c) for c in order]
+
+
+def to_model_channels(cfg, images):
+    """Images [B, C, N, N] in IMAGE_CHANNELS order -> the model's channel order."""
+    perm = channel_perm(cfg)
+    return images if perm == sorted(perm) else images[:, perm]
+
+
+def to_image_channels(cfg, images):
+    """Inverse of to_model_channels."""
+    perm = channel_perm(cfg)
+    if perm == sorted(perm):
+        return images
+    inverse = [perm.index(c) for c in range(len(perm))]
+    return images[:, inverse]
+
+
 def load_config(name_or_path):
     path = name_or_path if name_or_path.endswith(".json") else os.path.join(CONFIG_DIR, name_or_path + ".json")
     with open(path) as f:
         cfg = json.load(f)
     # the order the slices are generated in: offsets [i, j] (raster order unless the config says)
     cfg["slice_order"] = check_order(cfg.get("slice_order") or raster_order(cfg["subscale"]), cfg["subscale"])
+    channel_perm(cfg)   # (checked here: a bad channel_order stops training before it starts)
     for st in cfg["stages"]:
         st.setdefault("last_slice", cfg["subscale"] ** 2)
         st["aux_bits"] = cfg["bit_depth"] - st["shift"] - st["bits"]
@@ -30,9 +60,9 @@ def stage_model_config(cfg, stage):
 
 
 def stage_planes(cfg, stage, images):
-    """uint8 images [B, C, N, N] -> (slices of this stage's plane, slices of the aux plane or None),
-    both int64 [B, SS, C, h, w]."""
-    x = images.to(torch.int64)
+    """uint8 images [B, C, N, N] (channels in IMAGE_CHANNELS order) -> (slices of this stage's plane,
+    slices of the aux plane or None), both int64 [B, SS, C, h, w], channels in the model's order."""
+    x = to_model_channels(cfg, images.to(torch.int64))
     S = cfg["subscale"]
     plane = (x >> stage["shift"]) & ((1 << stage["bits"]) - 1)
     aux = (x >> (stage["shift"] + stage["bits"])) if stage["aux_bits"] else None

@@ -2,14 +2,15 @@
 // It knows nothing of HTTP.
 import { CancelledError, InvalidInputError, OverloadedError, RuntimeError, UnknownModelError, WorkerFailedError } from './errors.js';
 import { Channel } from './channel.js';
-import { loadModels, summarize, type LoadedModel } from './manifest.js';
+import { channelPerm, toImageChannels, toModelChannels } from './channels.js';
+import { loadModels, summarize, type LoadedModel, type Manifest } from './manifest.js';
 import { checkImage, planSample } from './plan.js';
 import { WorkerPool, type PoolWorker } from './pool.js';
 import type { FromWorker } from './protocol.js';
 import { sampleKey } from './rng.js';
 import { sliceOffset } from './subscale.js';
 import type {
-  LikelihoodBatchRequest, LikelihoodBatchResult, LikelihoodRequest, LikelihoodResult, ModelSummary, Runtime, RuntimeOptions, SampleEvent, SampleRequest,
+  Condition, LikelihoodBatchRequest, LikelihoodBatchResult, LikelihoodRequest, LikelihoodResult, ModelSummary, Runtime, RuntimeOptions, SampleEvent, SampleRequest,
 } from './types.js';
 
 export * from './types.js';
@@ -18,6 +19,21 @@ export * from './errors.js';
 /** Test and benchmark hook: explicit uniforms per sample and stage instead of a seed. */
 export interface SampleRequestWithUniforms extends SampleRequest {
   uniforms?: Float32Array[][];
+}
+
+const channelPerms = new WeakMap<Manifest, number[] | null>();
+
+/** The model's channel permutation (channels.ts; checked at load). */
+function channelPermOf(m: Manifest): number[] | null {
+  if (!channelPerms.has(m)) channelPerms.set(m, channelPerm(m.image.channelOrder, m.image.channels));
+  return channelPerms.get(m)!;
+}
+
+/** A condition's image in the model's channel order (one of the wrong size is left for the plan to refuse). */
+function inModelChannels(m: Manifest, condition: Condition, perm: number[] | null): Condition {
+  const { image } = condition;
+  if (!perm || image.data.length !== m.image.height * m.image.width * m.image.channels) return condition;
+  return { ...condition, image: { ...image, data: toModelChannels(image.data, perm) } };
 }
 
 export class SpnRuntime implements Runtime {
@@ -168,7 +184,8 @@ export class SpnRuntime implements Runtime {
       if (!Number.isInteger(req.count) || req.count < 1) throw new InvalidInputError('count must be a positive integer');
       if (!(req.temperature > 0)) throw new InvalidInputError('temperature must be positive');
       if (!Number.isInteger(req.seed) || req.seed < 0 || req.seed > 0xffffffff) throw new InvalidInputError('seed must be an integer in [0, 2^32)');
-      const plan = planSample(m, req.stopAfter, req.condition);
+      const perm = channelPermOf(m);
+      const plan = planSample(m, req.stopAfter, req.condition && inModelChannels(m, req.condition, perm));
       conn = await this.start(t0, req.count, req.signal);
       const { queueMs } = conn;
       conn.worker.post({
@@ -193,8 +210,8 @@ export class SpnRuntime implements Runtime {
           this.opts.observer?.generated?.(m.name, 'pixels', (height / S) * (width / S));
           yield {
             type: 'slice', sample: msg.index, stage: stage.name, slice: msg.slice, offset: sliceOffset(msg.slice, { subscale: S, order: m.sliceOrder }),
-            values: msg.values, sliceHeight: height / S, sliceWidth: width / S,
-            image: { height, width, channels, data: msg.image }, elapsedMs,
+            values: toImageChannels(msg.values, perm), sliceHeight: height / S, sliceWidth: width / S,
+            image: { height, width, channels, data: toImageChannels(msg.image, perm) }, elapsedMs,
           };
         } else if (msg.type === 'stage') {
           yield { type: 'stage', sample: msg.index, stage: m.stages[msg.stage].name, elapsedMs };
@@ -206,7 +223,7 @@ export class SpnRuntime implements Runtime {
             finished = true;
             yield {
               type: 'done', seed: req.seed, stoppedAfter: m.stages[plan.stopAfter].name,
-              images: images.map((data) => ({ height, width, channels, data })),
+              images: images.map((data) => ({ height, width, channels, data: toImageChannels(data, perm) })),
               bitsPerDim: nats.map((n) => n / Math.LN2 / (height * width * channels)),
               timings: { queueMs, firstSliceMs: Math.max(firstSliceMs, 0), totalMs: performance.now() - t0 },
             };
@@ -245,7 +262,7 @@ export class SpnRuntime implements Runtime {
       });
       conn = await this.start(t0, req.images.length, req.signal);
       const { queueMs } = conn;
-      conn.worker.post({ type: 'score', request: conn.id, model: m.name, images: req.images.map((im) => im.data.slice()), perPixel: !!req.perPixel });
+      conn.worker.post({ type: 'score', request: conn.id, model: m.name, images: req.images.map((im) => toModelChannels(im.data, channelPermOf(m), true)), perPixel: !!req.perPixel });
       const dims = m.image.height * m.image.width * m.image.channels;
       const results = new Array<LikelihoodBatchResult['results'][number]>(req.images.length);
       let done = 0;

@@ -7,6 +7,7 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { ModelLoadError } from './errors.js';
+import { channelPerm } from './channels.js';
 import { sliceOrderProblem } from './subscale.js';
 import type { GraphKind, ModelSummary } from './types.js';
 
@@ -89,7 +90,11 @@ function checkConsistency(file: string, m: Manifest): void {
   const { height, width, channels, channelOrder, bitDepth } = m.image;
   const S = m.subscaleFactor;
   if (height % S || width % S) fail(file, `subscale factor ${S} does not divide ${height}x${width}`);
-  if (channelOrder.length !== channels) fail(file, `channelOrder has ${channelOrder.length} names for ${channels} channels`);
+  try {
+    channelPerm(channelOrder, channels);
+  } catch (err) {
+    fail(file, (err as Error).message);
+  }
   const order = sliceOrderProblem(m.sliceOrder, S);
   if (order) fail(file, `sliceOrder ${JSON.stringify(m.sliceOrder)} is not an order of the ${S * S} slices: ${order}`);
   let covered = 0;

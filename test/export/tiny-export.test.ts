@@ -8,10 +8,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { GRAPH_KINDS, loadModels } from '../../src/runtime/manifest.js';
 import { collect, doneOf, quietLogger } from '../runtime/helpers.js';
-import { createRuntime, type SampleEvent } from '../../src/runtime/index.js';
+import { createRuntime, type SampleEvent, type SpnRuntime } from '../../src/runtime/index.js';
 import { readFixtures } from '../runtime/fixtures.js';
 import { likelihoodParity, samplingParity } from '../runtime/parity-checks.js';
 
@@ -66,37 +66,61 @@ t.test('tiny configurations train, export and run in onnxruntime-node', async (t
   }
 });
 
-t.test('a model trained in another slice order is served in that order', async (t) => {
+/** Trains (a few steps) and exports a copy of a tiny configuration with `changes`; answers the models folder. */
+function trainVariant(base: string, name: string, changes: Record<string, unknown>): string {
   const py = process.env.PYTHON ?? '/usr/bin/python3';
-  const runs = join(work, 'order-runs');
-  const models = join(work, 'order-models');
-  // tiny-c1 (subscale 4: 16 slices), its slices generated bottom-right first: the small image is
-  // the slice at offset [3, 3], then the rest in a fixed shuffle
-  const order = [[3, 3], [0, 0], [2, 1], [1, 3], [0, 2], [3, 0], [1, 1], [2, 3], [0, 1], [3, 2], [1, 0], [2, 2], [0, 3], [3, 1], [1, 2], [2, 0]];
-  const config = join(work, 'tiny-order.json');
-  const base = JSON.parse(readFileSync(join(root, 'scripts', 'configs', 'tiny-c1.json'), 'utf8'));
-  writeFileSync(config, JSON.stringify({ ...base, name: 'tiny-order', slice_order: order }));
+  const runs = join(work, `${name}-runs`);
+  const models = join(work, `${name}-models`);
+  const config = join(work, `${name}.json`);
+  writeFileSync(config, JSON.stringify({ ...JSON.parse(readFileSync(join(root, 'scripts', 'configs', `${base}.json`), 'utf8')), name, ...changes }));
   for (const stage of ['small', 'size', 'depth']) {
     execFileSync(py, [join(root, 'scripts', 'train.py'), '--config', config, '--stage', stage, '--steps', '30', '--runs', runs, '--threads', '1'], { cwd: root, stdio: 'pipe', timeout: 300_000 });
   }
   execFileSync(py, [join(root, 'scripts', 'export.py'), '--config', config, '--runs', runs, '--models', models], { cwd: root, stdio: 'pipe', timeout: 300_000 });
+  return models;
+}
 
+/** The runtime reproduces a fresh export's own fixtures: NLL per stage and slice, sampled pixels. */
+async function selfParity(t: Test, rt: SpnRuntime, name: string, models: string, what: string): Promise<void> {
+  const f = readFixtures(name, models);
+  await t.test(`likelihood per stage and slice, as PyTorch scores ${what}`, (t) => likelihoodParity(t, rt, name, f));
+  for (const tf of f.sampling.temperatures) {
+    await t.test(`sampling at temperature ${tf.temperature}, the pixels PyTorch samples ${what}`, (t) => samplingParity(t, rt, name, f, tf));
+  }
+}
+
+t.test('a model trained in another slice order is served in that order', async (t) => {
+  // tiny-c1 (subscale 4: 16 slices), its slices generated bottom-right first: the small image is
+  // the slice at offset [3, 3], then the rest in a fixed shuffle
+  const order = [[3, 3], [0, 0], [2, 1], [1, 3], [0, 2], [3, 0], [1, 1], [2, 3], [0, 1], [3, 2], [1, 0], [2, 2], [0, 3], [3, 1], [1, 2], [2, 0]];
+  const models = trainVariant('tiny-c1', 'tiny-order', { slice_order: order });
   const rt = await createRuntime({ modelsDir: models, provider: 'cpu', workers: 1, threads: 1, maxQueue: 8, maxRunning: 8, logger: quietLogger });
   t.teardown(() => rt.close());
-  const m = rt.model('tiny-order')!;
-  t.same(m.sliceOrder, order, 'the manifest\'s order, reported');
-  const f = readFixtures('tiny-order', models);
-  await t.test('likelihood per stage and slice, as PyTorch scores in that order', (t) => likelihoodParity(t, rt, 'tiny-order', f));
-  for (const tf of f.sampling.temperatures) {
-    await t.test(`sampling at temperature ${tf.temperature}, the pixels PyTorch samples in that order`, (t) => samplingParity(t, rt, 'tiny-order', f, tf));
-  }
+  t.same(rt.model('tiny-order')!.sliceOrder, order, 'the manifest\'s order, reported');
+  await selfParity(t, rt, 'tiny-order', models, 'in that order');
   // slices come out in that order, at their offsets; the first (the small image) at [3, 3]
-  const offsets = doneAndSlices(await collect(rt.sample({ model: 'tiny-order', count: 1, seed: 1, temperature: 1 })));
+  const offsets = slicesOf(await collect(rt.sample({ model: 'tiny-order', count: 1, seed: 1, temperature: 1 })));
   t.same(offsets.slice(0, 1), [{ stage: 'small', slice: 0, offset: [3, 3] }], 'the small image is the slice at [3, 3]');
   t.same(offsets.filter((o) => o.stage === 'size').map((o) => o.offset), order.slice(1), 'the size upscaler makes the others in order');
 });
 
-function doneAndSlices(events: SampleEvent[]): { stage: string; slice: number; offset: number[] }[] {
+t.test('a colour model trained in another channel order takes and gives RGB images', async (t) => {
+  // tiny-c3 generating a pixel's blue first, then red, then green
+  const models = trainVariant('tiny-c3', 'tiny-brg', { channel_order: ['B', 'R', 'G'] });
+  const rt = await createRuntime({ modelsDir: models, provider: 'cpu', workers: 1, threads: 1, maxQueue: 8, maxRunning: 8, logger: quietLogger });
+  t.teardown(() => rt.close());
+  t.same(rt.model('tiny-brg')!.image.channelOrder, ['B', 'R', 'G']);
+  // the fixtures' images are RGB, as images are; the model's channels are B, R, G
+  await selfParity(t, rt, 'tiny-brg', models, 'with its channels in that order');
+  // a slice event's values and image are RGB too: its image holds the slice's values at their pixels
+  const events = await collect(rt.sample({ model: 'tiny-brg', count: 1, seed: 2, temperature: 1 }));
+  const slice = events.find((e) => e.type === 'slice' && e.stage === 'depth');
+  if (slice?.type !== 'slice') throw new Error('no depth slice');
+  const [i, j] = slice.offset;
+  const at = (r: number, q: number, c: number) => slice.image.data[(((r * 2 + i) * 28) + q * 2 + j) * 3 + c];
+  t.same([0, 1, 2].map((c) => at(5, 6, c) & 31), [0, 1, 2].map((c) => slice.values[(5 * 14 + 6) * 3 + c]), 'a slice\'s values are in its image\'s channel order');
+});
+
+function slicesOf(events: SampleEvent[]): { stage: string; slice: number; offset: number[] }[] {
   return events.flatMap((e) => (e.type === 'slice' ? [{ stage: e.stage, slice: e.slice, offset: [...e.offset] }] : []));
 }
-

@@ -150,6 +150,17 @@ t.test('a slice order that is not an order of the slices stops start-up, saying 
   }
 });
 
+t.test('a channel order that does not name each of the image\'s channels once stops start-up', async (t) => {
+  for (const order of [['gray', 'gray'], ['R'], ['grey']]) {
+    const dir = copyModel(t);
+    const mf = join(dir, 'tiny-c1', 'manifest.json');
+    const m = JSON.parse(readFileSync(mf, 'utf8'));
+    m.image.channelOrder = order;
+    writeFileSync(mf, JSON.stringify(m));
+    await t.rejects(loadModels(dir), { name: 'ModelLoadError', message: /tiny-c1\/manifest\.json: channelOrder .* must name each of the image's channels \(gray\) once/ }, JSON.stringify(order));
+  }
+});
+
 t.test('provider: auto falls back to CPU with the cause; cuda fails without CUDA', async (t) => {
   const warnings: string[] = [];
   const rt = await runtime({ modelsDir: copyModel(t), provider: 'auto', logger: { ...quietLogger, warn: (_o: unknown, m?: string) => warnings.push(String(m ?? _o)) } });
