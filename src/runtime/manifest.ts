@@ -62,6 +62,8 @@ export const ManifestSchema = Type.Object({
     channels: Type.Integer({ minimum: 1, maximum: 4 }),
     channelOrder: Type.Array(Type.String()),
     bitDepth: Type.Integer({ minimum: 1, maximum: 8 }),
+    /** how image values are laid out: pixel by pixel, channels interleaved (the only layout served) */
+    layout: Type.Literal('HWC'),
   }),
   subscaleFactor: Type.Integer({ minimum: 1 }),
   /** the offset [i, j] of each slice, in the order they are generated (slice k is x[i::S, j::S]) */

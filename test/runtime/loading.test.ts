@@ -129,6 +129,9 @@ t.test('an invalid manifest names the field', async (t) => {
   delete m.subscaleFactor;
   writeFileSync(mf, JSON.stringify(m));
   await t.rejects(runtime({ modelsDir: dir }), { message: /manifest\.json: invalid manifest at '\/subscaleFactor'/ });
+  // a layout other than the one served (values pixel by pixel, channels interleaved)
+  writeFileSync(mf, JSON.stringify({ ...m, subscaleFactor: 4, image: { ...m.image, layout: 'CHW' } }));
+  await t.rejects(loadModels(dir), { message: /manifest\.json: invalid manifest at '\/image\/layout': Expected 'HWC'/ });
   await t.rejects(runtime({ modelsDir: join(dir, 'nothing') }), ModelLoadError);
 });
 
