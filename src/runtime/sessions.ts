@@ -44,8 +44,11 @@ async function open(path: string, provider: ExecutionProvider, threads: number):
   }
 }
 
-/** One run of every graph at batch 1 on zeros: the first run of a session is slow. */
-async function warmUp(path: string, s: ort.InferenceSession, declared: { inputs: { name: string; dtype: string; shape: (string | number)[] }[] }): Promise<void> {
+type Declared = { name: string; dtype: string; shape: (string | number)[] };
+
+/** One run of every graph at batch 1 on zeros (the first run of a session is slow); its outputs
+ * must have the dtypes and the fixed dimensions the manifest declares. */
+async function warmUp(path: string, s: ort.InferenceSession, declared: { inputs: Declared[]; outputs: Declared[] }): Promise<void> {
   const feeds: Record<string, ort.Tensor> = {};
   for (const t of declared.inputs) {
     const shape = t.shape.map((d) => (typeof d === 'number' ? d : 1));
@@ -61,7 +64,18 @@ async function warmUp(path: string, s: ort.InferenceSession, declared: { inputs:
     // a dtype or shape in the manifest that the graph does not take: name the file, as every other check does
     throw new ModelLoadError(`${path}: a run on the inputs the manifest declares failed (${(err as Error).message.split('\n')[0]})`);
   }
-  for (const v of Object.values(out)) v.dispose();
+  try {
+    for (const o of declared.outputs) {
+      const v = out[o.name];
+      if (v.type !== o.dtype) throw new ModelLoadError(`${path}: output '${o.name}' is ${v.type}, the manifest declares ${o.dtype}`);
+      const fixed = o.shape.every((d, k) => typeof d !== 'number' || d === v.dims[k]);
+      if (v.dims.length !== o.shape.length || !fixed) {
+        throw new ModelLoadError(`${path}: output '${o.name}' has shape [${v.dims.join(', ')}] at batch 1, the manifest declares [${o.shape.join(', ')}]`);
+      }
+    }
+  } finally {
+    for (const v of Object.values(out)) v.dispose();
+  }
 }
 
 async function openAll(model: LoadedModel, provider: ExecutionProvider, threads: number): Promise<StageSessions[]> {

@@ -103,6 +103,24 @@ t.test('a dtype or shape the graph does not take stops start-up, naming the file
   t.same(logged.filter((l) => /replac/.test(l)), [], 'no replacement started or failed');
 });
 
+t.test('a graph whose outputs differ in dtype or shape from the manifest stops start-up, naming both', async (t) => {
+  for (const [what, change, message] of [
+    ['dtype', (m: { stages: Array<{ graphs: Record<string, { outputs: Array<{ dtype: string; shape: unknown[] }> }> }> }) => { m.stages[2].graphs.score.outputs[0].dtype = 'int32'; },
+      /depth\/score\.onnx: output 'nll' is float32, the manifest declares int32/],
+    ['rank', (m: { stages: Array<{ graphs: Record<string, { outputs: Array<{ dtype: string; shape: unknown[] }> }> }> }) => { m.stages[0].graphs.conditioning.outputs[0].shape.push(2); },
+      /small\/conditioning\.onnx: output 'context' has shape \[1, 8, 7, 7\] at batch 1, the manifest declares \[batch, 8, .*, 2\]/],
+    ['a fixed dimension', (m: { stages: Array<{ graphs: Record<string, { outputs: Array<{ dtype: string; shape: unknown[] }> }> }> }) => { m.stages[0].graphs.conditioning.outputs[0].shape[1] = 9; },
+      /small\/conditioning\.onnx: output 'context' has shape \[1, 8, 7, 7\] at batch 1, the manifest declares \[batch, 9, /],
+  ] as const) {
+    const dir = copyModel(t);
+    const mf = join(dir, 'tiny-c1', 'manifest.json');
+    const m = JSON.parse(readFileSync(mf, 'utf8'));
+    change(m);
+    writeFileSync(mf, JSON.stringify(m));
+    await t.rejects(runtime({ modelsDir: dir }), { name: 'ModelLoadError', message }, what);
+  }
+});
+
 t.test('a graph file outside the model\'s folder stops start-up', async (t) => {
   const dir = copyModel(t);
   cpSync(join(dir, 'tiny-c1'), join(dir, 'other'), { recursive: true });
