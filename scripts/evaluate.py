@@ -15,12 +15,14 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from spn.data import datasets  # noqa: E402
 from spn.model import spn_from_config  # noqa: E402
-from spn.stages import load_config, stage_model_config  # noqa: E402
+from spn.stages import check_checkpoint_orders, load_config, stage_model_config  # noqa: E402
 from train import stage_nll_bits  # noqa: E402
 
 
 def load_stage(cfg, stage, runs, device="cpu"):
-    ck = torch.load(os.path.join(runs, cfg["name"], stage["name"], "best.pt"), map_location=device)
+    path = os.path.join(runs, cfg["name"], stage["name"], "best.pt")
+    ck = torch.load(path, map_location=device)
+    check_checkpoint_orders(cfg, ck.get("config"), path)
     m = spn_from_config(stage_model_config(cfg, stage)).to(device)
     m.load_state_dict(ck["model"])
     return m.eval()

@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from spn.data import datasets  # noqa: E402
 from spn.model import LN2, parameter_count, spn_from_config  # noqa: E402
-from spn.stages import load_config, stage_model_config, stage_planes  # noqa: E402
+from spn.stages import check_checkpoint_orders, load_config, stage_model_config, stage_planes  # noqa: E402
 
 
 def stage_nll_bits(model, cfg, stage, images, batch=250, device="cpu"):
@@ -67,6 +67,7 @@ def main():
     state = {"step": 0, "seconds": 0.0, "best_val": math.inf, "evals": [], "bad_evals": 0}
     if os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path, map_location=args.device)
+        check_checkpoint_orders(cfg, ck.get("config"), ckpt_path)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         state = ck["state"]

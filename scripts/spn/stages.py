@@ -45,11 +45,27 @@ def load_config(name_or_path):
         cfg = json.load(f)
     # the order the slices are generated in: offsets [i, j] (raster order unless the config says)
     cfg["slice_order"] = check_order(cfg.get("slice_order") or raster_order(cfg["subscale"]), cfg["subscale"])
+    cfg["channel_order"] = cfg.get("channel_order") or IMAGE_CHANNELS[cfg["channels"]]
     channel_perm(cfg)   # (checked here: a bad channel_order stops training before it starts)
     for st in cfg["stages"]:
         st.setdefault("last_slice", cfg["subscale"] ** 2)
         st["aux_bits"] = cfg["bit_depth"] - st["shift"] - st["bits"]
     return cfg
+
+
+def check_checkpoint_orders(cfg, ck_cfg, path):
+    """A checkpoint's weights were trained for its config's slice and channel orders: refuse to
+    resume or export them under others (absent in a checkpoint: raster, the image's own order)."""
+    if ck_cfg is None:
+        return
+    S, C = ck_cfg["subscale"], ck_cfg["channels"]
+    for key, default in (("slice_order", raster_order(S)), ("channel_order", IMAGE_CHANNELS[C])):
+        was = ck_cfg.get(key) or default
+        now = cfg[key]
+        if [list(x) if isinstance(x, (list, tuple)) else str(x).lower() for x in was] != \
+           [list(x) if isinstance(x, (list, tuple)) else str(x).lower() for x in now]:
+            raise SystemExit(f"{path} was trained with {key} {was}; the config now says {now}: "
+                             "train afresh in another --runs folder")
 
 
 def stage_model_config(cfg, stage):

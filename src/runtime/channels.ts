@@ -12,6 +12,8 @@ export const IMAGE_CHANNELS: Record<number, readonly string[]> = {
 export function channelPerm(channelOrder: readonly string[], channels: number): number[] | null {
   const names = IMAGE_CHANNELS[channels]?.map((n) => n.toLowerCase());
   if (!names) throw new Error(`${channels} channels: images have 1 to 4`);
+  // one channel: nothing to permute, whatever its name (gray, grey, L, Y)
+  if (channels === 1 && channelOrder.length === 1) return null;
   const order = channelOrder.map((c) => c.toLowerCase());
   const perm = order.map((c) => names.indexOf(c));
   if (order.length !== names.length || perm.includes(-1) || new Set(perm).size !== perm.length) {

@@ -211,10 +211,16 @@ function oneFolderPerName(models: LoadedModel[]): LoadedModel[] {
   return models;
 }
 
-/** The weights' identity: a digest of every graph's sha256 (checked at load), stage by stage. */
+/** The model's identity: a digest of every graph's sha256 (checked at load), stage by stage, and of
+ * what decides how the runtime feeds them (the slice and channel orders, each stage's bits and
+ * slices): a change to any of them changes what the same seed samples. */
 export function modelVersion(m: Manifest): string {
   const h = createHash('sha256');
   for (const st of m.stages) for (const [kind, g] of Object.entries(st.graphs).sort(([a], [b]) => a.localeCompare(b))) h.update(`${st.name}/${kind}:${g.sha256}\n`);
+  h.update(JSON.stringify({
+    sliceOrder: m.sliceOrder, channelOrder: m.image.channelOrder,
+    stages: m.stages.map((s) => [s.bits, s.shift, s.firstSlice, s.lastSlice, s.aux ? [s.aux.shift, s.aux.bits] : null]),
+  }));
   return h.digest('hex').slice(0, 16);
 }
 

@@ -24,7 +24,7 @@ export interface StageSummary {
 
 export interface ModelSummary {
   name: string;
-  /** the weights' identity: a digest of the graphs' sha256s (it changes when the weights do) */
+  /** the model's identity: a digest of the graphs' sha256s, slice and channel orders and stages (it changes when any does) */
   version: string;
   description: string;
   image: { height: number; width: number; channels: number; channelOrder: string[]; bitDepth: number };

@@ -16,13 +16,15 @@ export const StageSummary = Type.Object({
 export const ModelSummary = Type.Object(
   {
     name: Type.String(),
-    version: Type.String({ description: "the weights' identity: a digest of the graphs' sha256s; it changes when the weights do" }),
+    version: Type.String({ description: "the model's identity: a digest of the graphs' sha256s and of the slice and channel orders and stages that feed them; it changes when the weights do, or anything else that changes what a seed samples" }),
     description: Type.String(),
     image: Type.Object({
       height: Type.Integer(),
       width: Type.Integer(),
       channels: Type.Integer(),
-      channelOrder: Type.Array(Type.String()),
+      channelOrder: Type.Array(Type.String(), {
+        description: 'the order the model generates a pixel\'s channels in; images and tensors sent and returned hold theirs as R, G, B (or gray) whatever it is',
+      }),
       bitDepth: Type.Integer(),
     }),
     subscaleFactor: Type.Integer(),

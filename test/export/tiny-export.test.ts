@@ -12,7 +12,7 @@ import t, { type Test } from 'tap';
 import { GRAPH_KINDS, loadModels } from '../../src/runtime/manifest.js';
 import { collect, doneOf, quietLogger } from '../runtime/helpers.js';
 import { createRuntime, type SampleEvent, type SpnRuntime } from '../../src/runtime/index.js';
-import { readFixtures } from '../runtime/fixtures.js';
+import { fixtureUniforms, readFixtures } from '../runtime/fixtures.js';
 import { likelihoodParity, samplingParity } from '../runtime/parity-checks.js';
 
 const root = new URL('../../..', import.meta.url).pathname;
@@ -102,6 +102,16 @@ t.test('a model trained in another slice order is served in that order', async (
   const offsets = slicesOf(await collect(rt.sample({ model: 'tiny-order', count: 1, seed: 1, temperature: 1 })));
   t.same(offsets.slice(0, 1), [{ stage: 'small', slice: 0, offset: [3, 3] }], 'the small image is the slice at [3, 3]');
   t.same(offsets.filter((o) => o.stage === 'size').map((o) => o.offset), order.slice(1), 'the size upscaler makes the others in order');
+  // the checkpoints were trained in that order: exporting them under raster order is refused
+  const raster = join(work, 'tiny-order-raster.json');
+  writeFileSync(raster, JSON.stringify({ ...JSON.parse(readFileSync(join(work, 'tiny-order.json'), 'utf8')), slice_order: undefined }));
+  let refused = '';
+  try {
+    execFileSync(process.env.PYTHON ?? '/usr/bin/python3', [join(root, 'scripts', 'export.py'), '--config', raster, '--runs', join(work, 'tiny-order-runs'), '--models', join(work, 'x')], { cwd: root, stdio: 'pipe', encoding: 'utf8' });
+  } catch (err) {
+    refused = String((err as { stderr?: string }).stderr);
+  }
+  t.match(refused, /best\.pt was trained with slice_order \[\[3, 3\], .*\]; the config now says \[\[0, 0\], .*: train afresh/, 'a checkpoint is not exported under another order');
 });
 
 t.test('a colour model trained in another channel order takes and gives RGB images', async (t) => {
@@ -112,13 +122,29 @@ t.test('a colour model trained in another channel order takes and gives RGB imag
   t.same(rt.model('tiny-brg')!.image.channelOrder, ['B', 'R', 'G']);
   // the fixtures' images are RGB, as images are; the model's channels are B, R, G
   await selfParity(t, rt, 'tiny-brg', models, 'with its channels in that order');
-  // a slice event's values and image are RGB too: its image holds the slice's values at their pixels
-  const events = await collect(rt.sample({ model: 'tiny-brg', count: 1, seed: 2, temperature: 1 }));
-  const slice = events.find((e) => e.type === 'slice' && e.stage === 'depth');
-  if (slice?.type !== 'slice') throw new Error('no depth slice');
-  const [i, j] = slice.offset;
-  const at = (r: number, q: number, c: number) => slice.image.data[(((r * 2 + i) * 28) + q * 2 + j) * 3 + c];
-  t.same([0, 1, 2].map((c) => at(5, 6, c) & 31), [0, 1, 2].map((c) => slice.values[(5 * 14 + 6) * 3 + c]), 'a slice\'s values are in its image\'s channel order');
+  // a slice event's values and image are R, G, B too: with the fixtures' uniforms, every depth
+  // slice's values are the low bits of PyTorch's R, G, B pipeline image at its pixels, and the last
+  // slice's image is that image
+  const f = readFixtures('tiny-brg', models);
+  const tf = f.sampling.temperatures[0];
+  const B = f.nll.length;
+  const uniforms = Array.from({ length: B }, (_, b) => fixtureUniforms(f, ['small', 'size', 'depth'], b));
+  const events = await collect(rt.sample({ model: 'tiny-brg', count: B, seed: 0, temperature: tf.temperature, uniforms }));
+  for (let b = 0; b < B; b++) {
+    const want = tf.pipeline.images[b];
+    const slices = events.flatMap((e) => (e.type === 'slice' && e.sample === b ? [e] : []));
+    t.same([...slices.at(-1)!.image.data], want, `sample ${b}: the last slice's image is PyTorch's, R, G, B`);
+    const depth = slices.filter((e) => e.stage === 'depth');
+    t.equal(depth.length, 4);
+    const wrong = depth.flatMap((e) => {
+      const [i, j] = e.offset;
+      return Array.from(e.values).filter((v, n) => {
+        const [r, q, c] = [Math.floor(n / 3 / 14), Math.floor(n / 3) % 14, n % 3];
+        return v !== (want[((r * 2 + i) * 28 + q * 2 + j) * 3 + c] & 31);
+      });
+    });
+    t.equal(wrong.length, 0, `sample ${b}: every depth slice's values are PyTorch's R, G, B low bits`);
+  }
 });
 
 function slicesOf(events: SampleEvent[]): { stage: string; slice: number; offset: number[] }[] {

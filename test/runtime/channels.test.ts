@@ -8,9 +8,10 @@ t.test('channelPerm: the image channel of each model channel, null for the image
   t.equal(channelPerm(['gray'], 1), null);
   t.equal(channelPerm(['R', 'G', 'B'], 3), null);
   t.equal(channelPerm(['r', 'g', 'b'], 3), null, 'names in any case');
+  t.equal(channelPerm(['grey'], 1), null, 'one channel: any name, nothing to permute');
   t.same(channelPerm(['B', 'R', 'G'], 3), [2, 0, 1]);
   t.same(channelPerm(['A', 'R', 'G', 'B'], 4), [3, 0, 1, 2]);
-  for (const [order, C] of [[['R', 'R', 'B'], 3], [['R', 'G'], 3], [['R', 'G', 'B', 'A'], 3], [['X', 'G', 'B'], 3], [['rgb'], 1]] as const) {
+  for (const [order, C] of [[['R', 'R', 'B'], 3], [['R', 'G'], 3], [['R', 'G', 'B', 'A'], 3], [['X', 'G', 'B'], 3], [['gray', 'A'], 1]] as const) {
     t.throws(() => channelPerm(order, C), { message: /channelOrder .* must name each of the image's channels \(.*\) once/ }, JSON.stringify(order));
   }
   t.throws(() => channelPerm(['x'], 5), { message: /images have 1 to 4/ });

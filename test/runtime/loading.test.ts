@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { ModelLoadError } from '../../src/runtime/errors.js';
-import { loadModels } from '../../src/runtime/manifest.js';
+import { loadModels, modelVersion } from '../../src/runtime/manifest.js';
 import { MODELS_DIR, TINY_MODELS_DIR } from './fixtures.js';
 import { quietLogger, runtime } from './helpers.js';
 
@@ -172,7 +172,7 @@ t.test('a slice order that is not an order of the slices stops start-up, saying 
 });
 
 t.test('a channel order that does not name each of the image\'s channels once stops start-up', async (t) => {
-  for (const order of [['gray', 'gray'], ['R'], ['grey']]) {
+  for (const order of [['gray', 'gray'], [], ['gray', 'R']]) {
     const dir = copyModel(t);
     const mf = join(dir, 'tiny-c1', 'manifest.json');
     const m = JSON.parse(readFileSync(mf, 'utf8'));
@@ -180,6 +180,25 @@ t.test('a channel order that does not name each of the image\'s channels once st
     writeFileSync(mf, JSON.stringify(m));
     await t.rejects(loadModels(dir), { name: 'ModelLoadError', message: /tiny-c1\/manifest\.json: channelOrder .* must name each of the image's channels \(gray\) once/ }, JSON.stringify(order));
   }
+});
+
+t.test('a model\'s version changes with its graphs and with the orders and stages that feed them (same graphs, another channel order, sampled the same seed differently under one version)', async (t) => {
+  const dir = copyModel(t);
+  cpSync(join(MODELS_DIR, 'tiny-c3'), join(dir, 'tiny-c3'), { recursive: true });
+  const mf = join(dir, 'tiny-c3', 'manifest.json');
+  const original = JSON.parse(readFileSync(mf, 'utf8'));
+  const versionWith = async (change: (m: typeof original) => void) => {
+    const m = structuredClone(original);
+    change(m);
+    writeFileSync(mf, JSON.stringify(m));
+    const [loaded] = await loadModels(dir, ['tiny-c3']);
+    return modelVersion(loaded.manifest);
+  };
+  const base = await versionWith(() => {});
+  t.match(base, /^[0-9a-f]{16}$/);
+  t.not(await versionWith((m) => { m.image.channelOrder = ['B', 'R', 'G']; }), base, 'another channel order');
+  t.not(await versionWith((m) => { m.sliceOrder = [m.sliceOrder[1], m.sliceOrder[0], ...m.sliceOrder.slice(2)]; }), base, 'another slice order');
+  t.equal(await versionWith(() => {}), base, 'the same manifest, the same version');
 });
 
 t.test('provider: auto falls back to CPU with the cause; cuda fails without CUDA', async (t) => {

@@ -1,7 +1,7 @@
 // Subscale slicing and bit-depth planes, property-based over every S dividing the size and C in {1, 3}.
 import fc from 'fast-check';
 import t from 'tap';
-import { bitPlane, fromSlices, mergeBitPlane, sliceOffset, sliceOrderProblem, toSlices } from '../../src/runtime/subscale.js';
+import { bitPlane, fromSlices, mergeBitPlane, sliceIndexByOffset, sliceOffset, sliceOrderProblem, toSlices } from '../../src/runtime/subscale.js';
 
 const divisorsOf = (n: number) => Array.from({ length: n }, (_, i) => i + 1).filter((d) => n % d === 0);
 
@@ -45,6 +45,9 @@ t.test('any slice order: slice k holds x[i::S, j::S] for [i, j] = order[k]; roun
   t.same([...s.subarray(12, 16)], [1, 3, 9, 11], 'slice 3 = offset (0,1)');
   t.same(sliceOffset(0, g), [1, 1]);
   t.same(sliceOffset(2, g), [1, 0]);
+  // the slice holding each offset: [0,0] is slice 1, [0,1] slice 3, [1,0] slice 2, [1,1] slice 0
+  t.same([...sliceIndexByOffset(g)], [1, 3, 2, 0]);
+  t.same([...sliceIndexByOffset({ subscale: 2 })], [0, 1, 2, 3], 'raster');
   for (const size of [28, 12]) {
     for (const S of divisorsOf(size)) {
       const raster = Array.from({ length: S * S }, (_, k) => [Math.floor(k / S), k % S]);
