@@ -39,10 +39,29 @@ export function clientErrorHandler(this: FastifyInstance, err: NodeJS.ErrnoExcep
     socket.destroy();
     return;
   }
+  if (answering.has(socket)) return;   // (a parser that failed once fails again on every later chunk)
+  answering.add(socket);
   const { status, error, reason } = classify(err.code);
-  connectionAnswers.set(socket, status);
   (this as Partial<FastifyInstance>).metrics?.clientErrors.inc({ reason });
   this.log.debug({ err, reason }, 'client error');
+  socket.pause();   // (nothing more is read from a connection that sent bytes that are not HTTP)
+  clientErrorAnswer(err, socket, status, error, reason);
+}
+
+/** Sockets whose client error is being answered. */
+const answering = new WeakSet<Socket>();
+
+function clientErrorAnswer(err: Error, socket: Socket, status: number, error: string, reason: ClientErrorReason): void {
+  // Bytes that are not HTTP after whole requests on the same connection (pipelined): those requests
+  // are answered first, in order, and this answer after them (it was written at once, and read by
+  // the client as the answer to the first of them, whose work was lost with the connection). A
+  // request still being received (a receive timeout) is the one answered, at once.
+  const inFlight = (socket as Socket & { _httpMessage?: http.ServerResponse })._httpMessage;
+  if (inFlight && !inFlight.writableFinished && inFlight.req.complete && status !== 408 && !socket.destroyed) {
+    inFlight.once('close', () => clientErrorAnswer(err, socket, status, error, reason));
+    return;
+  }
+  connectionAnswers.set(socket, status);
   // (an answer given before the body was all in closes its connection: plugins/error-handler.ts)
   if (socket.writable) {
     const body = JSON.stringify({ error, error_type: reason });
