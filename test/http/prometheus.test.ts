@@ -6,26 +6,15 @@
 // to rename). Needs `apt-get install prometheus` (.ci/run installs it).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { freePort } from '../../scripts/server-process.js';
 import { listening, sleep } from './helpers.js';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 const PROMTOOL = '/usr/bin/promtool';
 const KEY = 'prometheus-test-key-0001';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Polls `get` until it answers something, for up to `ms`. */
 async function until<T>(what: string, ms: number, get: () => Promise<T | undefined>): Promise<T> {

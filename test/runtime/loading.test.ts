@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { ModelLoadError } from '../../src/runtime/errors.js';
-import { loadModels, modelVersion } from '../../src/runtime/manifest.js';
+import { loadModels, modelVersion, type Manifest } from '../../src/runtime/manifest.js';
 import { MODELS_DIR, TINY_MODELS_DIR } from './fixtures.js';
 import { quietLogger, runtime } from './helpers.js';
 
@@ -13,6 +13,16 @@ function copyModel(t: { teardown(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'spn-models-'));
   cpSync(join(MODELS_DIR, 'tiny-c1'), join(dir, 'tiny-c1'), { recursive: true });
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A copy of tiny-c1 whose manifest `change` edited; answers the models folder. */
+function modelWith(t: { teardown(fn: () => void): void }, change: (m: Manifest) => void): string {
+  const dir = copyModel(t);
+  const mf = join(dir, 'tiny-c1', 'manifest.json');
+  const m = JSON.parse(readFileSync(mf, 'utf8'));
+  change(m);
+  writeFileSync(mf, JSON.stringify(m));
   return dir;
 }
 
@@ -82,11 +92,7 @@ t.test('a dtype or shape the graph does not take stops start-up, naming the file
     ['dtype', (m: { stages: Array<{ graphs: Record<string, { inputs: Array<{ dtype: string; shape: unknown[] }> }> }> }) => { m.stages[1].graphs.conditioning.inputs[0].dtype = 'float32'; }],
     ['shape', (m: { stages: Array<{ graphs: Record<string, { inputs: Array<{ dtype: string; shape: unknown[] }> }> }> }) => { m.stages[1].graphs.conditioning.inputs[0].shape[1] = 15; }],
   ] as const) {
-    const dir = copyModel(t);
-    const mf = join(dir, 'tiny-c1', 'manifest.json');
-    const m = JSON.parse(readFileSync(mf, 'utf8'));
-    change(m);
-    writeFileSync(mf, JSON.stringify(m));
+    const dir = modelWith(t, change);
     await t.rejects(runtime({ modelsDir: dir }), { name: 'ModelLoadError', message: /size\/conditioning\.onnx: a run on the inputs the manifest declares failed \(.+\)/ }, what);
   }
   // with two workers, the one that fails first is not 'replaced' (a worker that never served was
@@ -112,11 +118,7 @@ t.test('a graph whose outputs differ in dtype or shape from the manifest stops s
     ['a fixed dimension', (m: { stages: Array<{ graphs: Record<string, { outputs: Array<{ dtype: string; shape: unknown[] }> }> }> }) => { m.stages[0].graphs.conditioning.outputs[0].shape[1] = 9; },
       /small\/conditioning\.onnx: output 'context' has shape \[1, 8, 7, 7\] at batch 1, the manifest declares \[batch, 9, /],
   ] as const) {
-    const dir = copyModel(t);
-    const mf = join(dir, 'tiny-c1', 'manifest.json');
-    const m = JSON.parse(readFileSync(mf, 'utf8'));
-    change(m);
-    writeFileSync(mf, JSON.stringify(m));
+    const dir = modelWith(t, change);
     await t.rejects(runtime({ modelsDir: dir }), { name: 'ModelLoadError', message }, what);
   }
 });
@@ -162,22 +164,14 @@ t.test('a slice order that is not an order of the slices stops start-up, saying 
     ['one twice', [...raster.slice(0, 15), [0, 0]], /sliceOrder .* is not an order of the 16 slices: offset \[0,0\] comes twice/],
     ['out of range', [...raster.slice(0, 15), [4, 0]], /sliceOrder .* is not an order of the 16 slices: offset 15 is \[4,0\]: an offset is \[i, j\] with 0 <= i, j < 4/],
   ] as const) {
-    const dir = copyModel(t);
-    const mf = join(dir, 'tiny-c1', 'manifest.json');
-    const m = JSON.parse(readFileSync(mf, 'utf8'));
-    m.sliceOrder = order;
-    writeFileSync(mf, JSON.stringify(m));
+    const dir = modelWith(t, (m) => { m.sliceOrder = order as number[][]; });
     await t.rejects(loadModels(dir), { name: 'ModelLoadError', message: new RegExp(`tiny-c1/manifest\\.json: ${message.source}`) }, what);
   }
 });
 
 t.test('a channel order that does not name each of the image\'s channels once stops start-up', async (t) => {
   for (const order of [['gray', 'gray'], [], ['gray', 'R']]) {
-    const dir = copyModel(t);
-    const mf = join(dir, 'tiny-c1', 'manifest.json');
-    const m = JSON.parse(readFileSync(mf, 'utf8'));
-    m.image.channelOrder = order;
-    writeFileSync(mf, JSON.stringify(m));
+    const dir = modelWith(t, (m) => { m.image.channelOrder = order as string[]; });
     await t.rejects(loadModels(dir), { name: 'ModelLoadError', message: /tiny-c1\/manifest\.json: channelOrder .* must name each of the image's channels \(gray\) once/ }, JSON.stringify(order));
   }
 });
