@@ -19,6 +19,12 @@ from spn.stages import check_checkpoint_orders, load_config, stage_model_config 
 from train import stage_nll_bits  # noqa: E402
 
 
+def checkpoint_step(cfg, stage, runs):
+    """The training step a stage's best.pt was saved at."""
+    ck = torch.load(os.path.join(runs, cfg["name"], stage["name"], "best.pt"), map_location="cpu")
+    return ck["state"]["step"]
+
+
 def load_stage(cfg, stage, runs, device="cpu"):
     path = os.path.join(runs, cfg["name"], stage["name"], "best.pt")
     ck = torch.load(path, map_location=device)
@@ -51,14 +57,19 @@ def main():
                                         device=args.device)
         total += bits
         out["stages"][st["name"]] = {
+            "checkpoint_step": checkpoint_step(cfg, st, args.runs),
             "bits_per_dim": bits / dims,
             "per_slice_bits_per_dim": [b / dims for b in per_slice.tolist()]}
         print(f"{st['name']:>6}: {bits / dims:.4f} bits/dim", flush=True)
     out["bits_per_dim"] = total / dims
     out["seconds"] = round(time.time() - t0, 1)
     print(f" total: {total / dims:.4f} bits/dim over {test.shape[0]} test images")
-    with open(os.path.join(args.runs, cfg["name"], "eval.json"), "w") as f:
+    # the whole test set's figure goes in eval.json, which export.py puts in the manifest; a --limit
+    # run beside it, so that it does not replace that figure
+    name = f"eval-first{args.limit}.json" if args.limit else "eval.json"
+    with open(os.path.join(args.runs, cfg["name"], name), "w") as f:
         json.dump(out, f, indent=1)
+    print(f"wrote {os.path.join(args.runs, cfg['name'], name)}")
 
 
 if __name__ == "__main__":

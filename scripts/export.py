@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evaluate import load_stage  # noqa: E402
+from evaluate import checkpoint_step, load_stage  # noqa: E402
 from spn.data import datasets  # noqa: E402
 from spn.model import LN2, from_slices, parameter_count  # noqa: E402
 from spn.graph_pass import fold_file as fold_pads_into_convs_file  # noqa: E402
@@ -330,7 +330,17 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     models = {st["name"]: load_stage(cfg, st, args.runs) for st in cfg["stages"]}
     eval_path = os.path.join(args.runs, cfg["name"], "eval.json")
-    ev = json.load(open(eval_path)) if os.path.exists(eval_path) else None
+    ev = None
+    if os.path.exists(eval_path):
+        with open(eval_path) as f:
+            ev = json.load(f)
+        # the test figure must be of these checkpoints (training resumed after evaluate.py left a stale one)
+        for st in cfg["stages"]:
+            was = ev["stages"].get(st["name"], {}).get("checkpoint_step")
+            now = checkpoint_step(cfg, st, args.runs)
+            if was is not None and was != now:
+                raise SystemExit(f"{eval_path} scored {st['name']}/best.pt of step {was}; it is now of step {now}: "
+                                 f"run evaluate.py --config {args.config} --runs {args.runs} again")
 
     stages = []
     for st in cfg["stages"]:

@@ -62,31 +62,37 @@ def main():
 
     train, val, _ = datasets(cfg["channels"], limit=tc.get("limit"))
     val = val[: tc["eval_images"]]
+    torch.manual_seed(tc.get("seed", 0))   # the same initial weights every run of a config
     model = spn_from_config(stage_model_config(cfg, stage)).to(args.device)
     opt = torch.optim.Adam(model.parameters(), lr=tc["lr"])
     state = {"step": 0, "seconds": 0.0, "best_val": math.inf, "evals": [], "bad_evals": 0}
+    gen = torch.Generator().manual_seed(1234)   # the batches and target slices drawn
     if os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path, map_location=args.device)
         check_checkpoint_orders(cfg, ck.get("config"), ckpt_path)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         state = ck["state"]
+        if "gen" in ck:
+            gen.set_state(ck["gen"])   # (a resumed run draws what an uninterrupted one would)
+        else:
+            gen.manual_seed(1234 + state["step"])
         print(f"resumed from step {state['step']} ({state['seconds']:.0f} s)", flush=True)
     budget_s = args.minutes * 60
     dims = cfg["image_size"] ** 2 * cfg["channels"]
     print(f"{cfg['name']}/{stage['name']}: {parameter_count(model)} parameters, "
           f"{train.shape[0]} train / {val.shape[0]} validation images", flush=True)
 
-    def lr_at(seconds):
-        # cosine decay over the time budget: the schedule ends when the budget does
-        frac = min(seconds / budget_s, 1.0)
+    def lr_at(seconds, step):
+        # cosine decay over the budget: the schedule ends when the run does, at --minutes or at
+        # --steps, whichever comes first
+        frac = min(max(seconds / budget_s, step / args.steps if args.steps else 0.0), 1.0)
         return tc["lr"] * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
 
     def save(path):
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state,
-                    "config": cfg, "stage": stage["name"]}, path)
+                    "config": cfg, "stage": stage["name"], "gen": gen.get_state()}, path)
 
-    gen = torch.Generator().manual_seed(1234 + state["step"])
     run_loss, run_n = 0.0, 0
     t_last = time.time()
     while state["seconds"] < budget_s and (not args.steps or state["step"] < args.steps):
@@ -95,7 +101,7 @@ def main():
         slices, aux = stage_planes(cfg, stage, train[idx].to(args.device))
         target = torch.randint(stage["first_slice"], stage["last_slice"], (tc["batch"],), generator=gen).to(args.device)
         for g in opt.param_groups:
-            g["lr"] = lr_at(state["seconds"])
+            g["lr"] = lr_at(state["seconds"], state["step"])
         loss = model.slice_nll(slices, target, aux).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -57,6 +57,29 @@ t.test('tiny configurations train, export and run in onnxruntime-node', async (t
     { cwd: root, encoding: 'utf8', timeout: 300_000 });
   t.match(out, /resumed from step 60/, 'resumed from the last checkpoint');
   t.equal(JSON.parse(readFileSync(join(runs, 'tiny-c1', 'small', 'train.json'), 'utf8')).steps, 70, 'and went on to step 70');
+  // a configuration trains the same way every time: seeded initial weights and draws (they were not)
+  const evals = ['again-a', 'again-b'].map((dir) => {
+    execFileSync(process.env.PYTHON ?? '/usr/bin/python3',
+      [join(root, 'scripts', 'train.py'), '--config', 'tiny-c1', '--stage', 'small', '--steps', '20', '--runs', join(work, dir), '--threads', '1'],
+      { cwd: root, stdio: 'pipe', timeout: 300_000 });
+    return JSON.parse(readFileSync(join(work, dir, 'tiny-c1', 'small', 'train.json'), 'utf8')).evals.map((e: { val_bits_per_dim: number }) => e.val_bits_per_dim);
+  });
+  t.same(evals[0], evals[1], `two runs of one configuration validate alike (${evals[0].join(', ')})`);
+  // the manifest's test figure is of the checkpoints exported: a figure of another step is refused
+  // (as when training went on after evaluate.py)
+  const evalPath = join(runs, 'tiny-c1', 'eval.json');
+  const ev = JSON.parse(readFileSync(evalPath, 'utf8'));
+  const step = JSON.parse(readFileSync(join(runs, 'tiny-c1', 'small', 'train.json'), 'utf8')).evals
+    .reduce((best: { val_bits_per_dim: number; step: number }, e: { val_bits_per_dim: number; step: number }) => (e.val_bits_per_dim < best.val_bits_per_dim ? e : best)).step;
+  writeFileSync(evalPath, JSON.stringify({ ...ev, stages: { ...ev.stages, small: { ...ev.stages.small, checkpoint_step: step - 1 } } }));
+  let stale = '';
+  try {
+    execFileSync(process.env.PYTHON ?? '/usr/bin/python3', [join(root, 'scripts', 'export.py'), '--config', 'tiny-c1', '--runs', runs, '--models', join(work, 'stale')], { cwd: root, stdio: 'pipe', encoding: 'utf8' });
+  } catch (err) {
+    stale = String((err as { stderr?: string }).stderr);
+  }
+  t.match(stale, new RegExp(`eval\\.json scored small/best\\.pt of step ${step - 1}; it is now of step ${step}: run evaluate\\.py`), 'a stale test figure is not exported');
+  writeFileSync(evalPath, JSON.stringify(ev));
   // and the runtime serves them: one sample from each, colour included
   const rt = await createRuntime({ modelsDir: models, provider: 'cpu', workers: 1, threads: 1, maxQueue: 4, maxRunning: 4, logger: quietLogger });
   t.teardown(() => rt.close());
