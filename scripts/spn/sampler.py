@@ -18,6 +18,8 @@ def sample_stage(model, slices, aux, uniform, temperature, start=0):
     """slices int64 [B, SS, C, h, w] (slices before model.first_slice given), aux or None,
     uniform float32 [B, SS, h, w, C], temperature float32 [B]; slices before `start` are kept too.
     Returns (slices, nll in nats of the generated sub-pixels [B])."""
+    if not bool((temperature > 0).all()):
+        raise ValueError("temperature must be positive")   # (0 or less: NaN probabilities, every value class 0)
     slices = slices.clone()
     B, SS, C, h, w = slices.shape
     nll = torch.zeros(B, dtype=torch.float64)
