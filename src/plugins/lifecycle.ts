@@ -160,6 +160,16 @@ export default fp(
       if (request.routeOptions.config?.modelWork) throw new ShuttingDownError();
     });
 
+    // app.close() itself (not only the shutdown below, which ends in it) must not wait for
+    // connections that have no answer in progress (a browser's preconnect held a test's close for
+    // Node's headersTimeout, 30 s): close them until the server has closed.
+    let closing: NodeJS.Timeout | undefined;
+    app.addHook('preClose', async () => {
+      connections.closeQuiet(true);
+      closing = setInterval(() => connections.closeQuiet(true), 50);
+    });
+    app.addHook('onClose', async () => clearInterval(closing));
+
     app.decorate('shutdown', async (graceMs: number, delayMs = 0) => {
       lifecycle.beginShutdown();
       // SHUTDOWN_DELAY_MS: still listening, readiness 503 and new model work 503, so that load

@@ -207,3 +207,24 @@ t.test('models that cannot load: exit 1 with the cause once; no native error out
   t.same(silent.logs, [], 'no log lines');
   t.match(silent.stderr, /^spn-serve: models failed to load: .*nowhere/, 'but the cause, on stderr');
 });
+
+t.test('app.close() does not wait for connections with no answer in progress (a preconnect held a browser test\'s close for 30 s)', async (t) => {
+  const { listening } = await import('./helpers.js');
+  const { app, url } = await listening({ RECEIVE_TIMEOUT_MS: 60_000 });
+  const { port } = new URL(url);
+  // connected and silent (a browser's preconnect), and half a request's headers
+  const sockets = await Promise.all(['', 'GET /health/live HTTP/1.1\r\nHo'].map(async (bytes) => {
+    const s = connect(Number(port), '127.0.0.1');
+    await once(s, 'connect');
+    if (bytes) s.write(bytes);
+    s.on('error', () => {});
+    return s;
+  }));
+  await sleep(100);
+  const started = Date.now();
+  const closed = app.close().then(() => Date.now() - started);
+  const took = await Promise.race([closed, sleep(10_000).then(() => undefined)]);
+  t.ok(took !== undefined && took < 5_000, `closed in ${took ?? 'more than 10,000'} ms (Node's headersTimeout here is 60 s)`);
+  for (const s of sockets) s.destroy();   // (so that a close that waited for them ends)
+  await closed;
+});
