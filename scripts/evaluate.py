@@ -19,19 +19,18 @@ from spn.stages import check_checkpoint_orders, load_config, stage_model_config 
 from train import stage_nll_bits  # noqa: E402
 
 
-def checkpoint_step(cfg, stage, runs):
-    """The training step a stage's best.pt was saved at."""
-    ck = torch.load(os.path.join(runs, cfg["name"], stage["name"], "best.pt"), map_location="cpu")
-    return ck["state"]["step"]
-
-
-def load_stage(cfg, stage, runs, device="cpu"):
+def load_checkpoint(cfg, stage, runs, device="cpu"):
+    """A stage's best.pt: its model, and the training step it was saved at."""
     path = os.path.join(runs, cfg["name"], stage["name"], "best.pt")
     ck = torch.load(path, map_location=device)
     check_checkpoint_orders(cfg, ck.get("config"), path)
     m = spn_from_config(stage_model_config(cfg, stage)).to(device)
     m.load_state_dict(ck["model"])
-    return m.eval()
+    return m.eval(), ck["state"]["step"]
+
+
+def load_stage(cfg, stage, runs, device="cpu"):
+    return load_checkpoint(cfg, stage, runs, device)[0]
 
 
 def main():
@@ -53,11 +52,11 @@ def main():
     total = 0.0
     t0 = time.time()
     for st in cfg["stages"]:
-        bits, per_slice = stage_nll_bits(load_stage(cfg, st, args.runs, args.device), cfg, st, test,
-                                        device=args.device)
+        model, step = load_checkpoint(cfg, st, args.runs, args.device)
+        bits, per_slice = stage_nll_bits(model, cfg, st, test, device=args.device)
         total += bits
         out["stages"][st["name"]] = {
-            "checkpoint_step": checkpoint_step(cfg, st, args.runs),
+            "checkpoint_step": step,
             "bits_per_dim": bits / dims,
             "per_slice_bits_per_dim": [b / dims for b in per_slice.tolist()]}
         print(f"{st['name']:>6}: {bits / dims:.4f} bits/dim", flush=True)

@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evaluate import checkpoint_step, load_stage  # noqa: E402
+from evaluate import load_checkpoint, load_stage  # noqa: E402
 from spn.data import datasets  # noqa: E402
 from spn.model import LN2, from_slices, parameter_count  # noqa: E402
 from spn.graph_pass import fold_file as fold_pads_into_convs_file  # noqa: E402
@@ -328,7 +328,8 @@ def main():
     cfg = load_config(args.config)
     out_dir = os.path.join(args.models, cfg["name"])
     os.makedirs(out_dir, exist_ok=True)
-    models = {st["name"]: load_stage(cfg, st, args.runs) for st in cfg["stages"]}
+    checkpoints = {st["name"]: load_checkpoint(cfg, st, args.runs) for st in cfg["stages"]}
+    models = {name: m for name, (m, _) in checkpoints.items()}
     eval_path = os.path.join(args.runs, cfg["name"], "eval.json")
     ev = None
     if os.path.exists(eval_path):
@@ -337,7 +338,7 @@ def main():
         # the test figure must be of these checkpoints (training resumed after evaluate.py left a stale one)
         for st in cfg["stages"]:
             was = ev["stages"].get(st["name"], {}).get("checkpoint_step")
-            now = checkpoint_step(cfg, st, args.runs)
+            now = checkpoints[st["name"]][1]
             if was is not None and was != now:
                 raise SystemExit(f"{eval_path} scored {st['name']}/best.pt of step {was}; it is now of step {now}: "
                                  f"run evaluate.py --config {args.config} --runs {args.runs} again")

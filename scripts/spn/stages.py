@@ -59,11 +59,12 @@ def check_checkpoint_orders(cfg, ck_cfg, path):
     if ck_cfg is None:
         return
     S, C = ck_cfg["subscale"], ck_cfg["channels"]
+    same = {"slice_order": lambda a, b: [list(x) for x in a] == [list(x) for x in b],
+            "channel_order": lambda a, b: [x.lower() for x in a] == [x.lower() for x in b]}
     for key, default in (("slice_order", raster_order(S)), ("channel_order", IMAGE_CHANNELS[C])):
         was = ck_cfg.get(key) or default
         now = cfg[key]
-        if [list(x) if isinstance(x, (list, tuple)) else str(x).lower() for x in was] != \
-           [list(x) if isinstance(x, (list, tuple)) else str(x).lower() for x in now]:
+        if not same[key](was, now):
             raise SystemExit(f"{path} was trained with {key} {was}; the config now says {now}: "
                              "train afresh in another --runs folder")
 

@@ -160,9 +160,11 @@ export default fp(
       if (request.routeOptions.config?.modelWork) throw new ShuttingDownError();
     });
 
-    // app.close() itself (not only the shutdown below, which ends in it) must not wait for
-    // connections that have no answer in progress (a browser's preconnect held a test's close for
-    // Node's headersTimeout, 30 s): close them until the server has closed.
+    // app.close() (and so the shutdown below, which ends in it) must not wait for connections that
+    // have no answer in progress: kept-alive ones become idle only once their last answer is flushed
+    // (after the drain, and after server.close() closed the idle ones of that moment), and one with
+    // no request yet (a browser's preconnect) held a direct close for Node's headersTimeout. They
+    // are closed, idle or with no request or half a request, until the server has closed.
     let closing: NodeJS.Timeout | undefined;
     app.addHook('preClose', async () => {
       connections.closeQuiet(true);
@@ -178,17 +180,7 @@ export default fp(
       // Stop accepting connections now; Fastify's close() below would only do it after the drain.
       if (app.server.listening) app.server.close();
       const result = await lifecycle.drain(graceMs);
-      // Kept-alive connections become idle only once their last answer is flushed, which can be
-      // after the drain (and after server.close() closed the idle ones of that moment): keep
-      // closing connections with no answer in progress (idle, or with no request yet) until the
-      // server has closed, or close() would wait for them.
-      const sweep = setInterval(() => connections.closeQuiet(true), 50);
-      connections.closeQuiet(true);
-      try {
-        await app.close();
-      } finally {
-        clearInterval(sweep);
-      }
+      await app.close();   // (its preClose hook closes the quiet connections)
       return result;
     });
   },

@@ -21,13 +21,8 @@ export interface SampleRequestWithUniforms extends SampleRequest {
   uniforms?: Float32Array[][];
 }
 
-const channelPerms = new WeakMap<Manifest, number[] | null>();
-
-/** The model's channel permutation (channels.ts; checked at load). */
-function channelPermOf(m: Manifest): number[] | null {
-  if (!channelPerms.has(m)) channelPerms.set(m, channelPerm(m.image.channelOrder, m.image.channels));
-  return channelPerms.get(m)!;
-}
+/** The model's channel permutation (channels.ts; checked at load, so it does not throw here). */
+const channelPermOf = (m: Manifest) => channelPerm(m.image.channelOrder, m.image.channels);
 
 /** A condition's image in the model's channel order (one of the wrong size is left for the plan to refuse). */
 function inModelChannels(m: Manifest, condition: Condition, perm: number[] | null): Condition {

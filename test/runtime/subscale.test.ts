@@ -5,14 +5,21 @@ import { bitPlane, fromSlices, mergeBitPlane, sliceIndexByOffset, sliceOffset, s
 
 const divisorsOf = (n: number) => Array.from({ length: n }, (_, i) => i + 1).filter((d) => n % d === 0);
 
-t.test('toSlices / fromSlices round-trip for every S dividing the size, C in {1, 3}', async (t) => {
+t.test('toSlices / fromSlices round-trip for every S dividing the size, C in {1, 3}, in raster order or any other', async (t) => {
   for (const size of [28, 12]) {
     for (const S of divisorsOf(size)) {
+      const raster = Array.from({ length: S * S }, (_, k) => [Math.floor(k / S), k % S]);
       for (const C of [1, 3]) {
-        const g = { height: size, width: size, channels: C, subscale: S };
-        fc.assert(fc.property(fc.uint8Array({ minLength: size * size * C, maxLength: size * size * C }), (img) => {
-          const back = fromSlices(toSlices(img, g), g);
-          return Buffer.compare(Buffer.from(back), Buffer.from(img)) === 0;
+        const anyOrder = fc.option(fc.shuffledSubarray(raster, { minLength: S * S, maxLength: S * S }), { nil: undefined, freq: 2 });
+        fc.assert(fc.property(anyOrder, fc.uint8Array({ minLength: size * size * C, maxLength: size * size * C }), (order, img) => {
+          const g = { height: size, width: size, channels: C, subscale: S, order };
+          const sl = toSlices(img, g);
+          const h = size / S;
+          // the last slice, channel 0, at (h - 1, 0) is the image's pixel (r*S + i, q*S + j) for its offset [i, j]
+          const [k, r, q] = [S * S - 1, h - 1, 0];
+          const [i, j] = (order ?? raster)[k];
+          return sl[k * C * h * h + r * h + q] === img[((r * S + i) * size + (q * S + j)) * C]
+            && Buffer.compare(Buffer.from(fromSlices(sl, g)), Buffer.from(img)) === 0;
         }), { numRuns: 20 });
       }
     }
@@ -36,7 +43,7 @@ t.test('slice k holds x[i::S, j::S] with (i, j) the raster offset', async (t) =>
   t.throws(() => toSlices(img, { ...g, subscale: 3 }), /does not divide/);
 });
 
-t.test('any slice order: slice k holds x[i::S, j::S] for [i, j] = order[k]; round-trips for every S, C, order', async (t) => {
+t.test('any slice order: slice k holds x[i::S, j::S] for [i, j] = order[k]', async (t) => {
   const g = { height: 4, width: 4, channels: 1, subscale: 2, order: [[1, 1], [0, 0], [1, 0], [0, 1]] };
   const img = Uint8Array.from({ length: 16 }, (_, i) => i);   // value = y*4 + x
   const s = toSlices(img, g);
@@ -48,23 +55,6 @@ t.test('any slice order: slice k holds x[i::S, j::S] for [i, j] = order[k]; roun
   // the slice holding each offset: [0,0] is slice 1, [0,1] slice 3, [1,0] slice 2, [1,1] slice 0
   t.same([...sliceIndexByOffset(g)], [1, 3, 2, 0]);
   t.same([...sliceIndexByOffset({ subscale: 2 })], [0, 1, 2, 3], 'raster');
-  for (const size of [28, 12]) {
-    for (const S of divisorsOf(size)) {
-      const raster = Array.from({ length: S * S }, (_, k) => [Math.floor(k / S), k % S]);
-      for (const C of [1, 3]) {
-        fc.assert(fc.property(fc.shuffledSubarray(raster, { minLength: S * S, maxLength: S * S }), fc.uint8Array({ minLength: size * size * C, maxLength: size * size * C }), (order, img) => {
-          const go = { height: size, width: size, channels: C, subscale: S, order };
-          const sl = toSlices(img, go);
-          const h = size / S;
-          // slice k, channel 0, at (r, q) is the image's pixel (r*S + i, q*S + j)
-          const [k, r, q] = [order.length - 1, h - 1, 0];
-          const [i, j] = order[k];
-          return sl[k * C * h * h + r * h + q] === img[((r * S + i) * size + (q * S + j)) * C]
-            && Buffer.compare(Buffer.from(fromSlices(sl, go)), Buffer.from(img)) === 0;
-        }), { numRuns: 10 });
-      }
-    }
-  }
 });
 
 t.test('a slice order lists every offset once', async (t) => {
