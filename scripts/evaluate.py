@@ -20,13 +20,14 @@ from train import stage_nll_bits  # noqa: E402
 
 
 def load_checkpoint(cfg, stage, runs, device="cpu"):
-    """A stage's best.pt: its model, and the training step it was saved at."""
+    """A stage's best.pt: its model, and the training step it was saved at (None for a checkpoint
+    not written by train.py, as experiment-width.sh's untrained ones)."""
     path = os.path.join(runs, cfg["name"], stage["name"], "best.pt")
     ck = torch.load(path, map_location=device)
     check_checkpoint_orders(cfg, ck.get("config"), path)
     m = spn_from_config(stage_model_config(cfg, stage)).to(device)
     m.load_state_dict(ck["model"])
-    return m.eval(), ck["state"]["step"]
+    return m.eval(), ck.get("state", {}).get("step")
 
 
 def load_stage(cfg, stage, runs, device="cpu"):

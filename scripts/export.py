@@ -339,7 +339,7 @@ def main():
         for st in cfg["stages"]:
             was = ev["stages"].get(st["name"], {}).get("checkpoint_step")
             now = checkpoints[st["name"]][1]
-            if was is not None and was != now:
+            if was is not None and now is not None and was != now:
                 raise SystemExit(f"{eval_path} scored {st['name']}/best.pt of step {was}; it is now of step {now}: "
                                  f"run evaluate.py --config {args.config} --runs {args.runs} again")
 
