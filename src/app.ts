@@ -24,7 +24,7 @@ import { validatorFactory } from './http/validators.js';
 import { inflateBody } from './http/content-encoding.js';
 import { clientErrorHandler, receiveTimeouts } from './http/client-error.js';
 import { traceContext } from './http/trace.js';
-import { refusals } from './plugins/error-handler.js';
+import { closeIfUnread, refusals } from './plugins/error-handler.js';
 
 export interface AppDeps extends RuntimeDeps {
   /** a pino logger or Fastify logger options; default: JSON logs at LOG_LEVEL */
@@ -93,6 +93,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       const error = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is over 100 characters'
         : err.code === 'FST_ERR_BAD_URL' ? 'the URL is not valid (a bad percent-encoding)' : err.message;
       setCorsHeaders(reply, corsOrigins, request.headers.origin);
+      closeIfUnread(request.raw, reply);
       void reply.code(status).header('x-request-id', request.id).header('cache-control', 'no-store')
         .type('application/json; charset=utf-8').send({ error, error_type: 'bad_request' });
       app.metrics?.httpDuration.observe({ method: request.method, route: 'unmatched', status_class: `${Math.floor(status / 100)}xx` }, reply.elapsedTime / 1000);
@@ -152,9 +153,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   await app.register(metrics);
   app.metrics.buildInfo.set({ version, node: process.versions.node, onnxruntime: ortVersion }, 1);
-  await app.register(lifecycle);
+  // the error handler before the plugins with routes (cors' preflight), which take the one in
+  // force when they are added; cors before lifecycle: CORS headers are set by an onRequest hook,
+  // and lifecycle refuses model work while shutting down (503) by throwing from its own, after
+  // which no hook runs
   await app.register(errorHandler);
   await app.register(cors, { config });
+  await app.register(lifecycle);
   await app.register(apiKeys, { config });
   await app.register(swagger, { version });
   await app.register(runtime, { config, runtime: deps.runtime, createRuntime: deps.createRuntime });

@@ -1,6 +1,6 @@
 // One mapping from any error to a status code and an `{error, error_type}` body, shared by the
 // error handler (before the first byte) and the event stream (in-band `error` events after it).
-import { CancelledError, InvalidInputError, OverloadedError, RuntimeError, UnknownModelError } from '../runtime/errors.js';
+import { CancelledError, InvalidInputError, NoWorkerError, OverloadedError, RuntimeError, UnknownModelError } from '../runtime/errors.js';
 import { DeadlineAbort } from './deadline.js';
 import { ClientGoneAbort, ShutdownAbort } from './errors.js';
 
@@ -71,6 +71,8 @@ export function mapError(err: unknown): MappedError {
   if (err instanceof CancelledError || err instanceof ClientGoneAbort) return { statusCode: 499, body: { error: 'request cancelled', error_type: 'cancelled' } };
   if (err instanceof DeadlineAbort) return { statusCode: 504, body: { error: err.message, error_type: 'timeout' } };
   if (err instanceof ShutdownAbort) return { statusCode: 503, body: { error: 'server is shutting down', error_type: 'shutdown' } };
+  // every worker crashed and none is back yet: like loading models, come back in a few seconds
+  if (err instanceof NoWorkerError) return { statusCode: 503, body: { error: err.message, error_type: 'not_ready' }, retryAfterSeconds: NOT_READY_RETRY_S };
   if (err instanceof RuntimeError) return { statusCode: 500, body: { error: 'internal error while running the model', error_type: 'internal' } };
 
   const e = err as { code?: string; statusCode?: number; message?: string; validation?: unknown };

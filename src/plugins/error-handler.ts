@@ -10,7 +10,7 @@ import { connectionAnswers } from '../http/client-error.js';
  * limit, an unknown route): the connection closes after the answer, as HTTP/1.1 asks, instead of
  * staying open while the client sends the rest of a body nobody reads (which the receive timeout
  * then cut with a second answer, a 408, after the first). */
-function closeIfUnread(raw: IncomingMessage, reply: FastifyReply): void {
+export function closeIfUnread(raw: IncomingMessage, reply: FastifyReply): void {
   if (!raw.complete) reply.header('connection', 'close');
 }
 

@@ -48,6 +48,10 @@ export class WorkerFailedError extends RuntimeError {
   }
 }
 
+/** No inference worker can take the request: every one crashed and the replacements are loading
+ * past the wait, or failed to start (HTTP 503, Retry-After). */
+export class NoWorkerError extends WorkerFailedError {}
+
 /** A model could not be loaded: names the file and what is wrong. Stops start-up. */
 export class ModelLoadError extends RuntimeError {
   constructor(message: string) {

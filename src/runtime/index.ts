@@ -1,6 +1,6 @@
 // The SPN runtime: models from manifests, inference in worker threads, a bounded queue in front.
 // It knows nothing of HTTP.
-import { CancelledError, InvalidInputError, OverloadedError, RuntimeError, UnknownModelError, WorkerFailedError } from './errors.js';
+import { CancelledError, InvalidInputError, NoWorkerError, OverloadedError, RuntimeError, UnknownModelError, WorkerFailedError } from './errors.js';
 import { Channel } from './channel.js';
 import { channelPerm, toImageChannels, toModelChannels } from './channels.js';
 import { loadModels, summarize, type LoadedModel, type Manifest } from './manifest.js';
@@ -144,7 +144,7 @@ export class SpnRuntime implements Runtime {
     const chan = new Channel<FromWorker>();
     let worker: PoolWorker;
     try {
-      worker = await this.pool.acquire(id, { message: (m) => chan.push(m), fail: (e) => chan.fail(e) }, weight, signal);
+      worker = await this.pool.acquire(id, { message: (m) => chan.push(m), fail: (e) => chan.fail(e, true) }, weight, signal);
     } catch (err) {
       release();
       throw err;
@@ -166,7 +166,7 @@ export class SpnRuntime implements Runtime {
   private countFailure(err: unknown): void {
     const reason = err instanceof CancelledError ? (err.timedOut ? 'timeout' : 'cancelled')
       : err instanceof InvalidInputError || err instanceof UnknownModelError ? 'bad_input'
-        : err instanceof OverloadedError ? null : 'internal';
+        : err instanceof OverloadedError ? null : err instanceof NoWorkerError ? 'unavailable' : 'internal';
     if (reason) this.opts.observer?.failed?.(reason);
   }
 

@@ -1,7 +1,7 @@
 // Worker threads that own the ONNX sessions. A worker that dies is replaced; only the requests it
 // was running fail, with a clear error.
 import { Worker } from 'node:worker_threads';
-import { CancelledError, ModelLoadError, WorkerFailedError } from './errors.js';
+import { CancelledError, ModelLoadError, NoWorkerError, WorkerFailedError } from './errors.js';
 import type { LoadedModel } from './manifest.js';
 import type { FromWorker, ToWorker } from './protocol.js';
 import { DEFAULT_QUANTUM, type ExecutionProvider, type ProviderChoice, type RuntimeOptions } from './types.js';
@@ -34,6 +34,11 @@ export class WorkerPool {
   readonly workers: PoolWorker[] = [];
   providers: Providers = {};
   private closing = false;
+  /** replacements loading now */
+  private replacing = 0;
+  /** why the last replacement failed to start, until one starts (it is retried with a backoff) */
+  private replaceFailure: Error | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly models: LoadedModel[],
@@ -62,6 +67,7 @@ export class WorkerPool {
       // an abort before the choice, or while waiting for a replacement, must not be missed (the
       // caller listens for aborts only once it has its worker)
       if (signal?.aborted) throw new CancelledError(signal.reason);
+      if (this.closing) throw new WorkerFailedError('the runtime closed while this request waited for an inference worker');
       let best: PoolWorker | undefined;
       for (const w of this.workers) if (w.ready && (!best || w.load < best.load)) best = w;
       if (best) {
@@ -69,8 +75,11 @@ export class WorkerPool {
         best.load += weight;
         return best;
       }
-      if (this.closing) throw new WorkerFailedError('the runtime closed while this request waited for an inference worker');
-      if (Date.now() >= deadline) throw new WorkerFailedError('no inference worker is ready');
+      // nothing is loading that could serve it soon: say why at once rather than wait it out
+      if (!this.replacing && this.replaceFailure) {
+        throw new NoWorkerError(`no inference worker is ready: the replacement failed to start (${this.replaceFailure.message}); retrying`);
+      }
+      if (Date.now() >= deadline) throw new NoWorkerError('no inference worker is ready');
       await new Promise<void>((resolve) => {
         const done = () => { clearTimeout(timer); signal?.removeEventListener('abort', done); resolve(); };
         const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
@@ -121,7 +130,8 @@ export class WorkerPool {
         pw.ready = false;
         const i = this.workers.indexOf(pw);
         if (i >= 0) this.workers.splice(i, 1);
-        const err = new WorkerFailedError(`inference worker ${threadId} exited (code ${code}) while running this request`);
+        const err = new WorkerFailedError(this.closing ? 'the runtime closed while this request was running'
+          : `inference worker ${threadId} exited (code ${code}) while running this request`);
         for (const h of pw.requests.values()) h.fail(err);
         pw.requests.clear();
         pw.load = 0;
@@ -131,7 +141,7 @@ export class WorkerPool {
         if (!this.closing && pw.served) {
           this.opts.logger?.warn({ worker: threadId, code }, 'replacing inference worker');
           this.opts.observer?.workerExited?.(code);
-          this.spawn().catch((e: Error) => this.opts.logger?.error({ err: e }, 'replacement worker failed to start'));
+          this.replace(0);
         }
       });
       pw.post({ type: 'init', models: this.models, provider: this.opts.provider, threads: this.opts.threads, decode: this.opts.decode ?? 'row',
@@ -139,8 +149,31 @@ export class WorkerPool {
     });
   }
 
+  /** Starts a replacement worker; one that fails to start (a model file changed on disk, memory
+   * short) is retried after 1, 2, 4, ... up to 30 s, until one starts or the pool closes. Until
+   * then requests fail at once (NoWorkerError) instead of waiting for a worker that is not coming. */
+  private replace(attempt: number): void {
+    if (this.closing) return;
+    this.retryTimer = null;
+    this.replacing++;
+    this.spawn().then(() => {
+      this.replacing--;
+      this.replaceFailure = null;
+    }, (err: Error) => {
+      this.replacing--;
+      if (this.closing) return;
+      this.replaceFailure = err;
+      const retryInMs = Math.min(30_000, 1000 * 2 ** attempt);
+      this.opts.logger?.error({ err, attempt: attempt + 1, retryInMs }, 'replacement worker failed to start');
+      for (const wake of this.readyWaiters.splice(0)) wake();   // waiters see that none is loading, and leave
+      this.retryTimer = setTimeout(() => this.replace(attempt + 1), retryInMs);
+    });
+  }
+
   async close(graceMs = 5000): Promise<void> {
     this.closing = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    for (const w of this.workers) w.ready = false;            // no new request goes to a closing worker
     for (const wake of this.readyWaiters.splice(0)) wake();   // waiters for a worker see `closing` and leave
     await Promise.all(this.workers.map((w) => new Promise<void>((resolve) => {
       const timer = setTimeout(() => void w.worker.terminate(), graceMs);

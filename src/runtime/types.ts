@@ -146,7 +146,7 @@ export interface LikelihoodBatchResult {
 /** Closed sets for metric labels. */
 export type GraphKind = 'conditioning' | 'decoder_row' | 'decoder_pixel' | 'sample_row' | 'score' | 'score_context';
 
-/** Ticks (decoder steps) a stepping group keeps the turn in a worker's engine (engine.ts): 56 rows
+/** Decoder steps a stage being sampled keeps the turn in a worker's engine (engine.ts): 56 rows
  * is four 14-row slices of the shipped models. 1: every group every tick. */
 export const DEFAULT_QUANTUM = 56;
 
@@ -154,7 +154,7 @@ export const DEFAULT_QUANTUM = 56;
 export type DecodeMode = 'row' | 'pixel';
 
 /** Why the runtime failed a request (spn_runtime_failures_total's reasons). */
-export const RUNTIME_FAILURE_REASONS = ['overloaded', 'cancelled', 'timeout', 'bad_input', 'internal'] as const;
+export const RUNTIME_FAILURE_REASONS = ['overloaded', 'cancelled', 'timeout', 'bad_input', 'unavailable', 'internal'] as const;
 export type RuntimeFailureReason = (typeof RUNTIME_FAILURE_REASONS)[number];
 
 /** Hooks the runtime calls so that the app can keep metrics without the runtime knowing HTTP. */

@@ -82,6 +82,14 @@ t.test('a list of origins: allowed ones may read every kind of answer, others ar
   const stream = await app.inject({ method: 'GET', url: '/sample?seed=5', headers: { origin: PAGE, accept: 'text/event-stream' } });
   allowedHeaders(stream, PAGE, 'an event stream');
   t.equal(parseSse(stream.body).at(-1)?.event, 'done');
+
+  // last, since it is for good: model work refused while shutting down (found by probing: the
+  // refusal came from a hook that ran before the CORS one, and had no CORS headers)
+  app.lifecycle.beginShutdown();
+  const draining = await app.inject({ method: 'POST', url: '/sample', headers: { origin: PAGE }, payload: { seed: 1 } });
+  t.equal(draining.statusCode, 503);
+  t.equal(draining.json().error_type, 'shutdown');
+  allowedHeaders(draining, PAGE, 'a 503 while shutting down');
 });
 
 t.test('preflights: an allowed origin may POST JSON with its headers; another is refused', async (t) => {

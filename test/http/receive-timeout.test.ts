@@ -74,6 +74,17 @@ t.test('connection-level refusals, each in the error shape and counted; the serv
     t.equal(r.text.match(/HTTP\/1\.1 \d{3} /g)?.join(','), 'HTTP/1.1 413 ', 'one answer, the 413');
   });
 
+  await t.test("the router's own refusals (414, a bad percent-encoding) before the body is in: one answer, and the connection closes", async (t) => {
+    for (const [path, status] of [[`/v2/models/${'a'.repeat(101)}/infer`, 414], ['/models/%zz', 400]] as const) {
+      const before = await count('request_timeout');
+      const head = `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n`;
+      const r = await raw(url, [head, '{"inputs":', '[', '{'], 100);   // the body stalls after a few bytes
+      t.equal(r.text.match(/HTTP\/1\.1 \d{3} /g)?.join(','), `HTTP/1.1 ${status} `, `${status}: one answer (a 408 followed it on the same connection)`);
+      t.match(r.text, /connection: close/i, `${status}: Connection: close`);
+      t.equal(await count('request_timeout'), before, `${status}: not also counted as a receive timeout`);
+    }
+  });
+
   await t.test('a client that closes its side half-way through its body: a hang-up (no answer), not malformed HTTP', async (t) => {
     // (the 413 above was a bad input of this route)
     const badBefore = metricValue((await app.inject({ url: '/metrics' })).body, 'spn_request_failures_total', { route: '/likelihood/batch', reason: 'bad_input' });

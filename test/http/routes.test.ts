@@ -1,11 +1,13 @@
 // Routes through app.inject() against the real runtime on the tiny models: health, models,
 // metrics, docs, and every refusal of bad input, each with its status and error body.
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { createRuntime } from '../../src/runtime/index.js';
 import type { Runtime, RuntimeOptions } from '../../src/runtime/types.js';
 import { buildApp } from '../../src/app.js';
-import { metricValue, readyApp, testConfig } from './helpers.js';
+import { metricValue, MODELS_DIR, readyApp, testConfig } from './helpers.js';
 
 const json = (body: unknown) => ({ headers: { 'content-type': 'application/json' }, payload: JSON.stringify(body) });
 
@@ -201,8 +203,8 @@ t.test('routes', async (t) => {
     t.equal(metricValue(text, 'spn_request_failures_total', { route: '/likelihood/batch', reason: 'timeout' }), 0, 'zero series for every route and reason');
     t.equal(metricValue(text, 'spn_request_failures_total', { route: '/v2/models/:name/infer', reason: 'bad_input' }), 0);
     t.equal(metricValue(text, 'spn_runtime_failures_total', { reason: 'timeout' }), 0, 'a zero series for the runtime\'s timeouts too');
-    t.same([...text.matchAll(/^spn_runtime_failures_total\{reason="([^"]+)"\}/gm)].map((m) => m[1]).sort(), ['bad_input', 'cancelled', 'internal', 'overloaded', 'timeout'],
-      'the runtime\'s series are the reasons it reports (an \'unavailable\' series could never move)');
+    t.same([...text.matchAll(/^spn_runtime_failures_total\{reason="([^"]+)"\}/gm)].map((m) => m[1]).sort(), ['bad_input', 'cancelled', 'internal', 'overloaded', 'timeout', 'unavailable'],
+      'the runtime\'s series are the reasons it reports');
     for (const name of ['spn_queue_length', 'spn_running_requests', 'spn_batch_size']) t.equal(metricValue(text, name), 0, name);
     t.equal(metricValue(text, 'spn_workers_ready'), 1, 'the one worker is ready');
     t.equal(metricValue(text, 'spn_worker_restarts_total'), 0);
@@ -269,6 +271,33 @@ t.test('a crashed worker: spn_workers_ready drops and readiness says recovering 
   t.equal(metricValue(text, 'spn_workers_ready'), 1, 'the replacement is ready');
   t.same((await app.inject('/health/ready')).json(), { ready: true, status: 'ready' }, 'ready again');
   t.equal((await app.inject({ method: 'POST', url: '/sample', payload: { seed: 1 } })).statusCode, 200, 'and serves');
+});
+
+t.test('no worker can take a request (the replacement failed to start): 503 not_ready with Retry-After, counted as unavailable', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'spn-models-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  cpSync(join(MODELS_DIR, 'tiny-c1'), join(dir, 'tiny-c1'), { recursive: true });
+  const app = await readyApp({ MODELS_DIR: dir, MODELS: 'tiny-c1' });
+  t.teardown(() => app.close());
+  const graph = join(dir, 'tiny-c1', 'small', 'sample_row.onnx');
+  const good = readFileSync(graph);
+  writeFileSync(graph, 'corrupt');
+  const pool = (app.runtime as unknown as { pool: { workers: { post(m: object): void }[] } }).pool;
+  const victim = pool.workers[0];
+  victim.post({ type: 'crash' });
+  while (pool.workers.includes(victim)) await new Promise((r) => setTimeout(r, 5));
+  const res = await app.inject({ method: 'POST', url: '/sample', payload: { seed: 1 } });
+  t.equal(res.statusCode, 503, 'not a 500: the service is unavailable for now');
+  t.equal(res.headers['retry-after'], '5');
+  t.equal(res.json().error_type, 'not_ready');
+  t.match(res.json().error, /^no inference worker is ready: the replacement failed to start \(.*sample_row\.onnx/);
+  const metrics = (await app.inject('/metrics')).body;
+  t.equal(metricValue(metrics, 'spn_runtime_failures_total', { reason: 'unavailable' }), 1);
+  t.equal(metricValue(metrics, 'spn_runtime_failures_total', { reason: 'internal' }), 0);
+  t.same((await app.inject('/health/ready')).json(), { ready: false, status: 'recovering' });
+  writeFileSync(graph, good);
+  for (let i = 0; i < 400 && (await app.inject('/health/ready')).statusCode !== 200; i++) await new Promise((r) => setTimeout(r, 20));
+  t.equal((await app.inject({ method: 'POST', url: '/sample', payload: { seed: 1 } })).statusCode, 200, 'served again once a retry starts a worker');
 });
 
 t.test('MODELS: only the named models are served', async (t) => {

@@ -1,12 +1,13 @@
 // Scheduling: seeds fix results under batching, requests join running batches, the queue is
 // bounded, aborted requests leave, and one request's failure does not fail the others.
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { CancelledError, OverloadedError, WorkerFailedError } from '../../src/runtime/errors.js';
+import { CancelledError, NoWorkerError, OverloadedError, WorkerFailedError } from '../../src/runtime/errors.js';
 import type { Manifest } from '../../src/runtime/manifest.js';
 import { TINY_MODELS_DIR } from './fixtures.js';
-import { collect, doneOf, runtime } from './helpers.js';
+import { collect, doneOf, quietLogger, runtime } from './helpers.js';
 
 const tinyManifest = (): Manifest => JSON.parse(readFileSync(join(TINY_MODELS_DIR, 'tiny-c1', 'manifest.json'), 'utf8'));
 
@@ -185,6 +186,64 @@ t.test('stages take turns: a stage keeps the turn for a quantum of steps, and a 
   }
 });
 
+t.test('a stage keeps its turn across its slices: the quantum counts steps, not slices', async (t) => {
+  // A in the depth stage (16 slices of 7 rows), B arriving in small, then size (15 slices): with
+  // a quantum of 20 rows, each stage's turn spans three slices. A stage's lanes leave its row group
+  // for one conditioning run at each new slice; the turn used to pass on then, so turns were
+  // one slice (7 rows) whatever the quantum.
+  const quantum = 20;
+  const runs: { stage: string; graph: string; startMs: number }[] = [];
+  const arrivals: number[] = [];
+  const rt = await runtime({
+    quantum,
+    observer: {
+      graphRun: (_m, stage, graph, seconds, _b, endMs) => runs.push({ stage, graph, startMs: endMs - seconds * 1000 }),
+      arrived: (_m, _lanes, atMs) => arrivals.push(atMs),
+    },
+  });
+  t.teardown(() => rt.close());
+  let startB!: () => void;
+  const aInDepth = new Promise<void>((r) => { startB = r; });
+  const a = (async () => {
+    for await (const ev of rt.sample(req(31))) if (ev.type === 'slice' && ev.stage === 'depth') startB();
+  })();
+  await aInDepth;
+  doneOf(await collect(rt.sample(req(32))));
+  await a;
+  // the row runs of depth (A) and size (B) from B's first size row to its last: their turns
+  const rows = runs.filter((r) => r.startMs >= arrivals[1] && r.graph === 'sample_row' && r.stage !== 'small').map((r) => r.stage);
+  const window = rows.slice(rows.indexOf('size'), rows.lastIndexOf('size') + 1);
+  const turns: number[] = [];
+  window.forEach((s, i) => { if (i > 0 && s === window[i - 1]) turns[turns.length - 1]++; else turns.push(1); });
+  t.equal(window.filter((s) => s === 'size').length, 15 * 7, "B's 105 size rows");
+  // the first turn is cut by B's start; of the last three, A's ends with A and B's the window
+  const full = turns.slice(1, -2);
+  t.ok(full.length >= 3, `turns while both stages have lanes: ${turns}`);
+  t.same(full, full.map(() => quantum), `each a quantum of ${quantum} rows, three slices' worth (${turns})`);
+  t.ok(turns.at(-2)! <= quantum, 'A\'s last turn at most a quantum');
+});
+
+t.test("a request's results that reached the main thread survive its worker crashing later", async (t) => {
+  const rt = await runtime();
+  t.teardown(() => rt.close());
+  const alone = await collect(rt.sample(req(41)));
+  const w = rt.pool.workers[0];
+  const gen = rt.sample(req(41));
+  const first = await gen.next();   // a slow consumer (an event stream to a slow client): one event, then nothing
+  t.equal(first.value?.type, 'slice');
+  // A second request on the same worker, one step behind: once its result is in, so is the
+  // first's (a worker's messages arrive in order), all of it waiting to be read
+  doneOf(await collect(rt.sample(req(42))));
+  t.equal(w.requests.size, 1, 'the first is still registered with its worker (its consumer has not finished)');
+  w.post({ type: 'crash' });   // then the worker dies, e.g. in another request's run
+  while (rt.pool.workers.includes(w)) await new Promise((r) => setTimeout(r, 5));
+  const rest = [first.value!];
+  for (let r = await gen.next(); !r.done; r = await gen.next()) rest.push(r.value);
+  t.equal(rest.length, alone.length, 'every event (it failed with the crash\'s error, its results unread)');
+  t.same([...doneOf(rest).images[0].data], [...doneOf(alone).images[0].data], 'ending with its image');
+  t.equal(rt.stats().running, 0);
+});
+
 t.test('the queue is bounded: past it a request is refused at once', async (t) => {
   const failures: string[] = [];
   const rt = await runtime({ maxRunning: 1, maxQueue: 1, observer: { failed: (r) => failures.push(r) } });
@@ -313,6 +372,44 @@ t.test('closing the runtime ends a request waiting for a replacement worker at o
   await Promise.race([waiting, new Promise((r) => setTimeout(r, 100))]);
   t.match(settled, /shut|clos/i, `settled by close (${settled || 'still pending'}; it waited out its 30 s and said no worker was ready)`);
   t.equal(rt.stats().running, 0, 'its place is free');
+});
+
+t.test('a replacement worker that fails to start is retried; meanwhile requests fail at once, saying why', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'spn-models-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  cpSync(join(TINY_MODELS_DIR, 'tiny-c1'), join(dir, 'tiny-c1'), { recursive: true });
+  const failures: string[] = [];
+  const rt = await runtime({ modelsDir: dir, models: ['tiny-c1'], logger: { ...quietLogger, error: (_o: unknown, msg?: string) => { failures.push(String(msg)); } } });
+  t.teardown(() => rt.close());
+  const graph = join(dir, 'tiny-c1', 'small', 'conditioning.onnx');
+  const good = readFileSync(graph);
+  writeFileSync(graph, 'corrupt');   // changed on disk after start-up: a replacement cannot load it
+  const victim = rt.pool.workers[0];
+  victim.post({ type: 'crash' });
+  while (rt.pool.workers.includes(victim)) await new Promise((r) => setTimeout(r, 5));
+  // a request that waits for the replacement learns of its failure when it happens
+  const t0 = performance.now();
+  await t.rejects(collect(rt.sample(req(51))), { name: 'NoWorkerError', message: /^no inference worker is ready: the replacement failed to start \(.*small\/conditioning\.onnx.*\); retrying$/ });
+  const t1 = performance.now();
+  await t.rejects(collect(rt.sample(req(52))), NoWorkerError);
+  t.ok(performance.now() - t1 < 500, `the next one at once (${(performance.now() - t1).toFixed(0)} ms; each waited 30 s for a worker that was not coming)`);
+  t.ok(t1 - t0 < 5000, `the first when the replacement failed (${(t1 - t0).toFixed(0)} ms)`);
+  t.equal(rt.stats().running, 0, 'their places are free');
+  writeFileSync(graph, good);   // the cause is fixed: a retry (after 1 s, then 2, 4, ... s) starts a worker
+  for (let i = 0; i < 400 && !rt.stats().workersReady; i++) await new Promise((r) => setTimeout(r, 20));
+  t.equal(rt.stats().workersReady, 1, 'a retry started a worker (it was never retried: no worker, for good)');
+  t.equal(doneOf(await collect(rt.sample(req(53)))).images.length, 1, 'which serves');
+  t.ok(failures.filter((m) => m === 'replacement worker failed to start').length >= 1, 'each failure logged');
+});
+
+t.test('a request admitted as the runtime closes is refused, not sent to a closing worker', async (t) => {
+  const rt = await runtime();
+  const sampled = collect(rt.sample(req(61)));   // admitted at once, then waits its turn for a worker
+  const closing = rt.close();                     // in the same tick
+  await t.rejects(sampled, { name: 'WorkerFailedError', message: 'the runtime closed while this request waited for an inference worker' },
+    'it said its worker exited (code 0) while running it: the request went to a worker told to close');
+  await closing;
+  t.equal(rt.stats().running, 0);
 });
 
 t.test('an abort in the moment the worker is chosen is not lost', async (t) => {
