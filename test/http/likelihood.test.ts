@@ -149,6 +149,12 @@ t.test('likelihood', async (t) => {
     const typo = await app.inject({ method: 'POST', url: '/likelihood', ...multipart({ perpixel: 'true' }, { name: 'image', type: 'image/png', bytes: png28 }) });
     t.equal(typo.statusCode, 400);
     t.same(typo.json(), { error: 'body/perpixel is not allowed', error_type: 'validation' });
+    // form fields are text, read as the decimal numbers they spell (' 5' was 5 ms, '0x10' 16)
+    for (const timeoutMs of [' 5', '0x10', ' ']) {
+      const res = await app.inject({ method: 'POST', url: '/likelihood', ...multipart({ timeoutMs }, { name: 'image', type: 'image/png', bytes: png28 }) });
+      t.equal(res.statusCode, 400, `timeoutMs ${JSON.stringify(timeoutMs)}`);
+      t.same(res.json(), { error: 'body/timeoutMs must be an integer written in decimal', error_type: 'validation' });
+    }
     // a JSON body is not coerced: null is not 'absent' (it overrode ?perPixel=true), a string is not a boolean
     for (const perPixel of [null, 'true']) {
       const res = await app.inject({ method: 'POST', url: '/likelihood?perPixel=true', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ image: png28.toString('base64'), perPixel }) });
@@ -180,6 +186,6 @@ t.test('likelihood', async (t) => {
     t.equal(ok.statusCode, 200);
     const metrics = (await app.inject('/metrics')).body;
     t.match(metrics, /spn_images_scored_total\{model="tiny-c1"\} \d+/);
-    t.equal(metricValue(metrics, 'spn_request_failures_total', { route: '/likelihood', reason: 'bad_input' }), 24, 'every refusal of this file so far, counted once');
+    t.equal(metricValue(metrics, 'spn_request_failures_total', { route: '/likelihood', reason: 'bad_input' }), 27, 'every refusal of this file so far, counted once');
   });
 });

@@ -86,6 +86,12 @@ t.test('sampling', async (t) => {
       ['/sample?count=Infinity', 'querystring/count must be a finite number'],
       ['/sample?timeoutMs=Infinity', 'querystring/timeoutMs must be a finite number'],
       ['/sample?seed=-Infinity', 'querystring/seed must be a finite number'],
+      // Ajv read text as `+text` does (found by probing: a blank seed sampled seed 0, with seed 0's ETag)
+      ['/sample?seed=%20', 'querystring/seed must be an integer written in decimal'],
+      ['/sample?seed=%09', 'querystring/seed must be an integer written in decimal'],
+      ['/sample?seed=0x10', 'querystring/seed must be an integer written in decimal'],
+      ['/sample?count=%205', 'querystring/count must be an integer written in decimal'],
+      ['/sample?temperature=0b1', 'querystring/temperature must be a number written in decimal'],
     ];
     for (const [url, error] of refusals) {
       const res = await app.inject({ method: 'GET', url });
