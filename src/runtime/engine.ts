@@ -2,20 +2,24 @@
 //
 // Every image being sampled or scored is a *lane* with its own state (stage, slice, row, column,
 // caches, buffers). Each tick groups the lanes by (model, stage, graph) and runs batched graphs:
-// every group whose lanes need one run of it (conditioning, decoder_row, scoring), and the
-// *stepping* group (sample_row, decoder_pixel: a run per row or pixel, many in a row) of the stage
-// whose turn it is; stages being sampled keep the turn for up to `quantum` steps each, round
-// robin, across their slices. A lane that arrives while others run joins its group's next run, so
-// requests share runs at the granularity of a decoder step (a row, or a pixel in pixel mode); a
-// stage new to the engine waits at most one quantum per stage ahead of it. Lanes of cancelled
-// requests are dropped before the next run. All per-request state (random numbers, buffers) lives
-// in the lane.
+// every group whose lanes need one run of it (conditioning, decoder_row, scoring), and one of the
+// *stepping* groups (sample_row, decoder_pixel: a run per row or pixel, many in a row), which take
+// turns, round robin: a group keeps the turn for up to `quantum` ticks, and passes it on sooner
+// when it empties: when its lanes have all gone to a run-once graph (the conditioning at a slice's
+// end; with DECODE=pixel, decoder_row at a row's end) or finished. A lane that arrives while others
+// run joins its group's next run, so requests share runs at the granularity of a decoder step (a
+// row, or a pixel in pixel mode); a new group waits at most one quantum per group ahead of it.
+// Lanes of cancelled requests are dropped before the next run. All per-request state (random
+// numbers, buffers) lives in the lane.
 //
 // Why turns, not every group every tick: lanes spread over MU's three stages would make three
 // small runs per tick, each paying a run's fixed cost and each bringing another graph's weights
 // back into cache. Giving one stage's group the turn for a while lets the lanes that finish it
 // gather in the next stage's group, so the runs stay large (npm run bench:scheduler measures both
-// orders; QUANTUM=1 is the old one).
+// orders; QUANTUM=1 is the old one). Why a turn ends with the slice: a stage that kept its turn
+// through its conditioning ticks, across slices, made smaller runs for MU's requests in step (a
+// mean sample_row batch of 11.6 against 14.4 at 32 concurrent) and no more images/s out of step
+// (bench:scheduler in session 18; docs/benchmarks.md, Scheduler).
 import ort from 'onnxruntime-node';
 import type { Manifest } from './manifest.js';
 import { uniformAt } from './rng.js';
@@ -142,8 +146,7 @@ function geometry(m: Manifest): Geometry {
 export class Engine {
   private lanes: Lane[] = [];
   private loopDone: Promise<void> | null = null;
-  /** stages being sampled (model, stage) in turn order (the first has the turn), and how many
-   * steps it has had */
+  /** stepping groups in turn order (the first has the turn), and how many ticks it has had */
   private turns: string[] = [];
   private turnTicks = 0;
 
@@ -216,37 +219,26 @@ export class Engine {
     }
   }
 
-  /** This tick's groups: every run-once group, and the stepping group of the stage whose turn it
-   * is. Turns belong to stages (model, stage), not to their groups: a stage's lanes leave its
-   * stepping group for a tick at each new slice (conditioning) and, with DECODE=pixel, at each new
-   * row (decoder_row), and keep the turn meanwhile; it passes on when the stage has used its
-   * quantum of steps or has no lanes being sampled left. */
+  /** This tick's groups: every run-once group, and the stepping group whose turn it is. */
   private chooseGroups(groups: Map<string, Lane[]>): Lane[][] {
     if (this.quantum <= 1) return [...groups.values()];
     const chosen: Lane[][] = [];
-    const stepping = new Map<string, Lane[]>();
-    const sampled = new Set<string>();
-    for (const g of groups.values()) {
-      const { model, stage, phase, sample } = g[0];
-      const key = `${model.manifest.name}\u0000${stage}`;
-      if (sample) sampled.add(key);
-      if (STEPPING.has(phase)) stepping.set(key, g);
+    const stepping = new Set<string>();
+    for (const [k, g] of groups) {
+      if (STEPPING.has(g[0].phase)) stepping.add(k);
       else chosen.push(g);
     }
     const had = this.turns[0];
-    this.turns = this.turns.filter((k) => sampled.has(k));
-    for (const k of sampled) if (!this.turns.includes(k)) this.turns.push(k);
+    this.turns = this.turns.filter((k) => stepping.has(k));
+    for (const k of stepping) if (!this.turns.includes(k)) this.turns.push(k);
     if (!this.turns.length) return chosen;
-    if (this.turns[0] !== had) this.turnTicks = 0;                 // its stage is done: the next one's turn
+    if (this.turns[0] !== had) this.turnTicks = 0;                 // its group is gone: the next one's turn
     else if (this.turnTicks >= this.quantum) {                     // quantum used up: to the back of the line
       this.turns.push(this.turns.shift()!);
       this.turnTicks = 0;
     }
-    const group = stepping.get(this.turns[0]);
-    if (group) {   // else its lanes are between steps (in a run-once group above) this tick
-      this.turnTicks++;
-      chosen.push(group);
-    }
+    this.turnTicks++;
+    chosen.push(groups.get(this.turns[0])!);
     return chosen;
   }
 

@@ -146,8 +146,9 @@ export interface LikelihoodBatchResult {
 /** Closed sets for metric labels. */
 export type GraphKind = 'conditioning' | 'decoder_row' | 'decoder_pixel' | 'sample_row' | 'score' | 'score_context';
 
-/** Decoder steps a stage being sampled keeps the turn in a worker's engine (engine.ts): 56 rows
- * is four 14-row slices of the shipped models. 1: every group every tick. */
+/** Ticks (decoder steps) a stepping group keeps the turn in a worker's engine (engine.ts), at
+ * most: a turn also ends when the group empties, as at the end of a slice when its lanes are in
+ * step. 56 rows is four 14-row slices of the shipped models. 1: every group every tick. */
 export const DEFAULT_QUANTUM = 56;
 
 /** How the slice decoder samples: one run per row (its pixel steps unrolled in the graph), or one run per pixel. */
@@ -185,8 +186,9 @@ export interface RuntimeOptions {
   maxRunning: number;
   /** default 'row' */
   decode?: DecodeMode;
-  /** ticks a stepping group (sample_row, decoder_pixel runs) keeps the turn before the next stage's
-   * group gets it; 1 runs every group every tick. Default DEFAULT_QUANTUM. */
+  /** ticks a stepping group (sample_row, decoder_pixel runs) keeps the turn, at most, before the
+   * next stage's group gets it (sooner when the group empties, as at a slice's end); 1 runs every
+   * group every tick. Default DEFAULT_QUANTUM. */
   quantum?: number;
   observer?: RuntimeObserver;
   logger?: { info(o: object | string, msg?: string): void; warn(o: object | string, msg?: string): void; error(o: object | string, msg?: string): void };
