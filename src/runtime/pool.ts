@@ -173,7 +173,6 @@ export class WorkerPool {
   async close(graceMs = 5000): Promise<void> {
     this.closing = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    for (const w of this.workers) w.ready = false;            // no new request goes to a closing worker
     for (const wake of this.readyWaiters.splice(0)) wake();   // waiters for a worker see `closing` and leave
     await Promise.all(this.workers.map((w) => new Promise<void>((resolve) => {
       const timer = setTimeout(() => void w.worker.terminate(), graceMs);
