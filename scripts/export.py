@@ -40,12 +40,14 @@ from spn.data import datasets  # noqa: E402
 from spn.model import LN2, from_slices, parameter_count  # noqa: E402
 from spn.graph_pass import fold_file as fold_pads_into_convs_file  # noqa: E402
 from spn.row_loop import build_sample_row  # noqa: E402
-from spn.sampler import sample_pipeline, sample_stage  # noqa: E402
+from spn.sampler import bins, recorded_draws, sample_pipeline, sample_stage  # noqa: E402
 from spn.stages import load_config, stage_planes, to_image_channels  # noqa: E402
 
 SCHEMA_VERSION = 2
 OPSET = 17
 FIXTURE_TEMPERATURES = [1.0, 0.7]
+# how far (in probability) a fixture uniform stays from the edge of the bin it picks: see sampling_fixtures
+UNIFORM_MARGIN = 1e-4
 
 
 class Conditioning(nn.Module):
@@ -253,32 +255,77 @@ def nll_fixtures(cfg, models, images):
     return cases
 
 
-def sampling_fixtures(cfg, models, images, seed=7):
+def sampling_fixtures(cfg, models, images, seed=7, margin=UNIFORM_MARGIN):
     """Fixed uniforms -> the pixels PyTorch samples: each stage alone (conditioned on the true
-    earlier bits of the fixture images) and the whole pipeline from scratch."""
+    earlier bits of the fixture images) and the whole pipeline from scratch, at each fixture
+    temperature.
+
+    The uniforms are drawn from a seeded generator, then moved off the edges of the bins they fall
+    in: a uniform within `margin` of its bin's edge (|u - cdf| < margin, in any of the runs that
+    read it) is moved 1.5 margins inside the bins of every run that reads it, or to the middle of
+    those bins' overlap when that is narrower than three margins. Such a draw would give another
+    value as soon as the probabilities moved by less than float32 rounding (another PyTorch,
+    another BLAS, onnxruntime, CUDA), and the parity the runtime is held to is exact pixels. A
+    uniform moved within every bin it fell in changes no sampled value, so the runs are redone once
+    to confirm it (and the moves are repeated should any draw still be that close)."""
     S, C, N = cfg["subscale"], cfg["channels"], cfg["image_size"]
     SS, h = S * S, N // S
     B = images.shape[0]
     rng = np.random.default_rng(seed)
     uniforms = {st["name"]: torch.from_numpy(rng.random((B, SS, h, h, C), dtype=np.float32)) for st in cfg["stages"]}
-    out = {"uniforms": {k: v.reshape(-1).tolist() for k, v in uniforms.items()},
-           "uniform_layout": "[sample, slice, row, col, channel]", "temperatures": []}
-    for T in FIXTURE_TEMPERATURES:
-        temp = torch.full((B,), T)
-        per_stage = {}
-        for st in cfg["stages"]:
-            slices, aux = stage_planes(cfg, st, images)
-            # slices the stage generates are zeroed so nothing of the true image leaks in
-            slices[:, st["first_slice"]:] = 0
-            got, nll = sample_stage(models[st["name"]], slices, aux, uniforms[st["name"]], temp)
-            plane = to_image_channels(cfg, from_slices(got, S, cfg.get("slice_order")))   # [B, C, N, N]
-            per_stage[st["name"]] = {"plane": plane.permute(0, 2, 3, 1).reshape(B, -1).tolist(),
-                                     "nats": nll.tolist()}
-        images_out, nll = sample_pipeline(cfg, models, uniforms, temp)
-        out["temperatures"].append({
-            "temperature": T, "stages": per_stage,
-            "pipeline": {"images": images_out.permute(0, 2, 3, 1).reshape(B, -1).tolist(), "nats": nll.tolist()}})
-    return out
+    moved = set()
+    for rounds in range(1, 6):
+        with recorded_draws(models, uniforms) as draws:
+            temperatures = [sampling_runs(cfg, models, images, uniforms, T) for T in FIXTURE_TEMPERATURES]
+        near, least = 0, math.inf
+        for name, (u, lo, hi) in bins(draws, uniforms).items():
+            m = torch.minimum(u - lo, hi - u)               # inf where no draw read the uniform
+            least = min(least, m.min().item())
+            bad = m < torch.clamp(0.4 * (hi - lo), max=margin)
+            if bool(bad.any()):
+                near += int(bad.sum())
+                lo, hi, ub = lo[bad], hi[bad], u[bad]
+                inside = torch.minimum(torch.maximum(ub, lo + 1.5 * margin), hi - 1.5 * margin)  # clear of float32 rounding
+                uniforms[name].view(-1)[bad] = torch.where(hi - lo > 3 * margin, inside, (lo + hi) / 2).float()
+                moved.update((name, int(i)) for i in bad.nonzero()[:, 0])
+        if near == 0:
+            break
+    else:
+        raise SystemExit(f"fixture uniforms: {near} draws still within {margin} of a bin edge after 5 rounds")
+    return {"uniforms": {k: v.reshape(-1).tolist() for k, v in uniforms.items()},
+            "uniform_layout": "[sample, slice, row, col, channel]",
+            "uniform_margin": {"target": margin, "least": least, "moved": len(moved), "rounds": rounds,
+                               "draws": sum(int(d[1].numel()) for d in draws)},
+            "temperatures": temperatures}
+
+
+def sampling_runs(cfg, models, images, uniforms, T):
+    """One fixture temperature: each stage alone and the whole pipeline, from `uniforms`."""
+    S = cfg["subscale"]
+    B = images.shape[0]
+    temp = torch.full((B,), T)
+    per_stage = {}
+    for st in cfg["stages"]:
+        slices, aux = stage_planes(cfg, st, images)
+        # slices the stage generates are zeroed so nothing of the true image leaks in
+        slices[:, st["first_slice"]:] = 0
+        got, nll = sample_stage(models[st["name"]], slices, aux, uniforms[st["name"]], temp)
+        plane = to_image_channels(cfg, from_slices(got, S, cfg.get("slice_order")))   # [B, C, N, N]
+        per_stage[st["name"]] = {"plane": plane.permute(0, 2, 3, 1).reshape(B, -1).tolist(),
+                                 "nats": nll.tolist()}
+    images_out, nll = sample_pipeline(cfg, models, uniforms, temp)
+    return {"temperature": T, "stages": per_stage,
+            "pipeline": {"images": images_out.permute(0, 2, 3, 1).reshape(B, -1).tolist(), "nats": nll.tolist()}}
+
+
+def write_fixtures(cfg, models, out_dir, n):
+    imgs = fixture_images(cfg, n)
+    fixtures = {"nll": nll_fixtures(cfg, models, imgs), "sampling": sampling_fixtures(cfg, models, imgs)}
+    with open(os.path.join(out_dir, "fixtures.json"), "w") as f:
+        json.dump(fixtures, f)
+    um = fixtures["sampling"]["uniform_margin"]
+    print(f"fixtures: {um['draws']} draws per round, {um['moved']} uniforms moved off a bin edge "
+          f"in {um['rounds']} rounds, least distance {um['least']:.2e}", flush=True)
 
 
 def sample_grid(cfg, models, path, n=64, temperature=1.0, seed=0):
@@ -320,6 +367,8 @@ def main():
     ap.add_argument("--runs", default="runs")
     ap.add_argument("--models", default="models", help="output folder (models/<name>/ is written)")
     ap.add_argument("--fixture-images", type=int, default=3)
+    ap.add_argument("--fixtures-only", action="store_true",
+                    help="write models/<name>/fixtures.json alone, from the checkpoints, leaving graphs and manifest as they are")
     ap.add_argument("--grid", default="", help="write a grid of 64 samples to this PNG")
     ap.add_argument("--row-graph", choices=["unrolled", "loop"], default="unrolled",
                     help="how sample_row.onnx runs the row's pixels (loop: an ONNX Loop, for comparison)")
@@ -343,6 +392,9 @@ def main():
                 raise SystemExit(f"{eval_path} scored {st['name']}/best.pt of step {was}; it is now of step {now}: "
                                  f"run evaluate.py --config {args.config} --runs {args.runs} again")
 
+    if args.fixtures_only:
+        write_fixtures(cfg, models, out_dir, args.fixture_images)
+        return
     stages = []
     for st in cfg["stages"]:
         m = models[st["name"]]
@@ -382,10 +434,7 @@ def main():
         "fixtures": "fixtures.json",
         "parameters": sum(s["parameters"] for s in stages),
     }
-    imgs = fixture_images(cfg, args.fixture_images)
-    fixtures = {"nll": nll_fixtures(cfg, models, imgs), "sampling": sampling_fixtures(cfg, models, imgs)}
-    with open(os.path.join(out_dir, "fixtures.json"), "w") as f:
-        json.dump(fixtures, f)
+    write_fixtures(cfg, models, out_dir, args.fixture_images)
     with open(os.path.join(out_dir, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
     if args.grid:

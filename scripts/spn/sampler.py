@@ -7,6 +7,11 @@ numbers give the same pixels in the TypeScript runtime:
   for each stage: for each slice t in [first, last): for each row r: for each column c:
       one decoder step for the pixel, channel ch drawn with uniform[stage][b, t, r, c, ch]
 """
+import contextlib
+import math
+import types
+import warnings
+
 import torch
 
 from .model import from_slices, to_slices
@@ -60,3 +65,65 @@ def sample_pipeline(cfg, models, uniforms, temperature, stop_after=None, given=N
         if st["name"] == stop_after:
             break
     return to_image_channels(cfg, image).to(torch.uint8), nll
+
+
+@contextlib.contextmanager
+def recorded_draws(models, uniforms):
+    """Records every draw the models make from `uniforms` ({stage name: float32 tensor, contiguous})
+    for the time of the block: yields a list that gains, per sample_index call, (stage name, flat
+    indices into that stage's uniforms [B], the chosen bin's bounds lo [B] and hi [B]). A draw picks
+    the index k with cdf[k-1] < u <= cdf[k], so u's distance to the nearer bound is how far the
+    probabilities may move (other arithmetic: another PyTorch, BLAS or execution provider) before
+    the same u picks another value. The uniform a draw used is found by its address: the sampler
+    passes views of the stage's tensor down to sample_index."""
+    draws = []
+    bases = {name: (u.data_ptr(), u.numel(), u.element_size()) for name, u in uniforms.items()}
+    for name, u in uniforms.items():
+        assert u.is_contiguous(), f"{name}: uniforms must be contiguous"
+
+    def wrap(m):
+        plain = type(m).sample_index
+
+        def sample_index(self, logits, u, t_col):
+            k = plain(self, logits, u, t_col)
+            cdf = torch.cumsum(torch.softmax(logits / t_col, dim=-1), dim=-1).double()
+            lo = torch.where(k > 0, cdf.gather(1, (k - 1).clamp(min=0).view(-1, 1))[:, 0], torch.zeros_like(cdf[:, 0]))
+            hi = torch.where(k < self.K - 1, cdf.gather(1, k.view(-1, 1))[:, 0], torch.ones_like(cdf[:, 0]))
+            for name, (ptr, n, size) in bases.items():
+                off = (u.data_ptr() - ptr) // size
+                if 0 <= off < n:
+                    idx = off + torch.arange(u.shape[0]) * u.stride(0)
+                    draws.append((name, idx, lo, hi))
+                    break
+            else:
+                raise AssertionError("a draw's uniform is not a view of the stage's uniforms")
+            return k
+        m.sample_index = types.MethodType(sample_index, m)
+
+    for m in models.values():
+        wrap(m)
+    try:
+        yield draws
+    finally:
+        for m in models.values():
+            m.__dict__.pop("sample_index", None)
+
+
+def bins(draws, uniforms):
+    """Per stage of recorded_draws: (u, lo, hi) over its uniforms, flat, float64: where u may move
+    and every draw that read it still picks the same value (the overlap of the bins it fell in).
+    A uniform no draw read has lo = -inf and hi = inf."""
+    out = {}
+    for name, base in uniforms.items():
+        got = [(idx, lo, hi) for n, idx, lo, hi in draws if n == name]
+        u = base.reshape(-1).double()
+        lo = torch.full_like(u, -math.inf)
+        hi = torch.full_like(u, math.inf)
+        if got:
+            idx = torch.cat([g[0] for g in got])
+            with warnings.catch_warnings():   # PyTorch 1.13 calls scatter_reduce a beta
+                warnings.simplefilter("ignore", UserWarning)
+                lo = lo.scatter_reduce(0, idx, torch.cat([g[1] for g in got]), reduce="amax")
+                hi = hi.scatter_reduce(0, idx, torch.cat([g[2] for g in got]), reduce="amin")
+        out[name] = (u, lo, hi)
+    return out

@@ -7,6 +7,9 @@ export interface Fixtures {
   nll: { image: number[]; nats: number; bits_per_dim: number; stages: { stage: string; nats: number; slices: { slice: number; nats: number }[] }[] }[];
   sampling: {
     uniforms: Record<string, number[]>;
+    /** scripts/export.py's sampling_fixtures: how far (in probability) the uniforms keep from the
+     * edges of the bins they pick; least is the smallest distance over every draw */
+    uniform_margin: { target: number; least: number; moved: number; rounds: number; draws: number };
     temperatures: {
       temperature: number;
       stages: Record<string, { plane: number[][]; nats: number[] }>;

@@ -1,6 +1,7 @@
 // The parity checks of one model against the fixtures its export wrote: NLL per stage and slice
 // within 1e-4 bits/dim, and the same sampled pixels for the same uniforms, for the whole pipeline
-// and each stage alone. Used for the shipped models (parity.test.ts) and for fresh exports
+// and each stage alone, and for the pipeline still with every uniform moved by half its distance
+// to a bin edge. Used for the shipped models (parity.test.ts) and for fresh exports
 // (test/export/tiny-export.test.ts).
 import type { Test } from 'tap';
 import type { SampleEvent, SpnRuntime } from '../../src/runtime/index.js';
@@ -37,6 +38,15 @@ export async function samplingParity(t: Test, rt: SpnRuntime, name: string, f: F
   // whole pipeline from scratch
   const pipe = await finalImages(rt.sample(base));
   t.same(pipe, tf.pipeline.images, 'pipeline images equal PyTorch');
+  // the export keeps every uniform clear of the edges of the bins it falls in (least: the
+  // smallest distance, in probability): moved by half that, either way, each still picks the same
+  // value here, so float32 rounding that differs from PyTorch's cannot decide a pixel
+  const { least } = f.sampling.uniform_margin;
+  t.ok(least >= 1e-6, `uniforms at least ${least} from a bin edge`);
+  for (const d of [least / 2, -least / 2]) {
+    const moved = uniforms.map((perStage) => perStage.map((u) => u.map((x) => x + d)));
+    t.same(await finalImages(rt.sample({ ...base, uniforms: moved })), tf.pipeline.images, `the same pixels with every uniform moved by ${d.toExponential(2)}`);
+  }
   // each stage alone, conditioned on the fixture image's true earlier bits
   for (const [si, st] of m.stages.entries()) {
     const want = tf.stages[st.name].plane;
