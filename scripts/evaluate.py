@@ -42,6 +42,8 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
+    if args.limit < 0 or args.threads < 0:
+        ap.error("--limit and --threads must be 0 or more")
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = load_config(args.config)

@@ -228,6 +228,14 @@ def first_context_constant(cfg, st, m):
     return True
 
 
+def data_description(cfg):
+    """What the model was trained, validated and tested on: the manifest's training.images."""
+    tr, val, test = datasets(cfg["channels"], limit=cfg["train"].get("limit"))
+    tinted = ", colour-tinted" if cfg["channels"] == 3 else ""
+    return (f"Fashion-MNIST{tinted}: {tr.shape[0]:,} training images and {val.shape[0]:,} for validation "
+            f"(held out of its 60,000 training images), {test.shape[0]:,} test images")
+
+
 def fixture_images(cfg, n):
     _, _, test = datasets(cfg["channels"], limit=cfg["train"].get("limit"))
     return test[:n]
@@ -430,7 +438,7 @@ def main():
                      "rowGraph": args.row_graph},
         "evaluation": ({"testImages": ev["images"], "testBitsPerDim": ev["bits_per_dim"],
                         "denominator": "H*W*C real pixels"} if ev else None),
-        "training": {"data": cfg["data"], "config": cfg, "images": "Fashion-MNIST 60k train (5k held out for validation), 10k test"},
+        "training": {"data": cfg["data"], "config": cfg, "images": data_description(cfg)},
         "fixtures": "fixtures.json",
         "parameters": sum(s["parameters"] for s in stages),
     }

@@ -18,8 +18,9 @@ mkdir -p "$runs"
 mu=$!
 $py "$here/train.py" --config spn8-fmnist --stage full --minutes 72 --threads 1 --runs "$runs" > "$runs/spn8-fmnist.log" 2>&1 &
 spn8=$!
-wait $mu
-wait $spn8
+fail=0
+for pid in $mu $spn8; do wait "$pid" || fail=1; done   # both finish, even when one fails
+[ $fail = 0 ] || { echo "a training run failed: see $runs/mu-fmnist.log and $runs/spn8-fmnist.log"; exit 1; }
 for cfg in mu-fmnist spn8-fmnist; do
   $py "$here/evaluate.py" --config $cfg --runs "$runs"
   if [ "$models" = models ]; then grid="docs/samples-$cfg.png"; else grid="$models/samples-$cfg.png"; fi

@@ -50,11 +50,19 @@ def main():
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--patience", type=int, default=6, help="evaluations without improvement before stopping")
     args = ap.parse_args()
+    if not args.minutes > 0:
+        ap.error("--minutes must be more than 0 (with --steps, the run ends at whichever comes first)")
+    if args.steps < 0 or args.threads < 0:
+        ap.error("--steps and --threads must be 0 or more")
+    if args.patience < 1:
+        ap.error("--patience must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
 
     cfg = load_config(args.config)
-    stage = next(s for s in cfg["stages"] if s["name"] == args.stage)
+    stage = next((s for s in cfg["stages"] if s["name"] == args.stage), None)
+    if stage is None:
+        ap.error(f"{cfg['name']} has no stage {args.stage!r}; its stages: {', '.join(s['name'] for s in cfg['stages'])}")
     tc = cfg["train"]
     out = os.path.join(args.runs, cfg["name"], stage["name"])
     os.makedirs(out, exist_ok=True)
@@ -68,7 +76,9 @@ def main():
     state = {"step": 0, "seconds": 0.0, "best_val": math.inf, "evals": [], "bad_evals": 0}
     gen = torch.Generator().manual_seed(1234)   # the batches and target slices drawn
     if os.path.exists(ckpt_path):
-        ck = torch.load(ckpt_path, map_location=args.device)
+        # loaded on the CPU: the generator's state must stay a CPU tensor (on a GPU, set_state
+        # refuses it), and the weights and the optimizer's state go to the model's device on load
+        ck = torch.load(ckpt_path, map_location="cpu")
         check_checkpoint_orders(cfg, ck.get("config"), ckpt_path)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
@@ -95,7 +105,10 @@ def main():
 
     run_loss, run_n = 0.0, 0
     t_last = time.time()
-    while state["seconds"] < budget_s and (not args.steps or state["step"] < args.steps):
+    if state["bad_evals"] >= args.patience:   # a run that stopped early stays stopped when re-run
+        print(f"stopped early at step {state['step']}: {state['bad_evals']} evaluations without improvement "
+              f"(--patience {args.patience})", flush=True)
+    while state["seconds"] < budget_s and (not args.steps or state["step"] < args.steps) and state["bad_evals"] < args.patience:
         model.train()
         idx = torch.randint(0, train.shape[0], (tc["batch"],), generator=gen)
         slices, aux = stage_planes(cfg, stage, train[idx].to(args.device))
@@ -138,11 +151,12 @@ def main():
     if not os.path.exists(best_path):
         save(best_path)
     with open(os.path.join(out, "train.json"), "w") as f:
+        best = state["best_val"] if math.isfinite(state["best_val"]) else None   # (no evaluation yet)
         json.dump({"steps": state["step"], "train_seconds": round(state["seconds"], 1),
-                   "best_val_bits_per_dim": state["best_val"], "evals": state["evals"],
+                   "best_val_bits_per_dim": best, "evals": state["evals"],
                    "parameters": parameter_count(model), "batch": tc["batch"],
                    "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {args.device}",
-                   "torch": torch.__version__}, f, indent=1)
+                   "torch": torch.__version__}, f, indent=1, allow_nan=False)
     print(f"done: {state['step']} steps, {state['seconds']:.0f} s, best validation {state['best_val']:.4f} bits/dim")
 
 

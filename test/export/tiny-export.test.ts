@@ -65,6 +65,28 @@ t.test('tiny configurations train, export and run in onnxruntime-node', async (t
     return JSON.parse(readFileSync(join(work, dir, 'tiny-c1', 'small', 'train.json'), 'utf8')).evals.map((e: { val_bits_per_dim: number }) => e.val_bits_per_dim);
   });
   t.same(evals[0], evals[1], `two runs of one configuration validate alike (${evals[0].join(', ')})`);
+  // a run that stopped early stays stopped when re-run (it trained on by one evaluation a re-run)
+  const py = process.env.PYTHON ?? '/usr/bin/python3';
+  const early = join(work, 'early');
+  const trainEarly = () => execFileSync(py, [join(root, 'scripts', 'train.py'), '--config', 'tiny-c1', '--stage', 'small', '--steps', '400', '--patience', '1', '--runs', early, '--threads', '1'],
+    { cwd: root, encoding: 'utf8', timeout: 300_000 });
+  const first = trainEarly();
+  const stoppedAt = JSON.parse(readFileSync(join(early, 'tiny-c1', 'small', 'train.json'), 'utf8')).steps;
+  t.match(first, /early stop/, `stopped early at step ${stoppedAt}`);
+  t.ok(stoppedAt < 400, 'before the step budget');
+  t.match(trainEarly(), new RegExp(`stopped early at step ${stoppedAt}: `), 'a re-run says so');
+  t.equal(JSON.parse(readFileSync(join(early, 'tiny-c1', 'small', 'train.json'), 'utf8')).steps, stoppedAt, 'and trains no further');
+  // arguments that would train nothing, or no stage, are refused by name
+  for (const [args, message] of [[['--stage', 'smal'], /tiny-c1 has no stage 'smal'; its stages: small, size, depth/],
+    [['--stage', 'small', '--minutes', '0'], /--minutes must be more than 0/], [['--stage', 'small', '--patience', '0'], /--patience must be at least 1/]] as const) {
+    let err = '';
+    try {
+      execFileSync(py, [join(root, 'scripts', 'train.py'), '--config', 'tiny-c1', '--runs', join(work, 'refused'), ...args], { cwd: root, stdio: 'pipe', encoding: 'utf8' });
+    } catch (e) {
+      err = String((e as { stderr?: string }).stderr);
+    }
+    t.match(err, message, `train.py ${args.join(' ')}: refused`);
+  }
   // the manifest's test figure is of the checkpoints exported: a figure of another step is refused
   // (as when training went on after evaluate.py)
   const evalPath = join(runs, 'tiny-c1', 'eval.json');
