@@ -2,7 +2,8 @@
 # Checks that the Python side runs on PyTorch 2.x: Debian trixie's python3-torch (2.6) in a chroot,
 # so nothing comes from PyPI. The tiny configurations train and export under it, the TypeScript
 # runtime then reproduces that export's own parity fixtures, and the export test runs with its
-# Python. Needs root (debootstrap, chroot, bind mounts), about 2 GB of disk and network access to
+# Python. Where that PyTorch has the dynamo exporter (with onnxscript), the tiny models are also
+# exported with `export.py --exporter dynamo` and held to their fixtures. Needs root (debootstrap, chroot, bind mounts), about 2 GB of disk and network access to
 # deb.debian.org on the first run; later runs reuse the chroot. Not part of CI.
 #   sudo scripts/check-torch2.sh [chroot-dir]
 # With PYTHON set, that Python is used instead of the chroot (any with torch 2.x, onnx and numpy,
@@ -46,3 +47,13 @@ npm run build
 SPN_MODELS_DIR="$out/models" npx tap dist/test/runtime/parity.test.js
 PYTHON="$py" npx tap dist/test/export/tiny-export.test.js
 echo "PyTorch 2.x: tiny models trained, exported, and reproduced by the runtime"
+# the same checkpoints through torch.onnx's dynamo exporter, where this PyTorch has it
+if "$py" -c 'import inspect, sys, onnxscript, torch; sys.exit("dynamo" not in inspect.signature(torch.onnx.export).parameters)' 2>/dev/null; then
+  for cfg in tiny-c1 tiny-c3; do
+    "$py" scripts/export.py --exporter dynamo --config $cfg --runs "$out/runs" --models "$out/models-dynamo" 2>&1 | grep -v Warning
+  done
+  SPN_MODELS_DIR="$out/models-dynamo" npx tap dist/test/runtime/parity.test.js
+  echo "dynamo exporter: its graphs reproduce their fixtures too"
+else
+  echo "dynamo exporter: not in this PyTorch (it needs 2.6 or later and onnxscript); not checked"
+fi

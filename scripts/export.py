@@ -135,12 +135,31 @@ def score_inputs(cfg, st, m, B):
     return args, names, (torch.zeros(B, C, h, h, dtype=torch.int32), torch.zeros(B, m.d, h, h)), ["slice", "context"]
 
 
+# which torch.onnx exporter writes the graphs (export.py --exporter): "torchscript", the one the
+# shipped graphs come from (deprecated in PyTorch 2.9, still there in 2.13), or "dynamo", the
+# torch.export-based one (PyTorch >= 2.6 with onnxscript), at opset 18, its lowest
+EXPORTER = {"name": "torchscript"}
+DYNAMO_OPSET = 18
+
+
 def onnx_export(module, args, path, inputs, outputs, fold=True):
+    module.eval()
     kwargs = dict(input_names=inputs, output_names=outputs, opset_version=OPSET, do_constant_folding=True,
                   dynamic_axes={n: {0: "batch"} for n, a in list(zip(inputs, args)) + [(o, None) for o in outputs]
                                 if a is None or a.dim() > 0})
-    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
-        kwargs["dynamo"] = False  # torch >= 2.9 defaults to the dynamo exporter; keep one path
+    dynamo_there = "dynamo" in inspect.signature(torch.onnx.export).parameters
+    if EXPORTER["name"] == "dynamo":
+        if not dynamo_there:
+            raise SystemExit(f"--exporter dynamo needs PyTorch 2.6 or later with onnxscript; this is {torch.__version__}")
+        # one file per graph, as the manifest's sha256 covers (the dynamo exporter would write the
+        # weights beside it); opset 17 is below what it implements, and its down-conversion leaves
+        # opset-18 attributes that onnxruntime then refuses
+        batch = torch.export.Dim("batch")
+        del kwargs["do_constant_folding"], kwargs["dynamic_axes"]
+        kwargs.update(dynamo=True, opset_version=DYNAMO_OPSET, external_data=False, verbose=False,
+                      dynamic_shapes=tuple({0: batch} if a.dim() > 0 else None for a in args))
+    elif dynamo_there:
+        kwargs["dynamo"] = False  # torch >= 2.9 defaults to the dynamo exporter
     torch.onnx.export(module, args, path, **kwargs)
     if fold:
         fold_pads_into_convs_file(path)
@@ -375,12 +394,18 @@ def main():
     ap.add_argument("--runs", default="runs")
     ap.add_argument("--models", default="models", help="output folder (models/<name>/ is written)")
     ap.add_argument("--fixture-images", type=int, default=3)
+    ap.add_argument("--exporter", choices=["torchscript", "dynamo"], default="torchscript",
+                    help="torch.onnx's TorchScript exporter (the shipped graphs; deprecated since PyTorch 2.9) or its "
+                         f"dynamo exporter (PyTorch >= 2.6 with onnxscript; opset {DYNAMO_OPSET}, unrolled row graph only)")
     ap.add_argument("--fixtures-only", action="store_true",
                     help="write models/<name>/fixtures.json alone, from the checkpoints, leaving graphs and manifest as they are")
     ap.add_argument("--grid", default="", help="write a grid of 64 samples to this PNG")
     ap.add_argument("--row-graph", choices=["unrolled", "loop"], default="unrolled",
                     help="how sample_row.onnx runs the row's pixels (loop: an ONNX Loop, for comparison)")
     args = ap.parse_args()
+    if args.exporter == "dynamo" and args.row_graph != "unrolled":
+        ap.error("--exporter dynamo writes the unrolled row graph only")
+    EXPORTER["name"] = args.exporter
     torch.manual_seed(0)
     cfg = load_config(args.config)
     out_dir = os.path.join(args.models, cfg["name"])
@@ -436,6 +461,8 @@ def main():
         "sampling": {"method": "inverse CDF of softmax(logits / temperature) with one uniform per sub-pixel",
                      "uniformOrder": "stage, slice, row, column, channel: one uniform per sub-pixel, in the order they are sampled",
                      "rowGraph": args.row_graph},
+        "export": {"exporter": args.exporter, "opset": DYNAMO_OPSET if args.exporter == "dynamo" else OPSET,
+                   "torch": torch.__version__, "onnx": onnx.__version__},
         "evaluation": ({"testImages": ev["images"], "testBitsPerDim": ev["bits_per_dim"],
                         "denominator": "H*W*C real pixels"} if ev else None),
         "training": {"data": cfg["data"], "config": cfg, "images": data_description(cfg)},

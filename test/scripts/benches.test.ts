@@ -5,7 +5,7 @@
 // score the same images to within float32 rounding: both sides run the same weights.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchResult } from '../../scripts/bench-report.js';
@@ -102,6 +102,35 @@ t.test('npm run bench:row-graph and bench:score-graph (tiny-c1): the variants ex
   const score = table(readFileSync(join(out, 'score.md'), 'utf8'), 'model');
   t.ok(score.length >= 3 * 2, 'every stage\'s scoring graphs at both batch sizes');
   for (const r of score) t.ok(Number(r[7]) < 1e-4, `${r[1]}/${r[2]} batch ${r[3]}: plain and shipped score the same (${r[7]} nats)`);
+});
+
+t.test('npm run bench:exports (tiny-c1): every graph compared in both folders, and a graph that computes something else is caught', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'spn-exports-test-'));
+  t.teardown(() => rmSync(out, { recursive: true, force: true }));
+  const models = join(ROOT, 'models');
+  run('bench-exports.js', ['--a', models, '--b', models, '--models', 'tiny-c1', '--batches', '1,2', '--reps', '2', '--trials', '1', '--out', join(out, 'same.md')]);
+  const rows = table(readFileSync(join(out, 'same.md'), 'utf8'), 'model');
+  t.equal(rows.length, 3 * 6 * 2, 'three stages x six graphs x two batch sizes');
+  t.same(rows.map((r) => r[7]), Array(36).fill('yes'), 'the same folder computes the same');
+  for (const r of rows) t.ok(Number(r[4]) > 0 && Number(r[5]) > 0, `${r[1]}/${r[2]} batch ${r[3]}: timed on both sides`);
+  // B: tiny-c1 whose small stage points at the size stage's graphs (the same inputs, other weights)
+  const other = join(out, 'other');
+  mkdirSync(join(other, 'tiny-c1'), { recursive: true });
+  for (const st of ['small', 'size', 'depth']) symlinkSync(join(models, 'tiny-c1', st), join(other, 'tiny-c1', st));
+  const man = JSON.parse(readFileSync(join(models, 'tiny-c1', 'manifest.json'), 'utf8'));
+  man.stages[0].graphs.sample_row = { ...man.stages[1].graphs.sample_row, file: 'size/sample_row.onnx' };
+  writeFileSync(join(other, 'tiny-c1', 'manifest.json'), JSON.stringify(man));
+  let status = 0;
+  let md = '';
+  try {
+    run('bench-exports.js', ['--a', models, '--b', other, '--models', 'tiny-c1', '--graphs', 'sample_row', '--batches', '4', '--reps', '1', '--trials', '1', '--out', join(out, 'other.md')]);
+  } catch (err) {
+    status = (err as { status: number }).status;
+  }
+  md = readFileSync(join(out, 'other.md'), 'utf8');
+  t.equal(status, 1, 'exits 1');
+  t.match(table(md, 'model')[0][7], /^(row_values: other values|vcaches_out: differs by|nll: differs by)/, 'the small stage\'s row is not the same');
+  t.match(md, /\*\*1 graph runs compute something else\*\*/);
 });
 
 t.test('scripts/experiment-width.sh (tiny-c1 at two widths): untrained variants with the scaled widths, measured on both sides with the same weights', async (t) => {
