@@ -26,7 +26,8 @@ export const DEMO_HTML = `<!doctype html>
   #samples figure button { display: block; margin: 2px auto 0; font-size: 11px; }
   #conditionImg { width: 56px; height: 56px; image-rendering: pixelated; background: #000; vertical-align: middle; overflow: hidden; }
   #conditionBox { margin: .5rem 0; }
-  .error { color: #b00020; white-space: pre-wrap; margin: .5rem 0; }
+  .error { color: #b00020; white-space: pre-wrap; overflow-wrap: anywhere; margin: .5rem 0; }
+  .sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); white-space: nowrap; }
   .error:empty { display: none; }
   table { border-collapse: collapse; } td, th { padding: 2px 8px; text-align: right; }
   small { color: #666; }
@@ -69,6 +70,7 @@ The images below fill in slice by slice as the server streams them. <a href="doc
   <button id="sample" type="button">Sample</button>
   <p id="sampleError" class="error" role="alert"></p>
   <p id="status" data-slices="0"></p>
+  <p id="sampleDone" class="sr-only" role="status"></p>
   <div id="samples"></div>
 </fieldset>
 
@@ -78,7 +80,7 @@ The images below fill in slice by slice as the server streams them. <a href="doc
   <label><input id="convert" type="checkbox" checked> convert to the model's size and channels</label>
   <small>or drop an image here; it is scored again when the model changes</small>
   <p id="scoreError" class="error" role="alert"></p>
-  <p id="score"></p>
+  <p id="score" role="status"></p>
   <img id="heatmap" alt="bits per pixel" hidden>
   <p><small id="heatmapLegend"></small></p>
   <table id="stages"></table>
@@ -340,21 +342,27 @@ async function sample() {
   $("status").dataset.slices = "0";
   $("status").dataset.events = "0";
   $("status").textContent = "waiting...";
+  $("sampleDone").textContent = "";
+  const refocus = document.activeElement === $("sample");   // disabling the button drops its focus
   sampling = true;
   $("sample").disabled = true;
   // A stream cut before its end (a dropped connection) is asked for again with the id of the last
   // event it had (Last-Event-ID): the server sends the rest of the same stream.
   let lastId = null;
   let ended = false;
+  let unreachable = null;   // why the last try got no answer at all
   try {
     for (let attempt = 0; !ended; attempt++) {
       if (attempt > 0) {
         if (attempt > 3) {
-          showError("sampleError", "sample", "the stream was cut and could not be resumed");
+          showError("sampleError", "sample", figures ? "the stream was cut and could not be resumed"
+            : "could not reach the server (" + (unreachable ? unreachable.message : "no answer") + ")");
           $("status").textContent = "stopped after " + slices + " slices";
+          $("sampleDone").textContent = "sampling stopped";
           return;
         }
-        $("status").textContent = "connection lost: resuming" + (lastId ? " after event " + lastId : "") + "...";
+        $("status").textContent = figures ? "connection lost: resuming" + (lastId ? " after event " + lastId : "") + "..."
+          : "no answer from the server: trying again...";
         await sleep(1000);
       }
       const h = { "content-type": "application/json", accept: "text/event-stream" };
@@ -363,6 +371,7 @@ async function sample() {
       try {
         res = await fetchPatiently("sample", { method: "POST", headers: headers(h), body: JSON.stringify(request) }, (msg) => { $("status").textContent = msg; });
       } catch (e) {
+        unreachable = e;
         continue;   // no answer at all: try again
       }
       if (!res.ok) {
@@ -382,6 +391,7 @@ async function sample() {
   } finally {
     sampling = false;
     $("sample").disabled = !models.length;
+    if (refocus && !$("sample").disabled) $("sample").focus();
   }
 
   function onEvent(name, data, id) {
@@ -401,15 +411,18 @@ async function sample() {
         use.type = "button";
         use.className = "use";
         use.textContent = "start from this";
+        use.setAttribute("aria-label", "start from sample " + (i + 1));
         use.addEventListener("click", () => { $("conditionFile").value = ""; setCondition(im.png); });
         figures[i].cap.after(use);
       });
+      $("sampleDone").textContent = "done: " + data.images.length + (data.images.length === 1 ? " image" : " images") + ", seed " + data.seed;
       $("status").textContent = "done: seed " + data.seed + ", " + slices + " slices in " + Math.round(data.timings.totalMs) + " ms (first after " +
         Math.round(data.timings.firstSliceMs) + " ms) with " + request.model +
         (data.condition && data.condition.input.conversions.length ? "; the given image was " + data.condition.input.conversions.join(", then ") : "");
     } else if (name === "error") {
       showError("sampleError", "sample", data);
       $("status").textContent = "stopped after " + slices + " slices";
+      $("sampleDone").textContent = "sampling stopped";
     }
     if (name === "done" || name === "error") ended = true;
   }

@@ -12,7 +12,8 @@ import { Type, type TSchema } from '@sinclair/typebox';
 import type { Config } from '../config.js';
 import { UnknownModelError } from '../runtime/errors.js';
 import type { ModelSummary, RawImage } from '../runtime/types.js';
-import { API_KEY_SECURITY, ErrorBody, errors } from '../schemas/common.js';
+import { API_KEY_SECURITY, ErrorBody, errors, EXAMPLE_PNG } from '../schemas/common.js';
+import { decodePlainPng } from '../http/png.js';
 import { MAX_BATCH_IMAGES } from '../schemas/likelihood.js';
 import { effectiveTimeout, requestAbort } from '../http/deadline.js';
 import { BadRequestError, UnknownVersionError, UnprocessableError } from '../http/errors.js';
@@ -206,6 +207,8 @@ const ModelMetadataSchema = Type.Object({
   name: Type.String(), versions: Type.Array(Type.String()), platform: Type.String(),
   inputs: Type.Array(TensorMetadataSchema), outputs: Type.Array(TensorMetadataSchema),
 });
+/** The documented example's image: EXAMPLE_PNG's 784 values, for Swagger UI's "Try it out". */
+const examplePixels = [...(decodePlainPng(Buffer.from(EXAMPLE_PNG, 'base64'), 784)?.data ?? [])];
 const InferRequestSchema = Type.Object({
   id: Type.Optional(Type.String()),
   parameters: Type.Optional(Type.Object({
@@ -223,7 +226,7 @@ const InferRequestSchema = Type.Object({
     name: Type.Union(OUTPUTS.map((o) => Type.Literal(o))),
     parameters: Type.Optional(Type.Object({ binary_data: Type.Optional(Type.Boolean()) })),
   }))),
-});
+}, { examples: [{ inputs: [{ name: INPUT, shape: [1, 28, 28, 1], datatype: 'UINT8', data: examplePixels }] }] });
 const InferResponseSchema = Type.Object({
   model_name: Type.String(), model_version: Type.String(), id: Type.Optional(Type.String()),
   outputs: Type.Array(Type.Object({
@@ -232,7 +235,7 @@ const InferResponseSchema = Type.Object({
     parameters: Type.Optional(Type.Object({ binary_data_size: Type.Integer() })),
   })),
 });
-const NameParam = Type.String({ maxLength: 64, description: 'a model name, as GET /models lists it' });
+const NameParam = Type.String({ maxLength: 64, description: 'a model name, as GET /models lists it', examples: ['mu-fmnist'] });
 const VersionParam = Type.String({ maxLength: 64, description: "the model's version (GET /models/{name}: version)" });
 type Params = { name: string; version?: string };
 

@@ -9,7 +9,12 @@ export const ErrorBody = Type.Object(
 );
 export type ErrorBody = Static<typeof ErrorBody>;
 
-export const ModelName = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'a model name, as listed by GET /models' });
+export const ModelName = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'a model name, as listed by GET /models', examples: ['mu-fmnist'] });
+
+/** The first Fashion-MNIST test image (28x28, grey) as a base64 PNG: what the documented request
+ * examples send, so that Swagger UI's "Try it out" starts from a request the server accepts. */
+export const EXAMPLE_PNG =
+  'iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAABXUlEQVR4XmNgGNaAmZGBgZ1BFd2PjEwM0iHcENFyDEkGhoj+PJCoWGwWuiQLg2ljxeT1c5e1z1rRgybJxMDd2dSwYMP85ZumTp8Al2RkYGJkYGZgKC7K6lwxc87S5f1z50HtZgQrYmZgiOyOips5tXn6yjX981cawLQysYAUJHXk5eYtap8wdf7yCfNWgp3LxMTIBKKlckqT80s75rTNmjVnQe/kOZvAhoGAqGlMaX56cWNb/6ylq2ZNn9XfNW2pNgMDg7iZo09oWUN1fmFZfW13a8eCntkLJ8xes3CvHQODS1xUflF+UXF9e0d/Xf30Wf1TahctmtA1c9ERKwa3lY0ZSSlxiUlpOVnlFY1T5yzft+/IsWO7j+7docIgULd6z54dq2e2V9TVT9p5+OKF/xc3fv3z+/f3O+cMQY7hcc5asvP4pcuXLuybFsTBwMCw6cKe9YvmTYeGwlBJgQDoA4KxkSijHgAAAABJRU5ErkJggg==';
 
 /** A request's own deadline, shorter than the server's REQUEST_TIMEOUT_MS (which caps it). */
 export const TimeoutMs = Type.Integer({

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Base64Png, Convert, ImageInput, ModelName, TimeoutMs } from './common.js';
+import { Base64Png, Convert, EXAMPLE_PNG, ImageInput, ModelName, TimeoutMs } from './common.js';
 
 const perPixel = Type.Boolean({ default: false, description: 'also answer the bits of each pixel as a PNG heat map' });
 const { resize, grayscale, rgb } = Convert.properties;
@@ -14,7 +14,8 @@ const jsonOptions = {
   convert: Type.Optional(Convert),
 };
 
-export const LikelihoodJsonBody = Type.Object({ image: base64Image, ...jsonOptions }, { additionalProperties: false });
+export const LikelihoodJsonBody = Type.Object({ image: base64Image, ...jsonOptions },
+  { additionalProperties: false, examples: [{ image: EXAMPLE_PNG, model: 'mu-fmnist', perPixel: false }] });
 export type LikelihoodJsonBody = Static<typeof LikelihoodJsonBody>;
 
 /** Options for raw-image and multipart bodies (a JSON body carries its own, which win). */
@@ -90,7 +91,7 @@ export type LikelihoodBatchMultipart = Static<typeof LikelihoodBatchMultipart>;
 
 export const LikelihoodBatchBody = Type.Object(
   { images: Type.Array(base64Image, { minItems: 1, maxItems: MAX_BATCH_IMAGES }), ...jsonOptions },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ images: [EXAMPLE_PNG, EXAMPLE_PNG], model: 'mu-fmnist' }] },
 );
 export type LikelihoodBatchBody = Static<typeof LikelihoodBatchBody>;
 

@@ -6,11 +6,11 @@ export const MAX_SEED = 2 ** 32 - 1;
 export const SampleBody = Type.Object(
   {
     model: Type.Optional(ModelName),
-    count: Type.Integer({ minimum: 1, maximum: 16, default: 1, description: 'samples to draw' }),
+    count: Type.Optional(Type.Integer({ minimum: 1, maximum: 16, default: 1, description: 'samples to draw' })),
     seed: Type.Optional(
       Type.Integer({ minimum: 0, maximum: MAX_SEED, description: 'random seed; drawn at random when absent, and always echoed. The same seed gives the same images.' }),
     ),
-    temperature: Type.Number({ minimum: 0.05, maximum: 2, default: 1, description: 'softmax temperature of every sub-pixel' }),
+    temperature: Type.Optional(Type.Number({ minimum: 0.05, maximum: 2, default: 1, description: 'softmax temperature of every sub-pixel' })),
     timeoutMs: Type.Optional(TimeoutMs),
     stopAfter: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'name of the stage to stop after (default: the last stage)' })),
     condition: Type.Optional(
@@ -28,13 +28,16 @@ export const SampleBody = Type.Object(
       ),
     ),
   },
-  { additionalProperties: false },
+  // the example Swagger UI's "Try it out" starts from: a request the server accepts
+  { additionalProperties: false, examples: [{ model: 'mu-fmnist', count: 2, seed: 7, temperature: 1 }] },
 );
-export type SampleBody = Static<typeof SampleBody>;
+/** Optional to a client, never absent in a handler: Ajv (Fastify's useDefaults) writes their defaults in. */
+type Defaulted = { count: number; temperature: number };
+export type SampleBody = Static<typeof SampleBody> & Defaulted;
 
 /** GET /sample's query string: the body's options but `condition` (an image does not fit a URL). */
 export const SampleQuery = Type.Omit(SampleBody, ['condition'], { additionalProperties: false });
-export type SampleQuery = Static<typeof SampleQuery>;
+export type SampleQuery = Static<typeof SampleQuery> & Defaulted;
 
 const Timings = Type.Object({
   queueMs: Type.Number({ description: 'waiting for a place' }),

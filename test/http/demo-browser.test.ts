@@ -271,7 +271,22 @@ t.test('the demo page on a phone: bad fields, a busy server, failures and droppe
   const api = (await app.inject({ method: 'POST', url: '/sample', payload: { seed: 4, count: 2 } })).json() as { images: Array<{ png: string }> };
   t.same(await srcs(), api.images.map((i) => `data:image/png;base64,${i.png}`), 'then the API\'s PNGs for seed 4');
   t.equal(await page.locator('#sampleError').innerText(), '', 'no error');
+  t.equal(await page.locator('#sampleDone').textContent(), 'done: 2 images, seed 4', 'the end is announced (role=status)');
+  t.equal(await page.locator('#samples button.use').first().getAttribute('aria-label'), 'start from sample 1', 'each image\'s button says which');
   await page.unroute(/\/sample$/);
+
+  // the server cannot be reached at all: said so, with the browser's reason (it was reported as a
+  // cut stream); and Sample, pressed from the keyboard, has the focus back afterwards (disabling
+  // it while sampling dropped the focus to the page)
+  await page.route(/\/sample$/, (route) => route.abort());
+  await page.locator('#sample').focus();
+  await page.keyboard.press('Enter');
+  await page.locator('#sampleError', { hasText: 'could not reach' }).waitFor({ timeout: 20_000 });
+  t.match(await page.locator('#sampleError').innerText(), /^sample: could not reach the server \(.+\)$/);
+  t.equal(await page.evaluate(() => document.activeElement?.id), 'sample', 'the focus is back on Sample');
+  t.same(await srcs(), api.images.map((i) => `data:image/png;base64,${i.png}`), 'the last images stay');
+  await page.unroute(/\/sample$/);
+  await page.locator('#sampleError').evaluate((e) => { e.textContent = ''; });
 
   // stop-after stages that the chosen start leaves nothing to generate in are not offered (S = 4)
   await page.locator('#samples button.use').first().click();
@@ -300,6 +315,12 @@ t.test('the demo page on a phone: bad fields, a busy server, failures and droppe
   await page.locator('#scoreError', { hasText: 'is not' }).waitFor(WAIT);
   t.equal(await page.locator('#scoreError').innerText(), "likelihood: 'notes.png' is not a PNG, JPEG or WebP image");
   t.notOk(posts.includes('/likelihood'), 'not sent');
+  // an error holding a long unbroken word (the file's name) wraps inside the box
+  const longName = 'Screenshot_20240101-123456_Chrome_fashion_mnist_sample_export_final_v2.png';
+  writeFileSync(join(dir, longName), 'not an image');
+  await page.locator('#file').setInputFiles(join(dir, longName));
+  await page.locator('#scoreError', { hasText: longName }).waitFor(WAIT);
+  t.equal(await page.evaluate(() => document.documentElement.scrollWidth), 375, 'a long error stays within a 375 px screen');
   // an image: scored, and scored again under another model when the model changes
   const png = await rawToPng(Uint8Array.from({ length: 30 * 30 }, (_, i) => (i * 11) % 256), 30, 30, 1);
   writeFileSync(join(dir, 'upload.png'), png);

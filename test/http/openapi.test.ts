@@ -2,7 +2,9 @@
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
 import { OPENAPI_PATH, openapiText } from '../../scripts/write-openapi.js';
+import { join } from 'node:path';
 import { CLIENT_ERROR_REASONS } from '../../src/http/client-error.js';
+import { readyApp, ROOT } from './helpers.js';
 
 t.test('openapi/openapi.json matches the app (run `npm run openapi` after changing a route)', async (t) => {
   const generated = await openapiText();
@@ -60,4 +62,36 @@ t.test('every route documents its body, query and answers', async (t) => {
 
 function conditionKeys(doc: { paths: Record<string, Record<string, { requestBody: { content: Record<string, { schema: { properties: { condition: { properties: object } } } }> } }>> }): string[] {
   return Object.keys(doc.paths['/sample'].post.requestBody.content['application/json'].schema.properties.condition.properties).sort();
+}
+
+t.test('the examples Swagger UI starts from ("Try it out") are requests the server accepts', async (t) => {
+  const doc = JSON.parse(await openapiText());
+  const app = await readyApp({ MODELS_DIR: join(ROOT, 'models'), MODELS: 'mu-fmnist', DEFAULT_MODEL: 'mu-fmnist' });
+  t.teardown(() => app.close());
+  let tried = 0;
+  for (const [path, methods] of Object.entries(doc.paths as Record<string, Record<string, OpenApiOperation>>)) {
+    for (const [method, op] of Object.entries(methods)) {
+      const example = op.requestBody?.content?.['application/json']?.example;
+      if (example === undefined) continue;
+      // path parameters as their examples give them (none are left without one)
+      const url = path.replace(/\{(\w+)\}/g, (_, name: string) => {
+        const p = op.parameters?.find((q) => q.in === 'path' && q.name === name);
+        return String(p?.example ?? `{${name}}`);
+      });
+      if (url.includes('{')) continue;   // the versioned routes: the version is the model's own
+      const res = await app.inject({ method: method.toUpperCase() as 'POST', url, payload: example as Record<string, unknown> });
+      t.equal(res.statusCode, 200, `${method.toUpperCase()} ${url} with its example: ${res.statusCode} ${res.statusCode === 200 ? '' : res.body}`);
+      tried++;
+    }
+  }
+  t.equal(tried, 4, 'POST /sample, /likelihood, /likelihood/batch and /v2/models/{name}/infer');
+  // and count and temperature, which have defaults, are not required
+  const sample = doc.paths['/sample'];
+  t.equal(sample.post.requestBody.content['application/json'].schema.required, undefined, 'POST /sample requires no field');
+  t.same(sample.get.parameters.filter((p: { required?: boolean }) => p.required), [], 'GET /sample requires no parameter');
+});
+
+interface OpenApiOperation {
+  requestBody?: { content?: Record<string, { example?: unknown }> };
+  parameters?: { in: string; name: string; example?: unknown; required?: boolean }[];
 }
