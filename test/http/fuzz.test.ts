@@ -126,7 +126,9 @@ t.test('random requests: no 5xx, every refusal is {error, error_type}, the serve
     // a deadline the request itself set (timeoutMs) may pass: 504 timeout is its right answer
     const ownDeadline = res.status === 504 && /"error_type":"timeout"/.test(text);
     if (res.status >= 500 && !ownDeadline) problems.push(`${res.status} ${what}: ${text.slice(0, 200)}`);
-    if (res.status >= 400 && (res.headers.get('content-type') ?? '').startsWith('application/json')) {
+    if (res.status >= 400 && !(res.headers.get('content-type') ?? '').startsWith('application/json')) {
+      problems.push(`${res.status} ${what}: a refusal as ${res.headers.get('content-type')}, not JSON: ${text.slice(0, 200)}`);
+    } else if (res.status >= 400) {
       const body = JSON.parse(text) as { error?: unknown; error_type?: unknown };
       if (typeof body.error !== 'string' || typeof body.error_type !== 'string') problems.push(`${res.status} ${what}: not {error, error_type}: ${text.slice(0, 200)}`);
     }

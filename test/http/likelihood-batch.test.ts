@@ -56,6 +56,7 @@ t.test('likelihood batch', async (t) => {
     t.equal((await batch({ images: pngs.map(b64) })).statusCode, 200);
     const r2 = await runs();
     const one = r1.map((x, i) => x - r0[i]);
+    t.ok(one.every((n) => n > 0), `one image runs the scoring graphs of every stage, counted (${one.join(', ')})`);
     t.same(r2.map((x, i) => x - r1[i]), one, `runs per stage for 4 images: the same as for one (${one.join(', ')})`);
     t.equal((await scored()) - s0, 5, 'every image is counted as scored');
   });

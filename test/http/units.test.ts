@@ -160,7 +160,7 @@ t.test('heat map: ends of the ramp at min and max', async (t) => {
   t.equal(h.maxBits, 4);
   t.same([...h.image.data.subarray(0, 3)], [0, 0, 4]);
   t.same([...h.image.data.subarray(9, 12)], [252, 255, 164]);
-  t.throws(() => heatMap(new Float32Array(3), 2, 2));
+  t.throws(() => heatMap(new Float32Array(3), 2, 2), /per-pixel bits hold 3 values, expected 2x2/);
 });
 
 t.test('EventStream.send waits for a slow reader, but not past its signal', async (t) => {

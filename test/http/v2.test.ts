@@ -79,6 +79,7 @@ t.test('infer: the scores of /likelihood/batch, from JSON and binary tensors', a
     t.same(outputs.map((o) => [o.name, o.datatype, o.shape]), [['bits_per_dim', 'FP64', [2]], ['nats', 'FP64', [2]], ['stage_bits_per_dim', 'FP64', [2, stages]]], `${what}: names, types, shapes`);
     for (const o of outputs) {
       const want = expected[o.name as keyof typeof expected];
+      if (o.data) t.equal(o.data.length, want.length, `${what}: ${o.name} holds its shape's ${want.length} values`);
       o.data!.forEach((v, i) => t.ok(Math.abs(v - want[i]) <= 1e-9, `${what}: ${o.name}[${i}] ${v} = ${want[i]}`));
     }
   };

@@ -90,6 +90,7 @@ t.test('the NLL the sampler reports for an image is its likelihood', async (t) =
   t.teardown(() => rt.close());
   for (const name of SHIPPED) {
     const done = doneOf(await collect(rt.sample({ model: name, count: 3, seed: 11, temperature: 1 })));
+    t.equal(done.images.length, 3, `${name}: three images`);
     for (const [i, img] of done.images.entries()) {
       const r = await score(rt, name, img.data);
       t.ok(Math.abs(r.bitsPerDim - done.bitsPerDim[i]) < 1e-4, `${name} sample ${i}: scored ${r.bitsPerDim.toFixed(6)}, sampled ${done.bitsPerDim[i].toFixed(6)} bits/dim`);

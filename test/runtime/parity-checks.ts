@@ -19,6 +19,7 @@ export async function likelihoodParity(t: Test, rt: SpnRuntime, name: string, f:
   for (const c of f.nll) {
     const res = await rt.likelihood({ model: name, image: { height, width, channels, data: Uint8Array.from(c.image) } });
     t.ok(Math.abs(res.bitsPerDim - c.bits_per_dim) < 1e-4, `bits/dim ${res.bitsPerDim} vs ${c.bits_per_dim}`);
+    t.same(res.stages.map((s) => [s.stage, s.slices.map((x) => x.slice)]), c.stages.map((s) => [s.stage, s.slices.map((x) => x.slice)]), 'the stages and slices PyTorch scored, in its order');
     for (const [i, st] of c.stages.entries()) {
       t.ok(Math.abs(res.stages[i].nats - st.nats) / Math.LN2 / dims < 1e-4, `stage ${st.stage}: ${res.stages[i].nats} vs ${st.nats} nats`);
       for (const [j, sl] of st.slices.entries()) {

@@ -14,6 +14,7 @@ const sliceOf = (p: number) => (Math.floor(p / 28) % S) * S + (p % 28) % S;
 
 t.test('unconditional: every stage from its first slice', async (t) => {
   const p = planSample(m, undefined);
+  t.equal(p.image.length, 784, 'the whole image');
   t.same(p.starts, m.stages.map((s) => s.firstSlice));
   t.equal(p.stopAfter, m.stages.length - 1);
   t.ok(p.image.every((v) => v === 0));
@@ -21,6 +22,7 @@ t.test('unconditional: every stage from its first slice', async (t) => {
 
 t.test('upscale keeps the small image (high bits of slice 0) and nothing else', async (t) => {
   const p = planSample(m, undefined, { mode: 'upscale', image });
+  t.equal(p.image.length, 784, 'the whole image');
   t.same(p.starts, [m.stages[0].lastSlice, m.stages[1].firstSlice, m.stages[2].firstSlice]);
   p.image.forEach((v, i) => { if (v !== (sliceOf(i) === 0 ? 0b10100000 : 0)) t.fail(`pixel ${i}: ${v}`); });
   t.pass('kept bits are right');
@@ -28,12 +30,14 @@ t.test('upscale keeps the small image (high bits of slice 0) and nothing else', 
 
 t.test('add-depth keeps all high bits and generates the low bits', async (t) => {
   const p = planSample(m, undefined, { mode: 'add-depth', image });
+  t.equal(p.image.length, 784, 'the whole image');
   t.same(p.starts, [m.stages[0].lastSlice, m.stages[1].lastSlice, 0]);
   t.ok(p.image.every((v) => v === 0b10100000));
 });
 
 t.test('complete from the first k slices keeps every bit of those slices', async (t) => {
   const p = planSample(m, undefined, { mode: 'complete', image, slices: 3 });
+  t.equal(p.image.length, 784, 'the whole image');
   t.same(p.starts, [3, 3, 3]);
   p.image.forEach((v, i) => { if (v !== (sliceOf(i) < 3 ? 0b10110110 : 0)) t.fail(`pixel ${i}`); });
   t.pass('kept bits are right');
@@ -53,10 +57,12 @@ t.test('the kept slices are those first in the manifest\'s order (it used raster
   const at = (p: number) => [Math.floor(p / 28) % S, (p % 28) % S];
   const rank = (p: number) => order.findIndex(([i, j]) => i === at(p)[0] && j === at(p)[1]);
   const up = planSample(mo, undefined, { mode: 'upscale', image });
+  t.equal(up.image.length, 784);
   up.image.forEach((v, i) => { if (v !== (rank(i) === 0 ? 0b10100000 : 0)) t.fail(`upscale, pixel ${i}: ${v}`); });
   t.equal(up.image[3 * 28 + 3], 0b10100000, 'upscale keeps the small image: the slice at [3, 3]');
   t.equal(up.image[0], 0, 'not the one at [0, 0]');
   const done = planSample(mo, undefined, { mode: 'complete', image, slices: 3 });
+  t.equal(done.image.length, 784);
   done.image.forEach((v, i) => { if (v !== (rank(i) < 3 ? 0b10110110 : 0)) t.fail(`complete, pixel ${i}: ${v}`); });
   t.same([done.image[3 * 28 + 3], done.image[0], done.image[2 * 28 + 1], done.image[1 * 28 + 3]], [0b10110110, 0b10110110, 0b10110110, 0], 'complete keeps [3, 3], [0, 0], [2, 1], not [1, 3]');
 });

@@ -77,7 +77,9 @@ t.test("scoring runs all of a stage's slices of an image in one batched run", as
     const rest = st.lastSlice - st.firstSlice - constant;
     t.same(runs.get(`${st.name}/score`) ?? [], rest ? [rest] : [], `${st.name}: one score run of batch ${rest}`);
     t.same(runs.get(`${st.name}/score_context`) ?? [], constant ? [1] : [], `${st.name}: the constant-context slice ${constant ? 'from score_context' : 'absent'}`);
-    t.ok(r.stages.find((s) => s.stage === st.name)!.slices.every((x) => x.bits > 0), `${st.name}: every slice scored`);
+    const scored = r.stages.find((s) => s.stage === st.name)!.slices;
+    t.equal(scored.length, st.lastSlice - st.firstSlice, `${st.name}: a score per slice`);
+    t.ok(scored.every((x) => x.bits > 0), `${st.name}: every slice scored`);
   }
 });
 
