@@ -18,6 +18,7 @@ export type ErrorType =
   | 'invalid_input'
   | 'unknown_model'
   | 'not_found'
+  | 'method_not_allowed'
   | 'forbidden_origin'
   | 'unauthorized'
   | 'overloaded'

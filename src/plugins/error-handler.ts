@@ -34,9 +34,28 @@ export default fp(
       return reply.code(mapped.statusCode).type('application/json; charset=utf-8').send(mapped.body);
     });
 
+    // every route's path and methods, so that a path the server has, asked with a method it does
+    // not take, is 405 with the methods it does take (RFC 9110), not 404
+    const routes: { path: RegExp; methods: Set<string> }[] = [];
+    app.addHook('onRoute', (route) => {
+      if (route.url === '*' || route.url === '/*') return;   // a catch-all (CORS preflights) says nothing of paths
+      const path = new RegExp(`^${route.url.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : seg === '*' ? '.*'
+        : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/')}$`);
+      const methods = [route.method].flat().map((m) => m.toUpperCase());
+      if (methods.includes('GET')) methods.push('HEAD');
+      const known = routes.find((r) => r.path.source === path.source);
+      if (known) for (const m of methods) known.methods.add(m);
+      else routes.push({ path, methods: new Set(methods) });
+    });
     app.setNotFoundHandler(async (request, reply) => {
       closeIfUnread(request.raw, reply);
-      return reply.code(404).send({ error: `no route ${request.method} ${request.url.split('?')[0]}`, error_type: 'not_found' });
+      const path = request.url.split('?')[0];
+      const allowed = new Set(routes.filter((r) => r.path.test(path)).flatMap((r) => [...r.methods]));
+      if (allowed.size) {
+        return reply.code(405).header('allow', [...allowed].sort().join(', '))
+          .send({ error: `${request.method} is not allowed on ${path}; it takes ${[...allowed].sort().join(', ')}`, error_type: 'method_not_allowed' });
+      }
+      return reply.code(404).send({ error: `no route ${request.method} ${path}`, error_type: 'not_found' });
     });
   },
   { name: 'error-handler', fastify: '5.x', dependencies: ['metrics'] },

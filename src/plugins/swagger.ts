@@ -36,7 +36,8 @@ export default fp(
             'Sampling and scoring with Subscale Pixel Networks and Multidimensional Upscaling (Menick & Kalchbrenner 2018). Errors are `{error, error_type}`.\n\n' +
             'Any route may also be answered, before it is routed, with 408 `request_timeout` (the whole request, headers and body, took longer than the ' +
             "server's RECEIVE_TIMEOUT_MS), 431 `headers_too_large` or 400 `malformed` (not HTTP); the connection is then closed. " +
-            'With CORS_ORIGINS set, a preflight (OPTIONS) from an origin not listed gets 403 `forbidden_origin`.',
+            'With CORS_ORIGINS set, a preflight (OPTIONS) from an origin not listed gets 403 `forbidden_origin`. ' +
+            'A path no route has is 404 `not_found`; a path a route has, asked with a method it does not take, is 405 `method_not_allowed` with `Allow`.',
         },
         components: {
           securitySchemes: {

@@ -23,7 +23,7 @@ t.test('CORS_ORIGINS: checked at start-up and read as browsers send origins', as
   t.equal(loadConfig({ CORS_ORIGINS: `${PAGE}, ${OTHER}` }).CORS_ORIGINS, `${PAGE}, ${OTHER}`);
 });
 
-t.test('off by default: no CORS headers, and a preflight is 404', async (t) => {
+t.test('off by default: no CORS headers, and a preflight is 405 (the path takes POST only)', async (t) => {
   const app = await readyApp();
   t.teardown(() => app.close());
   const res = await app.inject({ method: 'GET', url: '/models', headers: { origin: PAGE } });
@@ -31,7 +31,8 @@ t.test('off by default: no CORS headers, and a preflight is 404', async (t) => {
   t.equal(res.headers['access-control-allow-origin'], undefined);
   t.equal(res.headers.vary, undefined);
   const pre = await app.inject({ method: 'OPTIONS', url: '/likelihood', headers: { origin: PAGE, 'access-control-request-method': 'POST' } });
-  t.equal(pre.statusCode, 404);
+  t.equal(pre.statusCode, 405);
+  t.equal(pre.headers.allow, 'POST');
   t.equal(pre.headers['access-control-allow-origin'], undefined);
 });
 

@@ -165,10 +165,23 @@ t.test('routes', async (t) => {
     t.equal(big.json().error_type, 'payload_too_large');
   });
 
-  t.test('unknown routes are 404 in the same shape', async (t) => {
+  t.test('unknown routes are 404 in the same shape; known paths with another method 405 with Allow', async (t) => {
     const res = await app.inject('/nope?x=1');
     t.equal(res.statusCode, 404);
     t.same(res.json(), { error: 'no route GET /nope', error_type: 'not_found' });
+    t.equal((await app.inject('/sample/')).statusCode, 404, 'a trailing slash is another path');
+    t.equal((await app.inject('/models/tiny-c1/x')).statusCode, 404, 'a parameter is one path segment');
+    for (const [method, url, allow] of [['DELETE', '/sample?seed=1', 'GET, HEAD, POST'], ['PUT', '/models/tiny-c1', 'GET, HEAD'],
+      ['POST', '/health/live', 'GET, HEAD'], ['GET', '/likelihood', 'POST'], ['PATCH', '/v2/models/tiny-c1/versions/1/infer', 'POST'],
+      ['DELETE', '/docs/static/index.css', 'GET, HEAD']] as const) {
+      const r = await app.inject({ method, url });
+      t.equal(r.statusCode, 405, `${method} ${url}: 405`);
+      t.equal(r.headers.allow, allow, `Allow: ${allow}`);
+      t.same(r.json(), { error: `${method} is not allowed on ${url.split('?')[0]}; it takes ${allow}`, error_type: 'method_not_allowed' });
+    }
+    const head = await app.inject({ method: 'HEAD', url: '/likelihood' });
+    t.equal(head.statusCode, 405, 'HEAD where there is no GET');
+    t.equal(head.headers.allow, 'POST');
     // the router's own refusals (found by the fuzz test answering Fastify's default body)
     const long = await app.inject({ url: `/models/${'A'.repeat(200)}` });
     t.equal(long.statusCode, 414);
