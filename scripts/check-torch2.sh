@@ -50,7 +50,9 @@ echo "PyTorch 2.x: tiny models trained, exported, and reproduced by the runtime"
 # the same checkpoints through torch.onnx's dynamo exporter, where this PyTorch has it
 if "$py" -c 'import inspect, sys, onnxscript, torch; sys.exit("dynamo" not in inspect.signature(torch.onnx.export).parameters)' 2>/dev/null; then
   for cfg in tiny-c1 tiny-c3; do
-    "$py" scripts/export.py --exporter dynamo --config $cfg --runs "$out/runs" --models "$out/models-dynamo" 2>&1 | grep -v Warning
+    "$py" scripts/export.py --exporter dynamo --config $cfg --runs "$out/runs" --models "$out/models-dynamo" > "$out/dynamo-$cfg.log" 2>&1 \
+      || { cat "$out/dynamo-$cfg.log"; exit 1; }
+    grep -v Warning "$out/dynamo-$cfg.log" | tail -3
   done
   SPN_MODELS_DIR="$out/models-dynamo" npx tap dist/test/runtime/parity.test.js
   echo "dynamo exporter: its graphs reproduce their fixtures too"

@@ -289,36 +289,39 @@ def sampling_fixtures(cfg, models, images, seed=7, margin=UNIFORM_MARGIN):
 
     The uniforms are drawn from a seeded generator, then moved off the edges of the bins they fall
     in: a uniform within `margin` of its bin's edge (|u - cdf| < margin, in any of the runs that
-    read it) is moved 1.5 margins inside the bins of every run that reads it, or to the middle of
-    those bins' overlap when that is narrower than three margins. Such a draw would give another
-    value as soon as the probabilities moved by less than float32 rounding (another PyTorch,
-    another BLAS, onnxruntime, CUDA), and the parity the runtime is held to is exact pixels. A
-    uniform moved within every bin it fell in changes no sampled value, so the runs are redone once
-    to confirm it (and the moves are repeated should any draw still be that close)."""
+    read it) is moved 1.5 margins inside the bins of every run that reads it, or, when those bins'
+    overlap is narrower than three margins, drawn again. Such a draw would give another value as
+    soon as the probabilities moved by less than float32 rounding (another PyTorch, another BLAS,
+    onnxruntime, CUDA), and the parity the runtime is held to is exact pixels. A uniform moved within
+    every bin it fell in changes no sampled value; one drawn again may change values, and those
+    after it. The runs are redone until no draw is within `margin` of an edge, so every fixture
+    draw is at least that far from one."""
     S, C, N = cfg["subscale"], cfg["channels"], cfg["image_size"]
     SS, h = S * S, N // S
     B = images.shape[0]
     rng = np.random.default_rng(seed)
     uniforms = {st["name"]: torch.from_numpy(rng.random((B, SS, h, h, C), dtype=np.float32)) for st in cfg["stages"]}
     moved = set()
-    for rounds in range(1, 6):
+    redraws = np.random.default_rng(seed + 1)
+    for rounds in range(1, 21):
         with recorded_draws(models, uniforms) as draws:
             temperatures = [sampling_runs(cfg, models, images, uniforms, T) for T in FIXTURE_TEMPERATURES]
         near, least = 0, math.inf
         for name, (u, lo, hi) in bins(draws, uniforms).items():
             m = torch.minimum(u - lo, hi - u)               # inf where no draw read the uniform
             least = min(least, m.min().item())
-            bad = m < torch.clamp(0.4 * (hi - lo), max=margin)
+            bad = m < margin
             if bool(bad.any()):
                 near += int(bad.sum())
                 lo, hi, ub = lo[bad], hi[bad], u[bad]
                 inside = torch.minimum(torch.maximum(ub, lo + 1.5 * margin), hi - 1.5 * margin)  # clear of float32 rounding
-                uniforms[name].view(-1)[bad] = torch.where(hi - lo > 3 * margin, inside, (lo + hi) / 2).float()
+                again = torch.from_numpy(redraws.random(int(bad.sum()), dtype=np.float32)).double()
+                uniforms[name].view(-1)[bad] = torch.where(hi - lo > 3 * margin, inside, again).float()
                 moved.update((name, int(i)) for i in bad.nonzero()[:, 0])
         if near == 0:
             break
     else:
-        raise SystemExit(f"fixture uniforms: {near} draws still within {margin} of a bin edge after 5 rounds")
+        raise SystemExit(f"fixture uniforms: {near} draws still within {margin} of a bin edge after 20 rounds")
     return {"uniforms": {k: v.reshape(-1).tolist() for k, v in uniforms.items()},
             "uniform_layout": "[sample, slice, row, col, channel]",
             "uniform_margin": {"target": margin, "least": least, "moved": len(moved), "rounds": rounds,
@@ -351,8 +354,8 @@ def write_fixtures(cfg, models, out_dir, n):
     with open(os.path.join(out_dir, "fixtures.json"), "w") as f:
         json.dump(fixtures, f)
     um = fixtures["sampling"]["uniform_margin"]
-    print(f"fixtures: {um['draws']} draws per round, {um['moved']} uniforms moved off a bin edge "
-          f"in {um['rounds']} rounds, least distance {um['least']:.2e}", flush=True)
+    print(f"fixtures: {um['draws']} draws per round, {um['moved']} uniforms moved off a bin edge or drawn again, "
+          f"in {um['rounds']} rounds; least distance {um['least']:.2e}", flush=True)
 
 
 def sample_grid(cfg, models, path, n=64, temperature=1.0, seed=0):

@@ -343,7 +343,6 @@ async function sample() {
   $("status").dataset.events = "0";
   $("status").textContent = "waiting...";
   $("sampleDone").textContent = "";
-  const refocus = document.activeElement === $("sample");   // disabling the button drops its focus
   sampling = true;
   $("sample").disabled = true;
   // A stream cut before its end (a dropped connection) is asked for again with the id of the last
@@ -391,7 +390,10 @@ async function sample() {
   } finally {
     sampling = false;
     $("sample").disabled = !models.length;
-    if (refocus && !$("sample").disabled) $("sample").focus();
+    // disabling the button dropped its focus to the page: it gets it back, unless the user has
+    // moved on to another field meanwhile
+    const lost = !document.activeElement || document.activeElement === document.body;
+    if (lost && !$("sample").disabled) $("sample").focus();
   }
 
   function onEvent(name, data, id) {
@@ -411,7 +413,7 @@ async function sample() {
         use.type = "button";
         use.className = "use";
         use.textContent = "start from this";
-        use.setAttribute("aria-label", "start from sample " + (i + 1));
+        use.setAttribute("aria-label", "start from this: sample " + (i + 1));   // the visible words first (WCAG 2.5.3)
         use.addEventListener("click", () => { $("conditionFile").value = ""; setCondition(im.png); });
         figures[i].cap.after(use);
       });

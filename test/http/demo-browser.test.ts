@@ -272,7 +272,7 @@ t.test('the demo page on a phone: bad fields, a busy server, failures and droppe
   t.same(await srcs(), api.images.map((i) => `data:image/png;base64,${i.png}`), 'then the API\'s PNGs for seed 4');
   t.equal(await page.locator('#sampleError').innerText(), '', 'no error');
   t.equal(await page.locator('#sampleDone').textContent(), 'done: 2 images, seed 4', 'the end is announced (role=status)');
-  t.equal(await page.locator('#samples button.use').first().getAttribute('aria-label'), 'start from sample 1', 'each image\'s button says which');
+  t.equal(await page.locator('#samples button.use').first().getAttribute('aria-label'), 'start from this: sample 1', 'each image\'s button says which, after its visible words');
   await page.unroute(/\/sample$/);
 
   // the server cannot be reached at all: said so, with the browser's reason (it was reported as a
