@@ -285,7 +285,14 @@ class SPN(nn.Module):
         """Inverse-CDF sampling, so that a fixed uniform number fixes the sample: the first index
         whose cumulative probability under softmax(logits / T) reaches u.
         logits [B, K], u [B, 1] in [0, 1), t_col temperature [B, 1] -> int64 [B]."""
-        cdf = torch.cumsum(torch.softmax(logits / t_col, dim=-1), dim=-1)
+        return self.index_in_cdf(self.sample_cdf(logits, t_col), u)
+
+    def sample_cdf(self, logits, t_col):
+        """The cumulative probabilities sample_index draws from: [B, K]."""
+        return torch.cumsum(torch.softmax(logits / t_col, dim=-1), dim=-1)
+
+    def index_in_cdf(self, cdf, u):
+        """The first index whose cumulative probability reaches u: the value k with cdf[k-1] < u <= cdf[k]."""
         # counted in float32 (exact up to 2^24): onnxruntime sums float rows faster than int64 ones
         # (sample_row at batch 16 about a tenth faster; one-off measurement, commit dfefbda)
         return torch.clamp((cdf < u).to(torch.float32).sum(-1), max=self.K - 1).to(torch.int64)

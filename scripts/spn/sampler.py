@@ -82,11 +82,10 @@ def recorded_draws(models, uniforms):
         assert u.is_contiguous(), f"{name}: uniforms must be contiguous"
 
     def wrap(m):
-        plain = type(m).sample_index
-
-        def sample_index(self, logits, u, t_col):
-            k = plain(self, logits, u, t_col)
-            cdf = torch.cumsum(torch.softmax(logits / t_col, dim=-1), dim=-1).double()
+        def sample_index(self, logits, u, t_col):   # SPN.sample_index, keeping its cdf
+            cdf = self.sample_cdf(logits, t_col)
+            k = self.index_in_cdf(cdf, u)
+            cdf = cdf.double()
             lo = torch.where(k > 0, cdf.gather(1, (k - 1).clamp(min=0).view(-1, 1))[:, 0], torch.zeros_like(cdf[:, 0]))
             hi = torch.where(k < self.K - 1, cdf.gather(1, k.view(-1, 1))[:, 0], torch.ones_like(cdf[:, 0]))
             for name, (ptr, n, size) in bases.items():

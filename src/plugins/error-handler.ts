@@ -50,10 +50,10 @@ export default fp(
     app.setNotFoundHandler(async (request, reply) => {
       closeIfUnread(request.raw, reply);
       const path = request.url.split('?')[0];
-      const allowed = new Set(routes.filter((r) => r.path.test(path)).flatMap((r) => [...r.methods]));
-      if (allowed.size) {
-        return reply.code(405).header('allow', [...allowed].sort().join(', '))
-          .send({ error: `${request.method} is not allowed on ${path}; it takes ${[...allowed].sort().join(', ')}`, error_type: 'method_not_allowed' });
+      const allow = [...new Set(routes.filter((r) => r.path.test(path)).flatMap((r) => [...r.methods]))].sort().join(', ');
+      if (allow) {
+        return reply.code(405).header('allow', allow)
+          .send({ error: `${request.method} is not allowed on ${path}; it takes ${allow}`, error_type: 'method_not_allowed' });
       }
       return reply.code(404).send({ error: `no route ${request.method} ${path}`, error_type: 'not_found' });
     });

@@ -1,28 +1,36 @@
 // Swagger UI in a real browser (Debian's Chromium, driven by playwright-core; no browser is ever
 // downloaded): the page renders the generated document, lists the operations, and its "Try it out"
 // calls the real server and shows the answer.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { cuttingProxy, launchChromium, WAIT } from './browser.js';
 import { join } from 'node:path';
 import { listening, metricValue, parseSse, ROOT } from './helpers.js';
 
-t.test('Swagger UI at /docs lists the operations and runs GET /models against the server', { timeout: 60_000 }, async (t) => {
+/** Swagger UI at /docs of a server started with `env`, and a locator for one of its operations;
+ * null where there is no browser (launchChromium has failed the test). */
+async function swaggerUi(t: Test, env: Record<string, string | number> = {}) {
   const browser = await launchChromium(t);
-  if (!browser) return;
-  const { app, url } = await listening();
+  if (!browser) return null;
+  const { app, url } = await listening(env);
   t.teardown(() => app.close());
   const page = await browser.newPage();
   page.setDefaultTimeout(15_000);
-
   const res = await page.goto(`${url}/docs`, { waitUntil: 'load' });
-  t.equal(res?.status(), 200);
+  const operation = (method: string, path: string) =>
+    page.locator(`.opblock.opblock-${method}`).filter({ has: page.locator(`.opblock-summary-path[data-path="${path}"]`) });
+  return { app, page, status: res?.status(), operation };
+}
+
+t.test('Swagger UI at /docs lists the operations and runs GET /models against the server', { timeout: 60_000 }, async (t) => {
+  const ui = await swaggerUi(t);
+  if (!ui) return;
+  const { app, page, operation } = ui;
+  t.equal(ui.status, 200);
   // The document is fetched by the UI after load: the title heading appears once it has rendered.
   const title = page.locator('.swagger-ui .info .title');
   await title.waitFor(WAIT);
   t.match(await title.innerText(), /^spn-serve\b/);
 
-  const operation = (method: string, path: string) =>
-    page.locator(`.opblock.opblock-${method}`).filter({ has: page.locator(`.opblock-summary-path[data-path="${path}"]`) });
   for (const [method, path] of [['post', '/sample'], ['post', '/likelihood'], ['get', '/models'], ['get', '/metrics'], ['get', '/health/ready']]) {
     const op = operation(method, path);
     await op.first().waitFor(WAIT);
@@ -136,15 +144,11 @@ t.test('an EventSource whose connection drops mid-stream reconnects and gets the
 });
 
 t.test('Swagger UI with API_KEYS: Authorize takes a key, and Try it out then sends it', { timeout: 30_000 }, async (t) => {
-  const browser = await launchChromium(t);
-  if (!browser) return;
   const key = 'docs-browser-key-0123456789';
-  const { app, url } = await listening({ API_KEYS: key });
-  t.teardown(() => app.close());
-  const page = await browser.newPage();
-  page.setDefaultTimeout(15_000);
-  await page.goto(`${url}/docs`, { waitUntil: 'load' });
-  const models = page.locator('.opblock.opblock-get').filter({ has: page.locator('.opblock-summary-path[data-path="/models"]') });
+  const ui = await swaggerUi(t, { API_KEYS: key });
+  if (!ui) return;
+  const { page } = ui;
+  const models = ui.operation('get', '/models');
   await models.first().waitFor(WAIT);
 
   const tryModels = async () => {
@@ -172,15 +176,10 @@ t.test('Swagger UI with API_KEYS: Authorize takes a key, and Try it out then sen
 });
 
 t.test('Swagger UI: "Try it out" on POST /sample, executed as the document fills it in, samples', { timeout: 60_000 }, async (t) => {
-  const browser = await launchChromium(t);
-  if (!browser) return;
   // the documented examples name the shipped mu-fmnist (they named a random string the server refused)
-  const { app, url } = await listening({ MODELS_DIR: join(ROOT, 'models'), MODELS: 'mu-fmnist', DEFAULT_MODEL: 'mu-fmnist' });
-  t.teardown(() => app.close());
-  const page = await browser.newPage();
-  page.setDefaultTimeout(15_000);
-  await page.goto(`${url}/docs`, { waitUntil: 'load' });
-  const op = page.locator('.opblock.opblock-post').filter({ has: page.locator('.opblock-summary-path[data-path="/sample"]') });
+  const ui = await swaggerUi(t, { MODELS_DIR: join(ROOT, 'models'), MODELS: 'mu-fmnist', DEFAULT_MODEL: 'mu-fmnist' });
+  if (!ui) return;
+  const op = ui.operation('post', '/sample');
   await op.first().waitFor(WAIT);
   await op.locator('.opblock-summary').first().click();
   await op.locator('button.try-out__btn').click();
