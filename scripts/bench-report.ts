@@ -547,14 +547,16 @@ export function markdownReport(res: BenchResult, pngName: string): string {
       + 'then `SPN.sample_row` once per row: the vertical stack from its cache of the row above, the horizontal stack one pixel at a '
       + 'time from per-layer partial sums — the function `sample_row.onnx` is exported from; batched; `torch.no_grad`) on the '
       + 'checkpoints, at batch 1 and at the batch sizes that match the concurrency levels — what a user would otherwise run. '
-      + 'Latency is one call\'s time (every image of a batch finishes at its end). PyTorch runs at every thread count from 1 to '
+      + 'Latency is one call\'s time (every image of a batch finishes at its end), so PyTorch\'s percentiles come from images / '
+      + 'batch calls (8 at batch 8 and 32 in the default settings: its p95 is then the slowest call). PyTorch runs at every thread count from 1 to '
       + 'the setup\'s cores (with OpenBLAS and OpenMP pinned to it), and the table keeps the best figure at each point.',
     '- **Likelihood**: the exact NLL over every slice of every stage. Runtime: `c` concurrent `runtime.likelihood` requests '
-      + '(they share batched `score` runs). PyTorch: `SPN.slice_nll` on batches of `b` images. Both score the same test '
+      + '(they share batched `score` runs), each of the first n test images once. PyTorch: `SPN.slice_nll` on batches of `b` images. Both score the same test '
       + 'images (bench_torch.py writes them to a temporary file for Node), and their bits/dim must agree: the "max |Δ '
       + 'bits/dim|" column checks that both sides run the same weights.',
     '- **Event loop**: `perf_hooks.monitorEventLoopDelay` (1 ms resolution) on the main thread during each runtime phase; '
-      + 'the target reads the sampling phase at the highest concurrency.',
+      + 'the target reads the sampling phase at the highest concurrency. The histogram records the time between firings of its '
+      + '1 ms timer, so the figures include that interval (an idle loop reads about 1.1 ms): the delay beyond it is about 1 ms less.',
     '- **FLOPs**: bench_torch.py runs each exported graph\'s PyTorch function once at batch 1 with the graph\'s input shapes '
       + '(caches included) under a dispatch mode that sees every aten convolution and matrix product (`convolution`, `addmm`, '
       + '`mm`, `bmm`), so the functional `F.conv2d` / `F.linear` calls of the cached steps count as well as modules, and counts '

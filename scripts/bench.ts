@@ -221,7 +221,7 @@ async function onnxMatmulPeak(path: string, n: number, threads: number): Promise
  * in flight throughout; timed until the n-th job completes. Jobs still running then are aborted
  * and not counted: waiting for them would time a tail at falling concurrency (a batch of PyTorch
  * has no such tail). Returns the seconds to the n-th completion and each completed job's ms. */
-async function closedLoop(n: number, c: number, job: (i: number, signal: AbortSignal) => Promise<number>) {
+async function closedLoop(n: number, c: number, job: (i: number, signal: AbortSignal) => Promise<number>, exact = false) {
   let next = 0;
   let done = 0;
   let seconds = 0;
@@ -230,7 +230,7 @@ async function closedLoop(n: number, c: number, job: (i: number, signal: AbortSi
   setMaxListeners(0, stop.signal);   // every job in flight listens to it
   const t0 = performance.now();
   await Promise.all(Array.from({ length: Math.min(c, n) }, async () => {
-    while (!stop.signal.aborted) {
+    while (!stop.signal.aborted && (!exact || next < n)) {
       let ms: number;
       try {
         ms = await job(next++, stop.signal);
@@ -381,13 +381,13 @@ async function benchRuntime(o: Options, { workers, threads }: Setup, modelsDir: 
     const { likelihood, bpd } = scoring.get(name)!;
     // the same weights on both sides: PyTorch's bits/dim of the same images
     let maxAbsDiff = 0;
-    let compared = 0;
+    const compared = new Set<number>();
     for (const tp of tm.likelihood) {
       tp.bits_per_dim?.forEach((v, i) => {
         const r = bpd.get(i);
         if (r === undefined) return;
         maxAbsDiff = Math.max(maxAbsDiff, Math.abs(r - v));
-        compared++;
+        compared.add(i);
       });
     }
     const firsts = [...firstImage.get(name)!.values()];
@@ -402,7 +402,7 @@ async function benchRuntime(o: Options, { workers, threads }: Setup, modelsDir: 
         decodeParity: firsts.length > 1 ? firsts.every((x) => Buffer.compare(x, firsts[0]) === 0) : null,
       },
       torch: torchSummary(tm),
-      weightsCheck: { images: compared, maxAbsDiff },
+      weightsCheck: { images: compared.size, maxAbsDiff },
     };
   });
 }
@@ -414,15 +414,18 @@ async function benchLikelihood(o: Options, rt: SpnRuntime, phase: Phase, name: s
   const bpd = new Map<number, number>();
   for (const [k, b] of o.likelihoodBatches.entries()) {
     const n = o.likelihoodImages[k];
+    // exactly the first n images, each once, as PyTorch scores them (every image costs the same, so
+    // the tail of the last batch is PyTorch's too)
+    if (n > raw.length) throw new Error(`--likelihood-images ${n}: only ${raw.length} test images were written`);
     const p = await phase.run(rt, name, () => closedLoop(n, b, async (i, signal) => {
-      const r = await rt.likelihood({ model: name, image: raw[i % raw.length], signal });
-      bpd.set(i % raw.length, r.bitsPerDim);
+      const r = await rt.likelihood({ model: name, image: raw[i], signal });
+      bpd.set(i, r.bitsPerDim);
       return r.timings.totalMs;
-    }));
+    }, true));
     const ips = n / p.result.seconds;
     // the first n test images, as PyTorch scores them (each image's bits/dim is the same in every trial)
-    const firstN = [...Array(Math.min(n, raw.length)).keys()].map((i) => bpd.get(i)).filter((x): x is number => x !== undefined);
-    const mean = firstN.reduce((a, x) => a + x, 0) / firstN.length;
+    const firstN = [...Array(n).keys()].map((i) => bpd.get(i)!);
+    const mean = firstN.reduce((a, x) => a + x, 0) / n;
     likelihood.push({
       batch: b, images: n, seconds: p.result.seconds, imagesPerSec: ips,
       gflops: ((tm.flops.runtime_likelihood_image ?? tm.flops.likelihood_image) * ips) / 1e9, cores: p.cores, workers, meanBitsPerDim: mean, eventLoopMs: p.eventLoopMs, graphs: p.graphs,

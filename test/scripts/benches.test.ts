@@ -33,6 +33,14 @@ t.test('npm run bench (quick, tiny-c1, one core): both sides run the same weight
   t.ok(m.weightsCheck.images > 0, 'images scored on both sides');
   t.ok(m.weightsCheck.maxAbsDiff < 1e-4, `PyTorch and the runtime agree on bits/dim (${m.weightsCheck.maxAbsDiff})`);
   t.ok(res.settings.concurrency.length > 0 && res.settings.likelihoodBatches.length > 0, 'points to measure');
+  t.equal(m.weightsCheck.images, Math.max(...res.settings.likelihoodImages), 'every scored image compared, each once');
+  // each side scores exactly the first n test images at each batch size, so their means agree too
+  // (the runtime's closed loop once ran past n, scoring some images twice and others not at all)
+  m.runtime.likelihood.forEach((p, k) => {
+    const tp = m.torch.likelihood[k];
+    t.equal(p.images, tp.images, `batch ${p.batch}: the same number of images`);
+    t.ok(Math.abs(p.meanBitsPerDim - tp.meanBitsPerDim) < 1e-4, `batch ${p.batch}: mean bits/dim ${p.meanBitsPerDim} (runtime) and ${tp.meanBitsPerDim} (PyTorch)`);
+  });
   for (const side of [m.runtime, m.torch]) {
     t.same(side.sampling.map((p) => p.concurrency), res.settings.concurrency, 'a sampling point per concurrency');
     t.same(side.likelihood.map((p) => p.batch), res.settings.likelihoodBatches, 'a likelihood point per batch');
