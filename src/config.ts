@@ -16,7 +16,7 @@ export const DEFAULT_WORKERS = Math.max(1, Math.min(availableParallelism(), 8));
 export const ConfigSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'TCP port to listen on (0: any free port)' }),
   HOST: Type.String({ default: '0.0.0.0', minLength: 1, description: 'address to bind' }),
-  MODELS_DIR: Type.String({ default: 'models', description: 'folder holding one sub-folder per exported model' }),
+  MODELS_DIR: Type.String({ default: 'models', minLength: 1, description: 'folder holding one sub-folder per exported model' }),
   MODELS: Type.String({
     default: '',
     pattern: '^[A-Za-z0-9._, -]*$',
@@ -88,23 +88,28 @@ export type Config = Static<typeof ConfigSchema>;
 
 /** Validates and completes the environment (or a plain object, in tests); throws naming the bad variable. */
 export function loadConfig(env: Record<string, string | number | undefined> = process.env): Config {
-  // Ajv reads a number with Number(), which takes '0x2' as 2 and '0b1' as 1: such a value is passed
-  // on as one that is not a number at all, so it is refused with the rest ('WORKERS must be integer')
+  // Ajv reads a number with Number(), which takes '0x2' as 2, '0b1' as 1 and a blank ' ' as 0 (PORT
+  // 0 is any free port; a timeout of 0 none): such a value is passed on as one that is not a number
+  // at all, so it is refused with the rest ('WORKERS must be integer')
   const data: Record<string, string | number | undefined> = { ...env };
+  // Ajv coerces 'Infinity' and '1e999' to numbers and then skips their bounds (ajv#2212)
+  const infinite = new Map<string, string>();
   for (const [k, schema] of Object.entries(ConfigSchema.properties)) {
     const v = env[k];
-    if ((schema as { type?: string }).type !== 'integer' || typeof v !== 'string' || v.trim() === '') continue;
-    if (!/^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$|^\s*[+-]?Infinity\s*$/.test(v)) data[k] = `not a decimal number: ${v}`;
+    if ((schema as { type?: string }).type !== 'integer' || v === '' || v === undefined) continue;
+    if (typeof v === 'string' && !/^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$|^\s*[+-]?Infinity\s*$/.test(v)) data[k] = `not a decimal number: ${v}`;
+    else if (!Number.isFinite(Number(v))) infinite.set(k, `${k} must be a finite number`);
   }
   let config: Config;
   try {
     config = envSchema<Config>({ schema: ConfigSchema, data, env: false, dotenv: false });
   } catch (err) {
-    throw new Error(configErrorMessage(err));
+    // every bad variable at once, the infinite ones too, so that one restart shows them all
+    const named = configErrors(err);
+    for (const [k, clause] of infinite) if (!named.some(([name]) => name === k)) named.push([k, clause.slice(k.length + 1)]);
+    throw new Error(named.length ? named.map(([name, clause]) => `${name} ${clause}`).join('; ') : (err as Error).message);
   }
-  // Ajv coerces 'Infinity' and '1e999' to numbers and then skips their bounds (ajv#2212)
-  const infinite = Object.entries(config).filter(([, v]) => typeof v === 'number' && !Number.isFinite(v)).map(([k]) => `${k} must be a finite number`);
-  if (infinite.length) throw new Error(infinite.join('; '));
+  if (infinite.size) throw new Error([...infinite.values()].join('; '));
   return config;
 }
 
@@ -117,9 +122,9 @@ const PATTERN_WORDS: Record<string, string> = {
 
 /** Ajv's errors for the environment, one clause per variable: a choice of words lists the words
  * (Ajv says "must be equal to constant" once per word, then "must match a schema in anyOf"). */
-function configErrorMessage(err: unknown): string {
+function configErrors(err: unknown): [string, string][] {
   const errors = (err as { errors?: Array<{ instancePath: string; keyword: string; message?: string; params: Record<string, unknown> }> }).errors;
-  if (!Array.isArray(errors) || !errors.length) return (err as Error).message;
+  if (!Array.isArray(errors) || !errors.length) return [];
   const byVar = new Map<string, string>();
   for (const e of errors) {
     const name = e.instancePath.replace(/^\//, '') || String(e.params.missingProperty ?? '');
@@ -130,5 +135,5 @@ function configErrorMessage(err: unknown): string {
       : e.keyword === 'minLength' && e.params.limit === 1 ? 'must not be empty' : e.message ?? e.keyword;
     if (!byVar.has(name)) byVar.set(name, clause);
   }
-  return [...byVar].map(([name, clause]) => `${name} ${clause}`).join('; ');
+  return [...byVar];
 }

@@ -57,6 +57,8 @@ export default fp<{ config: Config } & RuntimeDeps>(
       return rt;
     };
 
+    // closing the app while the models load stops the loading (a shutdown does not wait for it)
+    const stopLoading = new AbortController();
     let loading: Promise<Runtime>;
     if (given) {
       loading = Promise.resolve(adopt(given));
@@ -76,7 +78,12 @@ export default fp<{ config: Config } & RuntimeDeps>(
         quantum: config.QUANTUM,
         observer: app.metrics.observer,
         logger: app.log,
+        signal: stopLoading.signal,
       }).then(adopt, (err: Error) => {
+        if (stopLoading.signal.aborted) {
+          app.log.info('model loading stopped: the server is closing');
+          throw err;
+        }
         app.lifecycle.failed(err.message);
         app.log.error({ err }, 'loading the models failed');
         throw err;
@@ -95,8 +102,11 @@ export default fp<{ config: Config } & RuntimeDeps>(
     app.decorate('defaultModel', () => defaultModel);
 
     app.addHook('onClose', async () => {
-      // A runtime still loading is closed once it is in, so its workers do not outlive the app.
-      const rt = given === undefined ? await loading.catch(() => undefined) : undefined;
+      // A runtime still loading stops loading (its workers leave after the graph each is loading);
+      // one that is in is closed, so its workers do not outlive the app.
+      if (given !== undefined) return;
+      if (!runtime) stopLoading.abort();
+      const rt = await loading.catch(() => undefined);
       await rt?.close();
     });
   },

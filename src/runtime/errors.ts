@@ -58,3 +58,10 @@ export class ModelLoadError extends RuntimeError {
     super('model_load', message);
   }
 }
+
+/** Loading the models was stopped (the runtime's `signal` aborted: the service is shutting down). */
+export class LoadCancelledError extends RuntimeError {
+  constructor() {
+    super('load_cancelled', 'loading the models was cancelled');
+  }
+}

@@ -1,6 +1,6 @@
 // The SPN runtime: models from manifests, inference in worker threads, a bounded queue in front.
 // It knows nothing of HTTP.
-import { CancelledError, InvalidInputError, NoWorkerError, OverloadedError, RuntimeError, UnknownModelError, WorkerFailedError } from './errors.js';
+import { CancelledError, InvalidInputError, LoadCancelledError, NoWorkerError, OverloadedError, RuntimeError, UnknownModelError, WorkerFailedError } from './errors.js';
 import { Channel } from './channel.js';
 import { channelPerm, toImageChannels, toModelChannels } from './channels.js';
 import { loadModels, summarize, type LoadedModel, type Manifest } from './manifest.js';
@@ -57,7 +57,22 @@ export class SpnRuntime implements Runtime {
       }
     });
     rt = new SpnRuntime(opts, byName, pool);
-    await pool.start();
+    const { signal } = opts;
+    if (signal?.aborted) throw new LoadCancelledError();
+    const cancel = () => void pool.close();
+    signal?.addEventListener('abort', cancel, { once: true });
+    try {
+      await pool.start();
+    } catch (err) {
+      if (signal?.aborted) throw new LoadCancelledError();
+      throw err;
+    } finally {
+      signal?.removeEventListener('abort', cancel);
+    }
+    if (signal?.aborted) {
+      await pool.close();
+      throw new LoadCancelledError();
+    }
     for (const [name, p] of Object.entries(pool.providers)) {
       // a CUDA fallback (with `auto`), once per model however many workers loaded it
       if (p.note) opts.logger?.warn({ model: name, provider: p.provider }, `${name}: ${p.note}`);

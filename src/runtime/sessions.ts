@@ -2,7 +2,7 @@
 // has no automatic fallback: with `auto`, a CUDA failure is caught here, logged with its cause,
 // and the model continues on CPU; with `cuda` it is an error.
 import ort from 'onnxruntime-node';
-import { ModelLoadError } from './errors.js';
+import { LoadCancelledError, ModelLoadError } from './errors.js';
 import { GRAPH_KINDS, type LoadedModel } from './manifest.js';
 import type { ExecutionProvider, GraphKind, ProviderChoice } from './types.js';
 
@@ -78,25 +78,38 @@ async function warmUp(path: string, s: ort.InferenceSession, declared: { inputs:
   }
 }
 
-async function openAll(model: LoadedModel, provider: ExecutionProvider, threads: number): Promise<StageSessions[]> {
+/** Opens, checks and warms up every graph of a model. Creating a session is synchronous native work
+ * (tens of ms to seconds a graph); between graphs the thread's event loop turns, so that a message
+ * asking it to stop is read, and `stopped()` then ends the load (the sessions opened so far
+ * released) with a LoadCancelledError. */
+async function openAll(model: LoadedModel, provider: ExecutionProvider, threads: number, stopped: () => boolean): Promise<StageSessions[]> {
+  const opened: ort.InferenceSession[] = [];
   const stages: StageSessions[] = [];
-  for (const st of model.manifest.stages) {
-    const s = {} as StageSessions;
-    for (const kind of GRAPH_KINDS) {
-      const path = model.paths[st.name][kind];
-      s[kind] = await open(path, provider, threads);
-      checkDeclared(path, s[kind], st.graphs[kind]);
-      await warmUp(path, s[kind], st.graphs[kind]);
+  try {
+    for (const st of model.manifest.stages) {
+      const s = {} as StageSessions;
+      for (const kind of GRAPH_KINDS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (stopped()) throw new LoadCancelledError();
+        const path = model.paths[st.name][kind];
+        s[kind] = await open(path, provider, threads);
+        opened.push(s[kind]);
+        checkDeclared(path, s[kind], st.graphs[kind]);
+        await warmUp(path, s[kind], st.graphs[kind]);
+      }
+      stages.push(s);
     }
-    stages.push(s);
+  } catch (err) {
+    if (err instanceof LoadCancelledError) for (const s of opened) await s.release();
+    throw err;
   }
   return stages;
 }
 
 /** With `auto`, a CUDA failure comes back as `providerNote` (its cause); the main thread logs it
  * once per model (index.ts), not every worker that loads the model. */
-export async function createSessions(model: LoadedModel, choice: ProviderChoice, threads: number): Promise<ModelSessions> {
-  if (choice === 'cpu') return { provider: 'cpu', stages: await openAll(model, 'cpu', threads) };
+export async function createSessions(model: LoadedModel, choice: ProviderChoice, threads: number, stopped: () => boolean = () => false): Promise<ModelSessions> {
+  if (choice === 'cpu') return { provider: 'cpu', stages: await openAll(model, 'cpu', threads, stopped) };
   // A failed CUDA load is also written to stderr by onnxruntime's provider bridge, as a multi-line
   // colored native error per graph, through the process-wide logger that a session's
   // logSeverityLevel does not reach. Only env.logLevel does, and only when the process's first
@@ -107,13 +120,14 @@ export async function createSessions(model: LoadedModel, choice: ProviderChoice,
   // is logged by us, once.
   if (choice === 'auto' || choice === 'cuda') ort.env.logLevel = 'fatal';
   try {
-    return { provider: 'cuda', stages: await openAll(model, 'cuda', threads) };
+    return { provider: 'cuda', stages: await openAll(model, 'cuda', threads, stopped) };
   } catch (err) {
+    if (err instanceof LoadCancelledError) throw err;
     if (choice === 'cuda' || err instanceof ModelLoadError) {
       throw err instanceof ModelLoadError ? err : new ModelLoadError(`${model.dir}: CUDA execution provider failed: ${(err as Error).message}`);
     }
     const note = `CUDA execution provider unavailable, running on CPU: ${(err as Error).message.split('\n')[0]}`;
-    return { provider: 'cpu', providerNote: note, stages: await openAll(model, 'cpu', threads) };
+    return { provider: 'cpu', providerNote: note, stages: await openAll(model, 'cpu', threads, stopped) };
   }
 }
 

@@ -191,6 +191,10 @@ export interface RuntimeOptions {
    * group every tick. Default DEFAULT_QUANTUM. */
   quantum?: number;
   observer?: RuntimeObserver;
+  /** aborting it while the models load stops the loading: each worker stops after the graph it is
+   * loading, and createRuntime rejects with a LoadCancelledError (a shutdown need not wait for a
+   * load that can take minutes on CUDA) */
+  signal?: AbortSignal;
   logger?: { info(o: object | string, msg?: string): void; warn(o: object | string, msg?: string): void; error(o: object | string, msg?: string): void };
 }
 

@@ -47,21 +47,38 @@ const events: ConstructorParameters<typeof Engine>[0] = {
   },
 };
 
+/** the models are loading (the 'init' message's work) */
+let loading = false;
+/** asked to close: a load in progress stops at its next graph and then leaves */
+let closing = false;
+
+/** Ends the engine's work, releases every session and lets the thread exit. */
+async function leave(): Promise<void> {
+  await engine.stop();
+  flushRuns();
+  for (const m of models.values()) await releaseSessions(m.sessions);
+  port.close();
+}
+
 port.on('message', (msg: ToWorker) => {
   switch (msg.type) {
     case 'init':
       engine = new Engine(events, msg.decode, msg.quantum);
+      loading = true;
       void (async () => {
         try {
           const providers: Record<string, { provider: 'cuda' | 'cpu'; note?: string }> = {};
           for (const m of msg.models) {
-            const sessions = await createSessions(m, msg.provider, msg.threads);
+            const sessions = await createSessions(m, msg.provider, msg.threads, () => closing);
             models.set(m.manifest.name, engineModel(m.manifest, sessions, await firstContexts(m, sessions)));
             providers[m.manifest.name] = { provider: sessions.provider, note: sessions.providerNote };
           }
-          post({ type: 'ready', providers });
+          if (!closing) post({ type: 'ready', providers });
         } catch (err) {
-          post({ type: 'init-failed', message: (err as Error).message });
+          if (!closing) post({ type: 'init-failed', message: (err as Error).message });
+        } finally {
+          loading = false;
+          if (closing) void leave();
         }
       })();
       break;
@@ -79,13 +96,11 @@ port.on('message', (msg: ToWorker) => {
       engine.cancel(msg.request);
       break;
     case 'close':
-      // terminate() during a native run aborts the whole process, so workers leave on their own
-      void (async () => {
-        await engine.stop();
-        flushRuns();
-        for (const m of models.values()) await releaseSessions(m.sessions);
-        port.close();
-      })();
+      // terminate() during a native run aborts the whole process, so workers leave on their own;
+      // one still loading leaves after the graph it is loading (the load's end calls leave())
+      if (closing) break;
+      closing = true;
+      if (!loading) void leave();
       break;
     case 'crash':
       throw new Error('inference worker crashed (test hook)');

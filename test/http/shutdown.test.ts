@@ -4,7 +4,9 @@
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { MODELS_DIR, ROOT, readSse, sleep } from './helpers.js';
@@ -175,21 +177,72 @@ t.test('EXECUTION_PROVIDER=auto without CUDA: one JSON warning per model, no nat
 });
 
 /** The server started with env, run until it exits by itself: its exit code, JSON log lines and stderr. */
-async function runToExit(env: Record<string, string>): Promise<{ code: number | null; logs: Array<Record<string, unknown>>; stderr: string }> {
-  const child = spawn(process.execPath, [`${ROOT}dist/src/server.js`], {
+type Logs = Array<Record<string, unknown>>;
+/** Runs the server until it exits by itself, or after `act` (given the process and its log lines
+ * so far) has done something to it, such as signal it; `nodeArgs` go before the script. */
+async function runToExit(env: Record<string, string>, act?: (child: ChildProcess, logs: Logs) => Promise<void>, nodeArgs: string[] = []):
+  Promise<{ code: number | null; signal: NodeJS.Signals | null; logs: Logs; stderr: string }> {
+  const child = spawn(process.execPath, [...nodeArgs, `${ROOT}dist/src/server.js`], {
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', MODELS_DIR, DEFAULT_MODEL: 'tiny-c1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
   const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const logs: Array<Record<string, unknown>> = [];
+  const logs: Logs = [];
   createInterface({ input: child.stdout! }).on('line', (line) => logs.push(JSON.parse(line) as Record<string, unknown>));
-  const [code] = (await once(child, 'exit')) as [number | null];
+  if (act) await Promise.race([act(child, logs), exited]);
+  const [code, signal] = await exited;
   clearTimeout(timer);
   await sleep(50);   // the last lines
-  return { code, logs, stderr };
+  return { code, signal, logs, stderr };
 }
+
+t.test('SIGTERM while the models load: the load stops (it is not waited for), exit 0', async (t) => {
+  // every model on 8 workers: seconds of loading on two cores, and on CUDA it can take minutes; the
+  // shutdown used to wait for all of it, and past its 15 s backstop exited with a native abort
+  let ready: { status: number; body: unknown } | undefined;
+  const run = await runToExit({ MODELS: '', WORKERS: '8', EXECUTION_PROVIDER: 'cpu' }, async (child, logs) => {
+    let url: string | undefined;
+    while (!(url = logs.map((l) => /Server listening at (http:\S+)/.exec(String(l.msg))?.[1]).find(Boolean))) await sleep(10);
+    const res = await fetch(`${url}/health/ready`);
+    ready = { status: res.status, body: await res.json() };
+    child.kill('SIGTERM');
+  });
+  t.match(ready, { status: 503, body: { status: 'loading' } }, 'signalled while loading');
+  t.equal(run.code, 0);
+  t.ok(run.logs.some((l) => l.msg === 'model loading stopped: the server is closing'), 'the load was stopped');
+  t.notOk(run.logs.some((l) => l.msg === 'models loaded'), 'and did not run to its end');
+  t.notOk(run.logs.some((l) => l.msg === 'models failed to load; exiting'), 'a stopped load is not a failure');
+  t.match(run.logs.find((l) => l.msg === 'shut down'), { aborted: 0 });
+  t.equal(run.stderr, '');
+});
+
+t.test('SIGTERM before the server listens: exit 0, said on stderr (Node\'s default action killed it, unlogged)', async (t) => {
+  // a module-resolution hook holds the server's import of its app (the bulk of its start-up) for
+  // a few seconds, and says so in a file; the signal is sent then
+  const dir = mkdtempSync(join(tmpdir(), 'spn-early-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const marker = join(dir, 'holding');
+  writeFileSync(join(dir, 'hooks.mjs'), `import { writeFileSync } from 'node:fs';
+export async function resolve(specifier, context, next) {
+  if (specifier === './app.js' && context.parentURL?.endsWith('/dist/src/server.js')) {
+    writeFileSync(${JSON.stringify(marker)}, '');
+    await new Promise((r) => setTimeout(r, 3000));
+  }
+  return next(specifier, context);
+}
+`);
+  writeFileSync(join(dir, 'register.mjs'), `import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n`);
+  const run = await runToExit({ MODELS: 'tiny-c1', WORKERS: '1' }, async (child) => {
+    while (!existsSync(marker)) await sleep(5);
+    child.kill('SIGTERM');
+  }, ['--import', join(dir, 'register.mjs')]);
+  t.same([run.code, run.signal], [0, null], 'exit 0, not killed by the signal');
+  t.match(run.stderr, /^spn-serve: SIGTERM while starting, before listening; exiting\n$/);
+  t.same(run.logs, [], 'it never listened');
+});
 
 t.test('models that cannot load: exit 1 with the cause once; no native error output with cuda; said on stderr when the logs are silent', async (t) => {
   // (where CUDA is here the server would run: 'auto' above checks that it does, on CUDA)

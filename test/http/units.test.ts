@@ -42,6 +42,10 @@ t.test('config: defaults, coercion, and a bad variable named', async (t) => {
   t.throws(() => loadConfig({ WORKERS: '0x2', PORT: '0b1' }), { message: 'PORT must be integer; WORKERS must be integer' }, 'hex and binary are not decimals (Number() read 0x2 as 2)');
   t.equal(loadConfig({ WORKERS: ' 3 ', BODY_LIMIT: '2e6' }).BODY_LIMIT, 2e6, 'decimals, with an exponent');
   t.throws(() => loadConfig({ HOST: '' }), { message: 'HOST must not be empty' }, 'an empty host bound every interface');
+  t.throws(() => loadConfig({ MODELS_DIR: '' }), { message: 'MODELS_DIR must not be empty' }, 'named, not a failed scandir of \'\'');
+  // Number(' ') is 0: a blank PORT listened on any free port, a blank timeout meant none
+  t.throws(() => loadConfig({ PORT: ' ', REQUEST_TIMEOUT_MS: '\t', MAX_QUEUE: '  ' }), { message: 'PORT must be integer; MAX_QUEUE must be integer; REQUEST_TIMEOUT_MS must be integer' }, 'a blank number is refused, not read as 0');
+  t.throws(() => loadConfig({ WORKERS: '0x2', THREADS: 'Infinity' }), { message: 'WORKERS must be integer; THREADS must be a finite number' }, 'every bad number in one message');
   t.throws(() => loadConfig({ API_KEYS: 'short' }), { message: 'API_KEYS must be comma-separated keys of 16 to 256 characters of A-Z a-z 0-9 . _ ~ + / = -' }, 'in words, not the pattern');
   t.throws(() => loadConfig({ CORS_ORIGINS: 'https://a.example/' }), { message: /^CORS_ORIGINS must be \* or comma-separated origins/ });
   t.throws(() => loadConfig({ MODELS: 'tiny-c1/' }), { message: 'MODELS must be comma-separated model names (letters, digits, . _ -)' });

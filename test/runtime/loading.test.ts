@@ -1,6 +1,6 @@
 // Models load from their manifests alone; anything missing, corrupt or mismatched stops start-up
 // with an error naming the file. The execution provider falls back only when asked to.
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -208,4 +208,25 @@ t.test('provider: auto falls back to CPU with the cause; cuda fails without CUDA
   t.match(m.providerNote, /CUDA execution provider unavailable, running on CPU: .+/);
   t.ok(warnings.some((w) => /CUDA execution provider unavailable/.test(w)), 'the fallback is logged');
   await t.rejects(runtime({ modelsDir: copyModel(t), provider: 'cuda' }), { message: /CUDA execution provider failed/ });
+});
+
+t.test('a load whose signal aborts stops: LoadCancelledError, and its workers are gone (a shutdown does not wait for the load)', async (t) => {
+  const { LoadCancelledError } = await import('../../src/runtime/errors.js');
+  const before = new AbortController();
+  before.abort();
+  await t.rejects(runtime({ signal: before.signal }), LoadCancelledError, 'aborted before it began');
+  // four workers loading every shipped model (seconds of work here): abort 200 ms in
+  const threads = () => readdirSync('/proc/self/task').length;
+  const baseline = threads();
+  const ac = new AbortController();
+  const started = performance.now();
+  const loading = runtime({ modelsDir: MODELS_DIR, workers: 4, signal: ac.signal });
+  setTimeout(() => ac.abort(), 200);
+  let peak = baseline;
+  const watch = setInterval(() => { peak = Math.max(peak, threads()); }, 20);
+  await t.rejects(loading, LoadCancelledError);
+  clearInterval(watch);
+  t.comment(`stopped ${Math.round(performance.now() - started)} ms after it began`);
+  t.ok(peak >= baseline + 4, `the workers were running (${peak} threads at most, ${baseline} before)`);
+  t.ok(threads() <= baseline, `and have left by the time it rejects (${threads()} threads, ${baseline} before)`);
 });
