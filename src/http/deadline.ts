@@ -48,6 +48,10 @@ export function requestAbort(
     if (!reply.raw.writableFinished) ac.abort(new ClientGoneAbort());
   };
   reply.raw.on('close', onClose);
+  // a client that left while the request was still being read or its images decoded (the awaits
+  // before this is called) has closed already: no 'close' is coming, and the request would run
+  // its whole generation for nobody, uncounted as a hang-up
+  if (reply.raw.destroyed) onClose();
   return {
     ac,
     finish: () => {

@@ -4,7 +4,11 @@
 // server goes on serving. The generations here decode one run per pixel (DECODE=pixel), so they
 // take far longer than the deadlines set (hundreds of ms against 30).
 import t from 'tap';
-import { effectiveTimeout } from '../../src/http/deadline.js';
+import Fastify from 'fastify';
+import { connect } from 'node:net';
+import { once } from 'node:events';
+import { effectiveTimeout, requestAbort } from '../../src/http/deadline.js';
+import { ClientGoneAbort } from '../../src/http/errors.js';
 import { listening, metricValue, readSse, readyApp, sleep } from './helpers.js';
 
 t.test('effectiveTimeout: the shorter of the server\'s and the request\'s; 0 is none', async (t) => {
@@ -13,6 +17,38 @@ t.test('effectiveTimeout: the shorter of the server\'s and the request\'s; 0 is 
   t.equal(effectiveTimeout(100, 250), 100);
   t.equal(effectiveTimeout(0, 250), 250);
   t.equal(effectiveTimeout(0, undefined), 0);
+});
+
+t.test('requestAbort after the client has gone (it hung up while its images were decoded): aborted at once, as a hang-up', async (t) => {
+  // the routes set up a request's abort after awaiting its body's images; a hang-up in that await
+  // went unseen (its 'close' had fired), and the request generated every sample for nobody
+  const app = Fastify();
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let reached!: () => void;
+  const atGate = new Promise<void>((r) => (reached = r));
+  const seen = new Promise<{ aborted: boolean; reason: unknown }>((resolve) => {
+    app.get('/slow', async (request, reply) => {
+      reached();
+      await gate;   // (decoding the images)
+      const { ac, finish } = requestAbort({ track: () => () => {} }, reply, 0);
+      resolve({ aborted: ac.signal.aborted, reason: ac.signal.reason });
+      finish();
+      return 'late';
+    });
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  t.teardown(() => app.close());
+  const socket = connect((app.server.address() as { port: number }).port, '127.0.0.1');
+  await once(socket, 'connect');
+  socket.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
+  await atGate;
+  socket.destroy();
+  await sleep(100);   // the server sees the close
+  release();
+  const { aborted, reason } = await seen;
+  t.ok(aborted, 'aborted when set up');
+  t.ok(reason instanceof ClientGoneAbort, 'as a hang-up, not a deadline');
 });
 
 t.test('a JSON sample past its timeoutMs: 504 timeout, counted once; the next request is served', async (t) => {
