@@ -3,6 +3,9 @@
 // that are not HTTP 400, each in the one error shape and counted in spn_client_errors_total; a
 // request that is received in time is not cut however long the model then takes.
 import t from 'tap';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { LINGER_MS } from '../../src/plugins/error-handler.js';
 import { receiveTimeouts } from '../../src/http/client-error.js';
 import { openapiText } from '../../scripts/write-openapi.js';
 import { listening, metricValue, rawExchange, readSse, sleep } from './helpers.js';
@@ -192,4 +195,50 @@ t.test('connection-level refusals, each in the error shape and counted; the serv
 
   const live = await fetch(`${url}/health/ready`);
   t.equal(live.status, 200, 'still ready');
+});
+
+t.test('a request refused before its body is read: the answer, then the server closes its side only, reads and drops the rest, and closes when the client does or after LINGER_MS', async (t) => {
+  const { app, url } = await listening({ BODY_LIMIT: 64 * 1024 });
+  t.teardown(() => app.close());
+  const { port } = new URL(url);
+  const exchange = async (closeOurSide: boolean) => {
+    // (half-open: the server's FIN does not end our side, as it does not end an HTTP client's upload)
+    const s = connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true });
+    await once(s, 'connect');
+    let text = '';
+    let error: string | undefined;
+    s.on('data', (d: Buffer) => { text += d.toString('latin1'); });
+    s.on('error', (err: NodeJS.ErrnoException) => { error = err.code; });
+    // (not events.once, which rejects on the socket's 'error': a failed write is what is awaited below)
+    const ended = new Promise<void>((resolve) => s.once('end', resolve));
+    const closed = new Promise<void>((resolve) => s.once('close', resolve));
+    s.write(`POST /likelihood HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: ${8 * 1024 * 1024}\r\n\r\n`);
+    await ended;   // the server's FIN, after its answer
+    const started = Date.now();
+    // the client goes on sending (it has not read the answer yet): no reset
+    for (let i = 0; i < 16 && !error; i++) {
+      s.write(Buffer.alloc(64 * 1024));
+      await sleep(5);
+    }
+    const errorWhileSending = error;
+    if (closeOurSide) s.end();
+    // one that goes on sending learns that the server has closed from a failed write
+    else while (!s.destroyed && Date.now() - started < LINGER_MS + 10_000) {
+      s.write(Buffer.alloc(1024));
+      await sleep(100);
+    }
+    s.destroy();
+    await closed;
+    return { status: Number(text.split(' ')[1]), errorWhileSending, error, closedAfterMs: Date.now() - started };
+  };
+  const a = await exchange(true);
+  t.equal(a.status, 413, 'answered');
+  t.equal(a.errorWhileSending, undefined, 'the rest of the body was read, not reset (EPIPE/ECONNRESET)');
+  t.equal(a.error, undefined, 'closed cleanly once the client closed');
+  const b = await exchange(false);
+  t.equal(b.status, 413);
+  t.equal(b.errorWhileSending, undefined);
+  t.ok(b.error !== undefined && b.closedAfterMs < LINGER_MS + 5_000,
+    `a client that neither stops nor closes is closed after LINGER_MS (${b.error} after ${b.closedAfterMs} ms; LINGER_MS ${LINGER_MS})`);
+  t.equal((await fetch(`${url}/health/live`)).status, 200, 'still serving');
 });

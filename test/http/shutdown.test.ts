@@ -240,8 +240,10 @@ export async function resolve(specifier, context, next) {
     child.kill('SIGTERM');
   }, ['--import', join(dir, 'register.mjs')]);
   t.same([run.code, run.signal], [0, null], 'exit 0, not killed by the signal');
-  t.match(run.stderr, /^spn-serve: SIGTERM while starting, before listening; exiting\n$/);
-  t.same(run.logs, [], 'it never listened');
+  // Node 20 handles the signal while the import is held, and the process has not listened; Node 26
+  // resolves the held import before its event loop turns again, and handles it as a shutdown
+  if (run.logs.length) t.match(run.logs.at(-1), { msg: 'shut down', aborted: 0 }, 'or it shut down as it does once listening');
+  else t.match(run.stderr, /^spn-serve: SIGTERM while starting, before listening; exiting\n$/, 'said on stderr, before listening');
 });
 
 t.test('models that cannot load: exit 1 with the cause once; no native error output with cuda; said on stderr when the logs are silent', async (t) => {
