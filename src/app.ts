@@ -23,6 +23,7 @@ import { schemaErrorFormatter } from './http/validation-message.js';
 import { validatorFactory } from './http/validators.js';
 import { inflateBody } from './http/content-encoding.js';
 import { clientErrorHandler, receiveTimeouts } from './http/client-error.js';
+import { lingering } from './http/linger.js';
 import { traceContext } from './http/trace.js';
 import { closeIfUnread, refusals } from './plugins/error-handler.js';
 
@@ -102,6 +103,19 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   app.server.headersTimeout = headersTimeout;
 
+  // Expect: 100-continue (curl sends it for bodies over 1 MB): Node writes 100 Continue at once
+  // unless something listens for 'checkContinue', so a client whose upload was to be refused from
+  // its headers alone (401, 404, 405, 411, 413 by its Content-Length, 415) sent its whole body
+  // first. Here 100 Continue goes out only once the request is about to be read (the preParsing
+  // hook below): a refusal from the headers comes before it, as the final answer (RFC 9110, 10.1.1).
+  app.server.on('checkContinue', (req, res) => app.server.emit('request', req, res));
+  app.addHook('preParsing', async (request, reply) => {
+    if (!/100-continue/i.test(request.headers.expect ?? '') || request.is404) return;   // (404 or 405 next)
+    const length = Number(request.headers['content-length']);
+    if (Number.isFinite(length) && length > (request.routeOptions.bodyLimit ?? config.BODY_LIMIT)) return;   // (413 next)
+    reply.raw.writeContinue();
+  });
+
   // No route takes plain text; without its parser such bodies get 415 instead of reaching a handler.
   app.removeContentTypeParser('text/plain');
   // Fastify's JSON parser (prototype poisoning refused), with a message that says what is wrong:
@@ -130,6 +144,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       reply.removeHeader('etag');
       reply.header('cache-control', 'no-store');
     }
+  });
+
+  // A request on a connection already answered with `Connection: close` before its body was in (it
+  // came pipelined behind that body, or after the answer) is not processed (RFC 9112, 9.6): the
+  // connection ends, as it would have had its body been read (http/linger.ts)
+  app.addHook('onRequest', async (request, reply) => {
+    if (!lingering.has(request.raw.socket)) return;
+    reply.hijack();
+    request.raw.socket.destroy();
   });
 
   // HTTP/1.1 requires Host (RFC 9112, 3.2): refused as not valid HTTP, as Node would, but in the

@@ -6,6 +6,7 @@
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
+import { lingering } from './linger.js';
 
 export type ClientErrorReason = 'request_timeout' | 'headers_too_large' | 'malformed';
 export const CLIENT_ERROR_REASONS: readonly ClientErrorReason[] = ['request_timeout', 'headers_too_large', 'malformed'];
@@ -35,6 +36,12 @@ export function clientErrorHandler(this: FastifyInstance, err: NodeJS.ErrnoExcep
   // request (HPE_INVALID_EOF_STATE): a hang-up, not bytes that are not HTTP. If the request was
   // routed, its route sees the hang-up as its body's read failing (499 cancelled, 'aborted').
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  // a connection already answered and closing (http/linger.ts): the receive timeout or bytes after
+  // the body have nobody left to answer, and are not counted as a second refusal
+  if (lingering.has(socket)) {
+    socket.destroy();
+    return;
+  }
   if (err.code === 'HPE_INVALID_EOF_STATE') {
     socket.destroy();
     return;

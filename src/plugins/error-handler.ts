@@ -1,42 +1,20 @@
 // The one error handler: every error before the first byte of an answer becomes
 // `{error, error_type}` with the status from http/error-mapping.ts.
 import type { IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
 import type { FastifyReply } from 'fastify';
 import fp from 'fastify-plugin';
 import { failureReason, mapError } from '../http/error-mapping.js';
 import { connectionAnswers } from '../http/client-error.js';
-
-/** How long a connection refused before its body was all in keeps reading (and dropping) what the
- * client still sends, after the answer, before it is closed regardless (nginx's lingering close). */
-export const LINGER_MS = 5_000;
+import { lingerOnClose } from '../http/linger.js';
 
 /** Refused before its body was all in (too large by its Content-Length, a multipart part over the
  * limit, an unknown route): the connection closes after the answer, as HTTP/1.1 asks, instead of
  * staying open while the client sends the rest of a body nobody reads (which the receive timeout
- * then cut with a second answer, a 408, after the first). It closes gently: Node ends and destroys
- * the socket as soon as the answer is written, and a socket closed with the client's bytes unread
- * is reset (RST), which makes a client still sending its body fail with EPIPE or ECONNRESET before
- * it reads the answer (Node's fetch did for 16 of 20 uploads over the limit). So the answer is
- * followed by our end of the connection only (FIN), the rest of the body is read and dropped, and
- * the socket is closed when the client closes its side, or after LINGER_MS. */
+ * then cut with a second answer, a 408, after the first); closed gently (http/linger.ts). */
 export function closeIfUnread(raw: IncomingMessage, reply: FastifyReply): void {
   if (raw.complete) return;
   reply.header('connection', 'close');
   lingerOnClose(raw.socket);
-}
-
-function lingerOnClose(socket: Socket): void {
-  // Node's HTTP server closes a connection that is not kept alive with socket.destroySoon() once
-  // the last answer is written (socket.end() where a socket has none)
-  socket.destroySoon = function lingeringClose(this: Socket) {
-    this.end();
-    this.resume();
-    const timer = setTimeout(() => this.destroy(), LINGER_MS);
-    timer.unref();
-    this.once('end', () => this.destroy());
-    this.once('close', () => clearTimeout(timer));
-  };
 }
 
 /** A refused request's error, for its one 'request' log line (app.ts). */

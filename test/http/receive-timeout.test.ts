@@ -5,7 +5,7 @@
 import t from 'tap';
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { LINGER_MS } from '../../src/plugins/error-handler.js';
+import { LINGER_MS } from '../../src/http/linger.js';
 import { receiveTimeouts } from '../../src/http/client-error.js';
 import { openapiText } from '../../scripts/write-openapi.js';
 import { listening, metricValue, rawExchange, readSse, sleep } from './helpers.js';
@@ -241,4 +241,89 @@ t.test('a request refused before its body is read: the answer, then the server c
   t.ok(b.error !== undefined && b.closedAfterMs < LINGER_MS + 5_000,
     `a client that neither stops nor closes is closed after LINGER_MS (${b.error} after ${b.closedAfterMs} ms; LINGER_MS ${LINGER_MS})`);
   t.equal((await fetch(`${url}/health/live`)).status, 200, 'still serving');
+});
+
+t.test('a connection answered with Connection: close before its body was in processes no further request (RFC 9112, 9.6), and its receive timeout is not a second refusal', async (t) => {
+  const { app, url } = await listening({ BODY_LIMIT: 64 * 1024, RECEIVE_TIMEOUT_MS: 1000 });
+  t.teardown(() => app.close());
+  const { port } = new URL(url);
+  const metricsText = async () => (await fetch(`${url}/metrics`)).text();
+  const generated = (m: string) => metricValue(m, 'spn_samples_generated_total', { model: 'tiny-c1' }) ?? 0;
+  const sampleReq = (body: string) => `POST /sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+  const over = `POST /likelihood HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: ${100_000}\r\n\r\n`;
+  const conversation = async (writes: (s: ReturnType<typeof connect>) => Promise<void>) => {
+    const s = connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true });
+    await once(s, 'connect');
+    let text = '';
+    s.on('data', (d: Buffer) => { text += d.toString('latin1'); });
+    s.on('error', () => {});
+    const closed = new Promise<void>((resolve) => s.once('close', resolve));
+    await writes(s);
+    s.end();
+    await closed;
+    return text;
+  };
+  const before = await metricsText();
+  const body = JSON.stringify({ model: 'tiny-c1', count: 16, seed: 5 });
+  // pipelined behind the refused body, in one write
+  const piped = await conversation(async (s) => { s.write(over + 'x'.repeat(100_000) + sampleReq(body)); await sleep(500); });
+  // and sent after the answer, on the half-closed connection
+  const after = await conversation(async (s) => {
+    s.write(over);
+    await new Promise((resolve) => s.once('end', resolve));
+    s.write(sampleReq(body));
+    await sleep(500);
+  });
+  // a client still sending, slowly, past the receive timeout
+  const slow = await conversation(async (s) => {
+    s.write(over);
+    for (let i = 0; i < 15; i++) {
+      s.write(Buffer.alloc(1000));
+      await sleep(100);
+    }
+  });
+  await sleep(300);
+  const m = await metricsText();
+  for (const [what, text] of [['pipelined', piped], ['after the answer', after], ['slow', slow]] as const) {
+    t.equal(text.match(/HTTP\/1\.1 \d+/g)?.join(), 'HTTP/1.1 413', `${what}: one answer, the 413`);
+  }
+  t.equal(generated(m) - generated(before), 0, 'no sample was generated for the requests that came after');
+  t.equal(metricValue(m, 'spn_http_request_duration_seconds_count', { method: 'POST', route: '/sample', status_class: 'aborted' }), undefined, 'nor counted as hang-ups');
+  t.equal(metricValue(m, 'spn_client_errors_total', { reason: 'request_timeout' }), 0, 'no 408 counted for a connection already answered');
+  t.equal(metricValue(m, 'spn_request_failures_total', { route: '/likelihood', reason: 'bad_input' }), 3, 'the three 413s, once each');
+});
+
+t.test('Expect: 100-continue: a request refused from its headers gets its final answer, not 100 Continue first (RFC 9110, 10.1.1); one that will be read gets 100 Continue', async (t) => {
+  const { app, url } = await listening({ BODY_LIMIT: 64 * 1024, API_KEYS: 'abcdefghijklmnop0123' });
+  t.teardown(() => app.close());
+  const { port } = new URL(url);
+  const firstBytes = async (head: string, body?: Buffer) => {
+    const s = connect(Number(port), '127.0.0.1');
+    await once(s, 'connect');
+    let text = '';
+    s.on('data', (d: Buffer) => { text += d.toString('latin1'); });
+    s.on('error', () => {});
+    s.write(head);
+    await sleep(300);   // (curl waits a second for 100 Continue before it sends the body anyway)
+    const first = text;
+    if (body) {
+      s.write(body);
+      for (let i = 0; i < 100 && !/\r\n\r\n\{.*\}$/s.test(text.slice(first.length)); i++) await sleep(20);
+    }
+    s.destroy();
+    return { first, rest: text.slice(first.length) };
+  };
+  const auth = 'Authorization: Bearer abcdefghijklmnop0123\r\n';
+  const head = (path: string, length: number, extra = auth) =>
+    `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: ${length}\r\nExpect: 100-continue\r\n${extra}\r\n`;
+  t.match((await firstBytes(head('/likelihood', 10 << 20))).first, /^HTTP\/1\.1 413 /, 'over BODY_LIMIT by its Content-Length: 413 at once');
+  t.match((await firstBytes(head('/likelihood', 1000, ''))).first, /^HTTP\/1\.1 401 /, 'no key: 401 at once');
+  t.match((await firstBytes(head('/nowhere', 1000))).first, /^HTTP\/1\.1 404 /, 'no route: 404 at once');
+  const png = Buffer.from(await (await fetch(`${url}/sample`, {
+    method: 'POST', headers: { 'content-type': 'application/json', accept: 'image/png', authorization: 'Bearer abcdefghijklmnop0123' },
+    body: JSON.stringify({ model: 'tiny-c1', seed: 3 }),
+  })).arrayBuffer());
+  const ok = await firstBytes(head('/likelihood?model=tiny-c1', png.length), png);
+  t.equal(ok.first, 'HTTP/1.1 100 Continue\r\n\r\n', 'a request that will be read: 100 Continue');
+  t.match(ok.rest, /^HTTP\/1\.1 200 OK\r\n[^]*"bitsPerDim":/, 'then its answer');
 });
