@@ -23,7 +23,7 @@ import { schemaErrorFormatter } from './http/validation-message.js';
 import { validatorFactory } from './http/validators.js';
 import { inflateBody } from './http/content-encoding.js';
 import { clientErrorHandler, receiveTimeouts } from './http/client-error.js';
-import { lingering } from './http/linger.js';
+import { closing } from './http/linger.js';
 import { traceContext } from './http/trace.js';
 import { closeIfUnread, refusals } from './plugins/error-handler.js';
 
@@ -103,18 +103,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   app.server.headersTimeout = headersTimeout;
 
-  // Expect: 100-continue (curl sends it for bodies over 1 MB): Node writes 100 Continue at once
-  // unless something listens for 'checkContinue', so a client whose upload was to be refused from
-  // its headers alone (401, 404, 405, 411, 413 by its Content-Length, 415) sent its whole body
-  // first. Here 100 Continue goes out only once the request is about to be read (the preParsing
-  // hook below): a refusal from the headers comes before it, as the final answer (RFC 9110, 10.1.1).
-  app.server.on('checkContinue', (req, res) => app.server.emit('request', req, res));
-  app.addHook('preParsing', async (request, reply) => {
-    if (!/100-continue/i.test(request.headers.expect ?? '') || request.is404) return;   // (404 or 405 next)
-    const length = Number(request.headers['content-length']);
-    if (Number.isFinite(length) && length > (request.routeOptions.bodyLimit ?? config.BODY_LIMIT)) return;   // (413 next)
-    reply.raw.writeContinue();
-  });
 
   // No route takes plain text; without its parser such bodies get 415 instead of reaching a handler.
   app.removeContentTypeParser('text/plain');
@@ -146,13 +134,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     }
   });
 
-  // A request on a connection already answered with `Connection: close` before its body was in (it
-  // came pipelined behind that body, or after the answer) is not processed (RFC 9112, 9.6): the
-  // connection ends, as it would have had its body been read (http/linger.ts)
+  // A request after one refused before its body was in, on the same connection (pipelined behind
+  // that body, or sent after the answer), is not processed (RFC 9112, 9.6): that answer says
+  // `Connection: close`, and the connection ends after it (http/linger.ts); this one is dropped
+  // unanswered, its body read and discarded
   app.addHook('onRequest', async (request, reply) => {
-    if (!lingering.has(request.raw.socket)) return;
+    if (!closing.has(request.raw.socket)) return;
     reply.hijack();
-    request.raw.socket.destroy();
+    request.raw.resume();
   });
 
   // HTTP/1.1 requires Host (RFC 9112, 3.2): refused as not valid HTTP, as Node would, but in the
@@ -167,6 +156,28 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   // gzip and deflate bodies inflated; other encodings 415 (http/content-encoding.ts)
   app.addHook('preParsing', inflateBody);
+
+  // Expect: 100-continue (curl sends it for bodies over 1 MB): Node writes 100 Continue at once
+  // unless something listens for 'checkContinue' (which it emits for HTTP/1.1 requests that expect
+  // exactly that), so a client whose upload was to be refused from its headers sent its whole body
+  // first. Here 100 Continue goes out once the request has passed the checks made on its headers
+  // (a key: 401; a multipart batch's Content-Length: 411, 413; its encoding: 415) and its body is
+  // about to be read, unless its Content-Length is over the body limit of a body read whole (not a
+  // multipart form, which is read part by part): that is 413 next, the final answer at once
+  // (RFC 9110, 10.1.1). (Other refusals, such as 404 or an unsupported media type, still read or
+  // send 100 first, as Node did for all.)
+  const expectsContinue = new WeakSet<object>();
+  app.server.on('checkContinue', (req, res) => {
+    expectsContinue.add(req);
+    app.server.emit('request', req, res);
+  });
+  app.addHook('preParsing', async (request, reply) => {
+    if (!expectsContinue.has(request.raw)) return;
+    const length = Number(request.headers['content-length']);
+    const whole = !/^multipart\//i.test(request.headers['content-type'] ?? '');
+    if (whole && Number.isFinite(length) && length > (request.routeOptions.bodyLimit ?? config.BODY_LIMIT)) return;   // (413 next)
+    reply.raw.writeContinue();
+  });
 
   // after validation: no non-finite number gets past a schema's bounds (http/finite.ts)
   app.addHook('preHandler', async (request) => {

@@ -16,7 +16,7 @@ export const DEFAULT_WORKERS = Math.max(1, Math.min(availableParallelism(), 8));
 export const ConfigSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'TCP port to listen on (0: any free port)' }),
   HOST: Type.String({ default: '0.0.0.0', minLength: 1, description: 'address to bind' }),
-  MODELS_DIR: Type.String({ default: 'models', minLength: 1, description: 'folder holding one sub-folder per exported model' }),
+  MODELS_DIR: Type.String({ default: 'models', minLength: 1, pattern: '\\S', description: 'folder holding one sub-folder per exported model' }),
   MODELS: Type.String({
     default: '',
     pattern: '^[A-Za-z0-9._, -]*$',
@@ -116,6 +116,7 @@ export function loadConfig(env: Record<string, string | number | undefined> = pr
 /** What a variable checked by a pattern must be, in words (Ajv would quote the pattern). */
 const PATTERN_WORDS: Record<string, string> = {
   MODELS: 'comma-separated model names (letters, digits, . _ -)',
+  MODELS_DIR: 'a folder, not blank',
   API_KEYS: 'comma-separated keys of 16 to 256 characters of A-Z a-z 0-9 . _ ~ + / = -',
   CORS_ORIGINS: '* or comma-separated origins such as https://app.example (scheme and host, an optional port, no path)',
 };

@@ -175,7 +175,10 @@ export class WorkerPool {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     for (const wake of this.readyWaiters.splice(0)) wake();   // waiters for a worker see `closing` and leave
     await Promise.all(this.workers.map((w) => new Promise<void>((resolve) => {
-      const timer = setTimeout(() => void w.worker.terminate(), graceMs);
+      // one still loading its models is not terminated: it leaves after the graph it is loading
+      // (worker.ts), and terminate() inside onnxruntime's native session creation aborts the whole
+      // process (a CUDA graph can take longer than the grace to open)
+      const timer = w.ready || w.served ? setTimeout(() => void w.worker.terminate(), graceMs) : undefined;
       w.worker.once('exit', () => { clearTimeout(timer); resolve(); });
       w.post({ type: 'close' });
     })));

@@ -267,11 +267,12 @@ t.test('a connection answered with Connection: close before its body was in proc
   const body = JSON.stringify({ model: 'tiny-c1', count: 16, seed: 5 });
   // pipelined behind the refused body, in one write
   const piped = await conversation(async (s) => { s.write(over + 'x'.repeat(100_000) + sampleReq(body)); await sleep(500); });
-  // and sent after the answer, on the half-closed connection
+  // and sent after the answer, on the half-closed connection (the refused body first, all of it,
+  // or the parser would read the next request as more of that body)
   const after = await conversation(async (s) => {
     s.write(over);
     await new Promise((resolve) => s.once('end', resolve));
-    s.write(sampleReq(body));
+    s.write('x'.repeat(100_000) + sampleReq(body));
     await sleep(500);
   });
   // a client still sending, slowly, past the receive timeout
@@ -282,15 +283,22 @@ t.test('a connection answered with Connection: close before its body was in proc
       await sleep(100);
     }
   });
+  // a request before the refused one, still running when the refusal is decided, is answered first
+  const good = JSON.stringify({ model: 'tiny-c1', count: 1, seed: 6 });
+  const first = await conversation(async (s) => {
+    s.write(sampleReq(good) + over + 'x'.repeat(100) + sampleReq(body));
+    await sleep(1500);
+  });
   await sleep(300);
   const m = await metricsText();
   for (const [what, text] of [['pipelined', piped], ['after the answer', after], ['slow', slow]] as const) {
     t.equal(text.match(/HTTP\/1\.1 \d+/g)?.join(), 'HTTP/1.1 413', `${what}: one answer, the 413`);
   }
-  t.equal(generated(m) - generated(before), 0, 'no sample was generated for the requests that came after');
+  t.equal(first.match(/HTTP\/1\.1 \d+/g)?.join(), 'HTTP/1.1 200,HTTP/1.1 413', 'a request pipelined before the refused one: answered, then the 413');
+  t.equal(generated(m) - generated(before), 1, 'no sample was generated for the requests that came after (one for the one before)');
   t.equal(metricValue(m, 'spn_http_request_duration_seconds_count', { method: 'POST', route: '/sample', status_class: 'aborted' }), undefined, 'nor counted as hang-ups');
   t.equal(metricValue(m, 'spn_client_errors_total', { reason: 'request_timeout' }), 0, 'no 408 counted for a connection already answered');
-  t.equal(metricValue(m, 'spn_request_failures_total', { route: '/likelihood', reason: 'bad_input' }), 3, 'the three 413s, once each');
+  t.equal(metricValue(m, 'spn_request_failures_total', { route: '/likelihood', reason: 'bad_input' }), 4, 'the four 413s, once each');
 });
 
 t.test('Expect: 100-continue: a request refused from its headers gets its final answer, not 100 Continue first (RFC 9110, 10.1.1); one that will be read gets 100 Continue', async (t) => {
@@ -318,7 +326,11 @@ t.test('Expect: 100-continue: a request refused from its headers gets its final 
     `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: ${length}\r\nExpect: 100-continue\r\n${extra}\r\n`;
   t.match((await firstBytes(head('/likelihood', 10 << 20))).first, /^HTTP\/1\.1 413 /, 'over BODY_LIMIT by its Content-Length: 413 at once');
   t.match((await firstBytes(head('/likelihood', 1000, ''))).first, /^HTTP\/1\.1 401 /, 'no key: 401 at once');
-  t.match((await firstBytes(head('/nowhere', 1000))).first, /^HTTP\/1\.1 404 /, 'no route: 404 at once');
+  t.match((await firstBytes(head('/likelihood', 1000, `${auth}Content-Encoding: br\r\n`))).first, /^HTTP\/1\.1 415 /, 'an encoding not inflated: 415 at once');
+  // HTTP/1.0 has no 100 Continue (RFC 9110, 10.1.1: the expectation is ignored)
+  const old = await firstBytes(head('/likelihood?model=tiny-c1', 10).replace('HTTP/1.1', 'HTTP/1.0'), Buffer.alloc(10));
+  t.equal(old.first, '', 'HTTP/1.0: nothing before the body');
+  t.match(old.rest, /^HTTP\/1\.1 400 /, 'then the answer (10 bytes that are not an image)');
   const png = Buffer.from(await (await fetch(`${url}/sample`, {
     method: 'POST', headers: { 'content-type': 'application/json', accept: 'image/png', authorization: 'Bearer abcdefghijklmnop0123' },
     body: JSON.stringify({ model: 'tiny-c1', seed: 3 }),

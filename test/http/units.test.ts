@@ -43,6 +43,7 @@ t.test('config: defaults, coercion, and a bad variable named', async (t) => {
   t.equal(loadConfig({ WORKERS: ' 3 ', BODY_LIMIT: '2e6' }).BODY_LIMIT, 2e6, 'decimals, with an exponent');
   t.throws(() => loadConfig({ HOST: '' }), { message: 'HOST must not be empty' }, 'an empty host bound every interface');
   t.throws(() => loadConfig({ MODELS_DIR: '' }), { message: 'MODELS_DIR must not be empty' }, 'named, not a failed scandir of \'\'');
+  t.throws(() => loadConfig({ MODELS_DIR: '  ' }), { message: 'MODELS_DIR must be a folder, not blank' });
   // Number(' ') is 0: a blank PORT listened on any free port, a blank timeout meant none
   t.throws(() => loadConfig({ PORT: ' ', REQUEST_TIMEOUT_MS: '\t', MAX_QUEUE: '  ' }), { message: 'PORT must be integer; MAX_QUEUE must be integer; REQUEST_TIMEOUT_MS must be integer' }, 'a blank number is refused, not read as 0');
   t.throws(() => loadConfig({ WORKERS: '0x2', THREADS: 'Infinity' }), { message: 'WORKERS must be integer; THREADS must be a finite number' }, 'every bad number in one message');

@@ -230,3 +230,20 @@ t.test('a load whose signal aborts stops: LoadCancelledError, and its workers ar
   t.ok(peak >= baseline + 4, `the workers were running (${peak} threads at most, ${baseline} before)`);
   t.ok(threads() <= baseline, `and have left by the time it rejects (${threads()} threads, ${baseline} before)`);
 });
+
+t.test('closing the pool while its workers load does not terminate them (terminate() inside native session creation aborts the process): they leave after their graph', async (t) => {
+  const { WorkerPool } = await import('../../src/runtime/pool.js');
+  const { Worker } = await import('node:worker_threads');
+  const models = await loadModels(MODELS_DIR);
+  const pool = new WorkerPool(models, { workers: 2, threads: 1, provider: 'cpu', logger: quietLogger }, () => {});
+  let terminated = 0;
+  const terminate = Worker.prototype.terminate;
+  Worker.prototype.terminate = function (this: InstanceType<typeof Worker>) { terminated++; return terminate.call(this); };
+  t.teardown(() => { Worker.prototype.terminate = terminate; });
+  const started = pool.start().then(() => 'loaded', (err: Error) => err.constructor.name);
+  await new Promise((r) => setTimeout(r, 300));   // loading (every shipped model: seconds)
+  await pool.close(1);   // a grace far shorter than a graph's load
+  t.equal(terminated, 0, 'no worker terminated while loading');
+  t.equal(await started, 'WorkerFailedError', 'the start fails: the pool closed');
+  t.equal(pool.workers.length, 0, 'every worker gone');
+});
