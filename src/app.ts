@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import type { IncomingMessage } from 'node:http';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
 import { nonFinitePath } from './http/finite.js';
@@ -23,7 +24,7 @@ import { schemaErrorFormatter } from './http/validation-message.js';
 import { validatorFactory } from './http/validators.js';
 import { inflateBody } from './http/content-encoding.js';
 import { clientErrorHandler, receiveTimeouts } from './http/client-error.js';
-import { closing } from './http/linger.js';
+import { afterRefusal, closing, lingerOnClose } from './http/linger.js';
 import { traceContext } from './http/trace.js';
 import { closeIfUnread, refusals } from './plugins/error-handler.js';
 
@@ -89,6 +90,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // the one error shape; the fuzz test found them answering Fastify's default body.
     // No hook runs for them: the CORS headers and the duration metric are added here.
     frameworkErrors: (err, request, raw) => {
+      // (a request after a refusal that closes its connection is dropped, as in the first onRequest hook below)
+      if (afterRefusal(request.raw)) return void request.raw.resume();
       const reply = raw as unknown as FastifyReply;
       const status = err.statusCode ?? 400;
       const error = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is over 100 characters'
@@ -139,9 +142,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // `Connection: close`, and the connection ends after it (http/linger.ts); this one is dropped
   // unanswered, its body read and discarded
   app.addHook('onRequest', async (request, reply) => {
-    if (!closing.has(request.raw.socket)) return;
+    if (!afterRefusal(request.raw)) return;
     reply.hijack();
     request.raw.resume();
+  });
+  // A request without Host is refused (below), and a request pipelined behind it in the same bytes
+  // is emitted before that refusal's hook runs: it is marked here, as Node emits it, so that the
+  // next one is seen as coming after it
+  app.server.prependListener('request', (req: IncomingMessage) => {
+    if (req.headers.host === undefined && req.httpVersion === '1.1' && !closing.has(req.socket)) closing.set(req.socket, req);
   });
 
   // HTTP/1.1 requires Host (RFC 9112, 3.2): refused as not valid HTTP, as Node would, but in the
@@ -149,6 +158,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.addHook('onRequest', async (request, reply) => {
     if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
       app.metrics.clientErrors.inc({ reason: 'malformed' });
+      // its connection ends after this answer, as after any refusal that closes it: what comes
+      // after is not processed, and a body still coming is read and dropped (http/linger.ts)
+      lingerOnClose(request.raw, reply.raw);
       return reply.code(400).header('connection', 'close').type('application/json; charset=utf-8')
         .send({ error: 'an HTTP/1.1 request needs a Host header', error_type: 'malformed' });
     }
@@ -163,7 +175,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // first. Here 100 Continue goes out once the request has passed the checks made on its headers
   // (a key: 401; a multipart batch's Content-Length: 411, 413; its encoding: 415) and its body is
   // about to be read, unless its Content-Length is over the body limit of a body read whole (not a
-  // multipart form, which is read part by part): that is 413 next, the final answer at once
+  // multipart form where a route reads it part by part): that is 413 next, the final answer at once
   // (RFC 9110, 10.1.1). (Other refusals, such as 404 or an unsupported media type, still read or
   // send 100 first, as Node did for all.)
   const expectsContinue = new WeakSet<object>();
@@ -174,7 +186,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.addHook('preParsing', async (request, reply) => {
     if (!expectsContinue.has(request.raw)) return;
     const length = Number(request.headers['content-length']);
-    const whole = !/^multipart\//i.test(request.headers['content-type'] ?? '');
+    // (where a route reads multipart forms, part by part, the form's length is not held to the limit)
+    const whole = !(/^multipart\/form-data/i.test(request.headers['content-type'] ?? '') && request.server.hasContentTypeParser('multipart/form-data'));
     if (whole && Number.isFinite(length) && length > (request.routeOptions.bodyLimit ?? config.BODY_LIMIT)) return;   // (413 next)
     reply.raw.writeContinue();
   });

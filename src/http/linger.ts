@@ -7,22 +7,30 @@
 // closes its side, or after LINGER_MS (nginx's lingering close). Having said `Connection: close`,
 // the server processes no further request on it (RFC 9112, 9.6): one that still comes (pipelined
 // behind the body, or sent after the answer) is dropped unanswered (app.ts, the first onRequest hook).
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 
 /** How long such a connection keeps reading and dropping, at most, before it is closed regardless. */
 export const LINGER_MS = 5_000;
 
-/** Connections whose request was refused before it was all in: they end after that answer, and
- * a request that comes after it on them is not processed (a request before it, pipelined and still
- * running, is answered first, as HTTP/1.1 orders answers). */
-export const closing = new WeakSet<Socket>();
+/** Connections with a request refused before it was all in (or without a Host), and that request:
+ * they end after its answer, and a request that comes after it on them is not processed (one
+ * before it, pipelined and still running, is answered first, as HTTP/1.1 orders answers). */
+export const closing = new WeakMap<Socket, IncomingMessage>();
 /** Those whose answer has been written: what they still receive is read and dropped. */
 export const lingering = new WeakSet<Socket>();
 
-export function lingerOnClose(socket: Socket, answer: { once(event: 'finish', f: () => void): unknown }): void {
+/** A request that came after the one refused on its connection: not to be processed. */
+export function afterRefusal(req: IncomingMessage): boolean {
+  const refused = closing.get(req.socket);
+  return refused !== undefined && refused !== req;
+}
+
+export function lingerOnClose(req: IncomingMessage, answer: { once(event: 'finish', f: () => void): unknown }): void {
+  const socket = req.socket;
   answer.once('finish', () => lingering.add(socket));
-  if (closing.has(socket)) return;
-  closing.add(socket);
+  if (!closing.has(socket)) closing.set(socket, req);
+  if (socket.destroySoon.name === 'lingeringClose') return;
   // Node's HTTP server closes a connection that is not kept alive with socket.destroySoon() once
   // the last answer is written (socket.end() where a socket has none)
   socket.destroySoon = function lingeringClose(this: Socket) {

@@ -14,7 +14,7 @@ import { lingerOnClose } from '../http/linger.js';
 export function closeIfUnread(raw: IncomingMessage, reply: FastifyReply): void {
   if (raw.complete) return;
   reply.header('connection', 'close');
-  lingerOnClose(raw.socket, reply.raw);
+  lingerOnClose(raw, reply.raw);
 }
 
 /** A refused request's error, for its one 'request' log line (app.ts). */

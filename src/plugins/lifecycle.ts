@@ -5,6 +5,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Socket } from 'node:net';
 import fp from 'fastify-plugin';
 import { ShutdownAbort, ShuttingDownError } from '../http/errors.js';
+import { lingering } from '../http/linger.js';
 
 export type ReadyState = 'ready' | 'loading' | 'recovering' | 'failed' | 'shutting_down';
 
@@ -132,7 +133,8 @@ export class Connections {
   closeQuiet(stalled = false): void {
     for (const s of this.open) {
       const requests = this.answering.get(s);
-      if (!requests || (stalled && [...requests].every((r) => !r.complete))) s.destroy();
+      // (a connection lingering after a refusal (http/linger.ts) holds only requests dropped unanswered)
+      if (!requests || lingering.has(s) || (stalled && [...requests].every((r) => !r.complete))) s.destroy();
     }
   }
 }

@@ -327,6 +327,9 @@ t.test('Expect: 100-continue: a request refused from its headers gets its final 
   t.match((await firstBytes(head('/likelihood', 10 << 20))).first, /^HTTP\/1\.1 413 /, 'over BODY_LIMIT by its Content-Length: 413 at once');
   t.match((await firstBytes(head('/likelihood', 1000, ''))).first, /^HTTP\/1\.1 401 /, 'no key: 401 at once');
   t.match((await firstBytes(head('/likelihood', 1000, `${auth}Content-Encoding: br\r\n`))).first, /^HTTP\/1\.1 415 /, 'an encoding not inflated: 415 at once');
+  // a multipart form is exempt only where a route reads it part by part (/likelihood); elsewhere it is read whole
+  const v2 = head('/v2/models/tiny-c1/infer', 10 << 20).replace('Content-Type: image/png', 'Content-Type: multipart/form-data; boundary=x');
+  t.match((await firstBytes(v2)).first, /^HTTP\/1\.1 413 /, 'a multipart body over the limit where it is read whole: 413 at once');
   // HTTP/1.0 has no 100 Continue (RFC 9110, 10.1.1: the expectation is ignored)
   const old = await firstBytes(head('/likelihood?model=tiny-c1', 10).replace('HTTP/1.1', 'HTTP/1.0'), Buffer.alloc(10));
   t.equal(old.first, '', 'HTTP/1.0: nothing before the body');
@@ -338,4 +341,45 @@ t.test('Expect: 100-continue: a request refused from its headers gets its final 
   const ok = await firstBytes(head('/likelihood?model=tiny-c1', png.length), png);
   t.equal(ok.first, 'HTTP/1.1 100 Continue\r\n\r\n', 'a request that will be read: 100 Continue');
   t.match(ok.rest, /^HTTP\/1\.1 200 OK\r\n[^]*"bitsPerDim":/, 'then its answer');
+});
+
+t.test('the other refusals that close a connection close it the same way: no Host (400), a bad URL after a refusal; and a shutdown does not wait for a lingering connection', async (t) => {
+  const { app, url } = await listening({ BODY_LIMIT: 64 * 1024 });
+  const { port } = new URL(url);
+  const metricsText = async () => (await fetch(`${url}/metrics`)).text();
+  const generated = (m: string) => metricValue(m, 'spn_samples_generated_total', { model: 'tiny-c1' }) ?? 0;
+  const body = JSON.stringify({ model: 'tiny-c1', count: 16, seed: 5 });
+  const sampleReq = `POST /sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+  const talk = async (bytes: string, open = false) => {
+    const s = connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true });
+    await once(s, 'connect');
+    let text = '';
+    s.on('data', (d: Buffer) => { text += d.toString('latin1'); });
+    s.on('error', () => {});
+    const closed = new Promise<void>((resolve) => s.once('close', resolve));
+    s.write(bytes);
+    await sleep(500);
+    if (open) return { s, text: () => text, closed };
+    s.end();
+    await closed;
+    return { s, text: () => text, closed };
+  };
+  const before = await metricsText();
+  // no Host, and a sample pipelined behind it
+  const noHost = await talk(`GET /models HTTP/1.1\r\n\r\n${sampleReq}`);
+  t.equal(noHost.text().match(/HTTP\/1\.1 \d+/g)?.join(), 'HTTP/1.1 400', 'no Host: one answer, the 400');
+  // a refused upload, then a bad URL (the router's own refusal) pipelined behind its body
+  const over = `POST /likelihood HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 70000\r\n\r\n${'x'.repeat(70_000)}`;
+  const badUrl = await talk(`${over}GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n`);
+  t.equal(badUrl.text().match(/HTTP\/1\.1 \d+/g)?.join(), 'HTTP/1.1 413', 'a bad URL behind a refusal: not answered');
+  const m = await metricsText();
+  t.equal(generated(m) - generated(before), 0, 'the sample behind the 400 was not generated');
+  t.equal(metricValue(m, 'spn_http_request_duration_seconds_count', { method: 'GET', route: 'unmatched', status_class: '4xx' }), undefined, 'nor the bad URL counted as answered');
+  // a connection lingering after a refusal, a request dropped behind it, its client still there
+  const lingeringConn = await talk(`${over}GET /models HTTP/1.1\r\nHost: x\r\n\r\n`, true);
+  const started = Date.now();
+  await app.shutdown(10_000, 0);
+  const took = Date.now() - started;
+  t.ok(took < LINGER_MS - 1000, `the shutdown closed it at once (${took} ms; it lingers up to ${LINGER_MS} ms)`);
+  lingeringConn.s.destroy();
 });
