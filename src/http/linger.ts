@@ -20,6 +20,9 @@ export const closing = new WeakMap<Socket, IncomingMessage>();
 /** Those whose answer has been written: what they still receive is read and dropped. */
 export const lingering = new WeakSet<Socket>();
 
+/** Sockets whose destroySoon is the lingering close (app.inject's sockets have none of their own). */
+const patched = new WeakSet<Socket>();
+
 /** A request that came after the one refused on its connection: not to be processed. */
 export function afterRefusal(req: IncomingMessage): boolean {
   const refused = closing.get(req.socket);
@@ -30,7 +33,8 @@ export function lingerOnClose(req: IncomingMessage, answer: { once(event: 'finis
   const socket = req.socket;
   answer.once('finish', () => lingering.add(socket));
   if (!closing.has(socket)) closing.set(socket, req);
-  if (socket.destroySoon.name === 'lingeringClose') return;
+  if (patched.has(socket)) return;
+  patched.add(socket);
   // Node's HTTP server closes a connection that is not kept alive with socket.destroySoon() once
   // the last answer is written (socket.end() where a socket has none)
   socket.destroySoon = function lingeringClose(this: Socket) {
