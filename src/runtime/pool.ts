@@ -179,7 +179,7 @@ export class WorkerPool {
       // (worker.ts), and terminate() inside onnxruntime's native session creation aborts the whole
       // process (a CUDA graph can take longer than the grace to open). A load that hangs therefore
       // holds close() until it ends; the server's last-resort timer (server.ts) bounds a shutdown.
-      const timer = w.ready || w.served ? setTimeout(() => void w.worker.terminate(), graceMs) : undefined;
+      const timer = w.served ? setTimeout(() => void w.worker.terminate(), graceMs) : undefined;
       w.worker.once('exit', () => { clearTimeout(timer); resolve(); });
       w.post({ type: 'close' });
     })));

@@ -4,7 +4,7 @@
 // request that is received in time is not cut however long the model then takes.
 import t from 'tap';
 import { once } from 'node:events';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { LINGER_MS } from '../../src/http/linger.js';
 import { receiveTimeouts } from '../../src/http/client-error.js';
 import { openapiText } from '../../scripts/write-openapi.js';
@@ -16,6 +16,27 @@ async function raw(url: string, chunks: string[], gapMs = 0): Promise<{ text: st
   if (!r.closed) throw new Error(`the server left the connection open for 20 s: ${JSON.stringify(r.text.slice(0, 80))}`);
   return r;
 }
+
+/** A raw client connection to `url` that stays half-open after the server's FIN, as an HTTP client
+ * still uploading does: what it has read, its first error, and the server's end and the close.
+ * (Not events.once for those two, which rejects on the socket's 'error': a failed write is what
+ * some tests wait for.) */
+async function rawClient(url: string) {
+  const s = connect({ port: Number(new URL(url).port), host: '127.0.0.1', allowHalfOpen: true });
+  await once(s, 'connect');
+  const c = {
+    s, text: '', error: undefined as string | undefined,
+    ended: new Promise<void>((resolve) => s.once('end', resolve)),
+    closed: new Promise<void>((resolve) => s.once('close', resolve)),
+  };
+  s.on('data', (d: Buffer) => { c.text += d.toString('latin1'); });
+  s.on('error', (err: NodeJS.ErrnoException) => { c.error ??= err.code; });
+  return c;
+}
+/** the status lines of the answers in `text`, joined: 'HTTP/1.1 200,HTTP/1.1 413' */
+const statuses = (text: string) => text.match(/HTTP\/1\.1 \d+/g)?.join();
+const metricsOf = async (url: string) => (await fetch(`${url}/metrics`)).text();
+const generated = (m: string) => metricValue(m, 'spn_samples_generated_total', { model: 'tiny-c1' }) ?? 0;
 
 function parse(text: string): { status: number; headers: string; body: unknown } {
   const cut = text.indexOf('\r\n\r\n');
@@ -200,27 +221,18 @@ t.test('connection-level refusals, each in the error shape and counted; the serv
 t.test('a request refused before its body is read: the answer, then the server closes its side only, reads and drops the rest, and closes when the client does or after LINGER_MS', async (t) => {
   const { app, url } = await listening({ BODY_LIMIT: 64 * 1024 });
   t.teardown(() => app.close());
-  const { port } = new URL(url);
   const exchange = async (closeOurSide: boolean) => {
-    // (half-open: the server's FIN does not end our side, as it does not end an HTTP client's upload)
-    const s = connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true });
-    await once(s, 'connect');
-    let text = '';
-    let error: string | undefined;
-    s.on('data', (d: Buffer) => { text += d.toString('latin1'); });
-    s.on('error', (err: NodeJS.ErrnoException) => { error = err.code; });
-    // (not events.once, which rejects on the socket's 'error': a failed write is what is awaited below)
-    const ended = new Promise<void>((resolve) => s.once('end', resolve));
-    const closed = new Promise<void>((resolve) => s.once('close', resolve));
+    const c = await rawClient(url);
+    const { s } = c;
     s.write(`POST /likelihood HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: ${8 * 1024 * 1024}\r\n\r\n`);
-    await ended;   // the server's FIN, after its answer
+    await c.ended;   // the server's FIN, after its answer
     const started = Date.now();
     // the client goes on sending (it has not read the answer yet): no reset
-    for (let i = 0; i < 16 && !error; i++) {
+    for (let i = 0; i < 16 && !c.error; i++) {
       s.write(Buffer.alloc(64 * 1024));
       await sleep(5);
     }
-    const errorWhileSending = error;
+    const errorWhileSending = c.error;
     if (closeOurSide) s.end();
     // one that goes on sending learns that the server has closed from a failed write
     else while (!s.destroyed && Date.now() - started < LINGER_MS + 10_000) {
@@ -228,8 +240,8 @@ t.test('a request refused before its body is read: the answer, then the server c
       await sleep(100);
     }
     s.destroy();
-    await closed;
-    return { status: Number(text.split(' ')[1]), errorWhileSending, error, closedAfterMs: Date.now() - started };
+    await c.closed;
+    return { status: Number(c.text.split(' ')[1]), errorWhileSending, error: c.error, closedAfterMs: Date.now() - started };
   };
   const a = await exchange(true);
   t.equal(a.status, 413, 'answered');
@@ -246,24 +258,16 @@ t.test('a request refused before its body is read: the answer, then the server c
 t.test('a connection answered with Connection: close before its body was in processes no further request (RFC 9112, 9.6), and its receive timeout is not a second refusal', async (t) => {
   const { app, url } = await listening({ BODY_LIMIT: 64 * 1024, RECEIVE_TIMEOUT_MS: 1000 });
   t.teardown(() => app.close());
-  const { port } = new URL(url);
-  const metricsText = async () => (await fetch(`${url}/metrics`)).text();
-  const generated = (m: string) => metricValue(m, 'spn_samples_generated_total', { model: 'tiny-c1' }) ?? 0;
   const sampleReq = (body: string) => `POST /sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
   const over = `POST /likelihood HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: ${100_000}\r\n\r\n`;
-  const conversation = async (writes: (s: ReturnType<typeof connect>) => Promise<void>) => {
-    const s = connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true });
-    await once(s, 'connect');
-    let text = '';
-    s.on('data', (d: Buffer) => { text += d.toString('latin1'); });
-    s.on('error', () => {});
-    const closed = new Promise<void>((resolve) => s.once('close', resolve));
-    await writes(s);
-    s.end();
-    await closed;
-    return text;
+  const conversation = async (writes: (s: Socket) => Promise<void>) => {
+    const c = await rawClient(url);
+    await writes(c.s);
+    c.s.end();
+    await c.closed;
+    return c.text;
   };
-  const before = await metricsText();
+  const before = await metricsOf(url);
   const body = JSON.stringify({ model: 'tiny-c1', count: 16, seed: 5 });
   // pipelined behind the refused body, in one write
   const piped = await conversation(async (s) => { s.write(over + 'x'.repeat(100_000) + sampleReq(body)); await sleep(500); });
@@ -290,11 +294,11 @@ t.test('a connection answered with Connection: close before its body was in proc
     await sleep(1500);
   });
   await sleep(300);
-  const m = await metricsText();
+  const m = await metricsOf(url);
   for (const [what, text] of [['pipelined', piped], ['after the answer', after], ['slow', slow]] as const) {
-    t.equal(text.match(/HTTP\/1\.1 \d+/g)?.join(), 'HTTP/1.1 413', `${what}: one answer, the 413`);
+    t.equal(statuses(text), 'HTTP/1.1 413', `${what}: one answer, the 413`);
   }
-  t.equal(first.match(/HTTP\/1\.1 \d+/g)?.join(), 'HTTP/1.1 200,HTTP/1.1 413', 'a request pipelined before the refused one: answered, then the 413');
+  t.equal(statuses(first), 'HTTP/1.1 200,HTTP/1.1 413', 'a request pipelined before the refused one: answered, then the 413');
   t.equal(generated(m) - generated(before), 1, 'no sample was generated for the requests that came after (one for the one before)');
   t.equal(metricValue(m, 'spn_http_request_duration_seconds_count', { method: 'POST', route: '/sample', status_class: 'aborted' }), undefined, 'nor counted as hang-ups');
   t.equal(metricValue(m, 'spn_client_errors_total', { reason: 'request_timeout' }), 0, 'no 408 counted for a connection already answered');
@@ -304,22 +308,17 @@ t.test('a connection answered with Connection: close before its body was in proc
 t.test('Expect: 100-continue: a request refused from its headers gets its final answer, not 100 Continue first (RFC 9110, 10.1.1); one that will be read gets 100 Continue', async (t) => {
   const { app, url } = await listening({ BODY_LIMIT: 64 * 1024, API_KEYS: 'abcdefghijklmnop0123' });
   t.teardown(() => app.close());
-  const { port } = new URL(url);
   const firstBytes = async (head: string, body?: Buffer) => {
-    const s = connect(Number(port), '127.0.0.1');
-    await once(s, 'connect');
-    let text = '';
-    s.on('data', (d: Buffer) => { text += d.toString('latin1'); });
-    s.on('error', () => {});
-    s.write(head);
+    const c = await rawClient(url);
+    c.s.write(head);
     await sleep(300);   // (curl waits a second for 100 Continue before it sends the body anyway)
-    const first = text;
+    const first = c.text;
     if (body) {
-      s.write(body);
-      for (let i = 0; i < 100 && !/\r\n\r\n\{.*\}$/s.test(text.slice(first.length)); i++) await sleep(20);
+      c.s.write(body);
+      for (let i = 0; i < 100 && !/\r\n\r\n\{.*\}$/s.test(c.text.slice(first.length)); i++) await sleep(20);
     }
-    s.destroy();
-    return { first, rest: text.slice(first.length) };
+    c.s.destroy();
+    return { first, rest: c.text.slice(first.length) };
   };
   const auth = 'Authorization: Bearer abcdefghijklmnop0123\r\n';
   const head = (path: string, length: number, extra = auth) =>
@@ -345,34 +344,26 @@ t.test('Expect: 100-continue: a request refused from its headers gets its final 
 
 t.test('the other refusals that close a connection close it the same way: no Host (400), a bad URL after a refusal; and a shutdown does not wait for a lingering connection', async (t) => {
   const { app, url } = await listening({ BODY_LIMIT: 64 * 1024 });
-  const { port } = new URL(url);
-  const metricsText = async () => (await fetch(`${url}/metrics`)).text();
-  const generated = (m: string) => metricValue(m, 'spn_samples_generated_total', { model: 'tiny-c1' }) ?? 0;
   const body = JSON.stringify({ model: 'tiny-c1', count: 16, seed: 5 });
   const sampleReq = `POST /sample HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
   const talk = async (bytes: string, open = false) => {
-    const s = connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true });
-    await once(s, 'connect');
-    let text = '';
-    s.on('data', (d: Buffer) => { text += d.toString('latin1'); });
-    s.on('error', () => {});
-    const closed = new Promise<void>((resolve) => s.once('close', resolve));
-    s.write(bytes);
+    const c = await rawClient(url);
+    c.s.write(bytes);
     await sleep(500);
-    if (open) return { s, text: () => text, closed };
-    s.end();
-    await closed;
-    return { s, text: () => text, closed };
+    if (open) return c;
+    c.s.end();
+    await c.closed;
+    return c;
   };
-  const before = await metricsText();
+  const before = await metricsOf(url);
   // no Host, and a sample pipelined behind it
   const noHost = await talk(`GET /models HTTP/1.1\r\n\r\n${sampleReq}`);
-  t.equal(noHost.text().match(/HTTP\/1\.1 \d+/g)?.join(), 'HTTP/1.1 400', 'no Host: one answer, the 400');
+  t.equal(statuses(noHost.text), 'HTTP/1.1 400', 'no Host: one answer, the 400');
   // a refused upload, then a bad URL (the router's own refusal) pipelined behind its body
   const over = `POST /likelihood HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 70000\r\n\r\n${'x'.repeat(70_000)}`;
   const badUrl = await talk(`${over}GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n`);
-  t.equal(badUrl.text().match(/HTTP\/1\.1 \d+/g)?.join(), 'HTTP/1.1 413', 'a bad URL behind a refusal: not answered');
-  const m = await metricsText();
+  t.equal(statuses(badUrl.text), 'HTTP/1.1 413', 'a bad URL behind a refusal: not answered');
+  const m = await metricsOf(url);
   t.equal(generated(m) - generated(before), 0, 'the sample behind the 400 was not generated');
   t.equal(metricValue(m, 'spn_http_request_duration_seconds_count', { method: 'GET', route: 'unmatched', status_class: '4xx' }), undefined, 'nor the bad URL counted as answered');
   // a connection lingering after a refusal, a request dropped behind it, its client still there
